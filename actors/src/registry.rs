@@ -1,0 +1,193 @@
+//! The registry of live tables: for each one its current schema, its store and the address of
+//! the actor that owns its writes. Tables can be installed, re-schemed and removed while serving.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use tabula_storage::{keys, Store, StorageResult, TableSchema, TableStore};
+
+use crate::clock;
+use crate::table::TableActor;
+
+/// What readers and the table's actor share about one table.
+pub struct TableShared {
+    pub id: u32,
+    schema: ArcSwap<TableSchema>,
+    pub store: TableStore,
+    live_count: AtomicU64,
+    created_at: i64,
+    updated_at: AtomicI64,
+    restarts: AtomicU64,
+}
+
+impl TableShared {
+    /// The table's schema as of now. Hold the `Arc` for the whole of one request so that the
+    /// request sees one consistent version.
+    pub fn schema(&self) -> Arc<TableSchema> {
+        self.schema.load_full()
+    }
+
+    pub fn live_count(&self) -> u64 {
+        self.live_count.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_live_count(&self, count: u64) {
+        self.live_count.store(count, Ordering::Release);
+    }
+
+    pub fn created_at(&self) -> i64 {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> i64 {
+        self.updated_at.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn touch(&self, at: i64) {
+        self.updated_at.fetch_max(at, Ordering::AcqRel);
+    }
+
+    /// How many times the supervisor has restarted the table's actor.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn count_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Re-reads the live count from the store (after an actor restart).
+    pub(crate) fn reload_live_count(&self) -> StorageResult<()> {
+        let count = self.store.get_u64(keys::META_LIVE_COUNT)?.unwrap_or(0);
+        self.set_live_count(count);
+        Ok(())
+    }
+}
+
+/// A table's shared state and the address of its actor.
+#[derive(Clone)]
+pub struct TableHandle {
+    pub shared: Arc<TableShared>,
+    pub addr: Addr<TableActor>,
+}
+
+/// Every live table, by id and by name.
+pub struct Registry {
+    store: Store,
+    tables: DashMap<u32, TableHandle>,
+    names: DashMap<String, u32>,
+    arbiters: Vec<Arbiter>,
+    next_arbiter: AtomicUsize,
+    myself: Weak<Registry>,
+}
+
+impl Registry {
+    /// A registry whose table actors run on `writer_threads` dedicated arbiters, off the HTTP
+    /// workers. Must be called inside a running actix system.
+    pub fn new(store: Store, writer_threads: usize) -> Arc<Registry> {
+        let arbiters = (0..writer_threads.max(1)).map(|_| Arbiter::new()).collect();
+        Arc::new_cyclic(|myself| Registry {
+            store,
+            tables: DashMap::new(),
+            names: DashMap::new(),
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+            myself: myself.clone(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Starts serving `schema`, or swaps the schema of the table with its id if it is already
+    /// served. Messages already in the actor's mailbox finish on the schema they loaded.
+    pub fn install(&self, schema: TableSchema) -> StorageResult<TableHandle> {
+        let schema = Arc::new(schema);
+        if let Some(handle) = self.tables.get(&schema.id).map(|entry| entry.clone()) {
+            let previous = handle.shared.schema.swap(Arc::clone(&schema));
+            if previous.name != schema.name {
+                self.names.remove(&previous.name);
+                self.names.insert(schema.name.clone(), schema.id);
+            }
+            handle.shared.touch(clock::now_ms());
+            return Ok(handle);
+        }
+        let store = self.store.table(schema.id)?;
+        let now = clock::now_ms();
+        let created_at = match store.get_i64(keys::META_CREATED_AT)? {
+            Some(at) => at,
+            None => {
+                let mut batch = tabula_storage::WriteBatch::new();
+                batch.put_i64(keys::META_CREATED_AT, now);
+                store.apply(batch)?;
+                now
+            }
+        };
+        let shared = Arc::new(TableShared {
+            id: schema.id,
+            schema: ArcSwap::new(Arc::clone(&schema)),
+            store,
+            live_count: AtomicU64::new(0),
+            created_at,
+            updated_at: AtomicI64::new(created_at),
+            restarts: AtomicU64::new(0),
+        });
+        shared.reload_live_count()?;
+        let arbiter = self.pick_arbiter();
+        let actor_shared = Arc::clone(&shared);
+        let registry = self.myself.clone();
+        let addr = Supervisor::start_in_arbiter(&arbiter, move |_ctx| {
+            TableActor::new(actor_shared, registry)
+        });
+        let handle = TableHandle { shared, addr };
+        self.names.insert(schema.name.clone(), schema.id);
+        self.tables.insert(schema.id, handle.clone());
+        Ok(handle)
+    }
+
+    /// Stops serving a table (its data stays on disk).
+    pub fn remove(&self, table_id: u32) -> Option<TableHandle> {
+        let (_, handle) = self.tables.remove(&table_id)?;
+        let name = handle.shared.schema().name.clone();
+        self.names.remove_if(&name, |_, id| *id == table_id);
+        Some(handle)
+    }
+
+    /// Finds a table by numeric id or by name.
+    pub fn resolve(&self, key: &str) -> Option<TableHandle> {
+        let id = match key.parse::<u32>() {
+            Ok(id) => id,
+            Err(_) => *self.names.get(key)?,
+        };
+        self.tables.get(&id).map(|entry| entry.clone())
+    }
+
+    pub fn by_id(&self, table_id: u32) -> Option<TableHandle> {
+        self.tables.get(&table_id).map(|entry| entry.clone())
+    }
+
+    /// Every served table, by id.
+    pub fn all(&self) -> Vec<TableHandle> {
+        let mut handles: Vec<TableHandle> =
+            self.tables.iter().map(|entry| entry.value().clone()).collect();
+        handles.sort_by_key(|handle| handle.shared.id);
+        handles
+    }
+
+    fn pick_arbiter(&self) -> ArbiterHandle {
+        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        self.arbiters[index].handle()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The key layout of a table's tree and the order-preserving encoding of index values.
+//!
+//! Every table owns one sled tree; each kind of entry sits under a one-byte prefix so a whole
+//! write (record, indexes, counters, history, activity) is one atomic `apply_batch`. Integers are
+//! big-endian so sled's byte order is the numeric order. Index values are encoded so that
+//! comparing the bytes compares the values (see [`encode_index_value`]).
+
+use crate::value::Value;
+
+/// `R ++ record_id(u64 BE)` → encoded `StoredRecord`.
+pub const RECORD: u8 = b'R';
+/// `I ++ field_id(u32 BE) ++ index_value ++ record_id(u64 BE)` → empty. Every record, live or
+/// trashed, has one entry per indexed field (nulls included, sorting first).
+pub const INDEX: u8 = b'I';
+/// `U ++ field_id(u32 BE) ++ index_value` → record_id(u64 BE). Live records with a non-empty value.
+pub const UNIQUE: u8 = b'U';
+/// `T ++ record_id(u64 BE)` → empty: the trashed records.
+pub const TRASH: u8 = b'T';
+/// `M ++ name` → a counter or a timestamp (u64/i64 BE).
+pub const META: u8 = b'M';
+
+/// Meta key of the last assigned record id.
+pub const META_SEQUENCE: &[u8] = b"Mseq";
+/// Meta key of the number of live (not trashed) records.
+pub const META_LIVE_COUNT: &[u8] = b"Mcount";
+/// Meta key of the table's creation time (ms since the epoch).
+pub const META_CREATED_AT: &[u8] = b"Mcreated";
+/// Meta key prefix of an autonumber field's sequence: `Mauto ++ field_id(u32 BE)`.
+pub const META_AUTONUMBER: &[u8] = b"Mauto";
+
+pub fn record_key(record_id: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = RECORD;
+    key[1..].copy_from_slice(&record_id.to_be_bytes());
+    key
+}
+
+pub fn trash_key(record_id: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = TRASH;
+    key[1..].copy_from_slice(&record_id.to_be_bytes());
+    key
+}
+
+/// The record id at the end of a `R`, `T` or `I` key.
+pub fn trailing_record_id(key: &[u8]) -> Option<u64> {
+    let start = key.len().checked_sub(8)?;
+    let bytes: [u8; 8] = key[start..].try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+pub fn autonumber_key(field_id: u32) -> Vec<u8> {
+    let mut key = META_AUTONUMBER.to_vec();
+    key.extend_from_slice(&field_id.to_be_bytes());
+    key
+}
+
+/// `I ++ field_id`: the prefix of every index entry of one field.
+pub fn index_field_prefix(field_id: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(5);
+    key.push(INDEX);
+    key.extend_from_slice(&field_id.to_be_bytes());
+    key
+}
+
+/// `I ++ field_id ++ value`: the prefix of every entry with exactly this value.
+pub fn index_value_prefix(field_id: u32, value: &Value) -> Vec<u8> {
+    let mut key = index_field_prefix(field_id);
+    encode_index_value(value, &mut key);
+    key
+}
+
+pub fn index_entry_key(field_id: u32, value: &Value, record_id: u64) -> Vec<u8> {
+    let mut key = index_value_prefix(field_id, value);
+    key.extend_from_slice(&record_id.to_be_bytes());
+    key
+}
+
+pub fn unique_key(field_id: u32, value: &Value) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.push(UNIQUE);
+    key.extend_from_slice(&field_id.to_be_bytes());
+    encode_index_value(value, &mut key);
+    key
+}
+
+// Type tags: nulls sort before every value; within one field all values share a type.
+const TAG_NULL: u8 = 0x00;
+const TAG_FALSE: u8 = 0x10;
+const TAG_TRUE: u8 = 0x11;
+const TAG_NUMBER: u8 = 0x20;
+const TAG_TEXT: u8 = 0x30;
+const TAG_LIST: u8 = 0x40;
+const TAG_MAP: u8 = 0x50;
+
+/// Appends the order-preserving encoding of `value`.
+///
+/// * numbers (integers and decimals alike) as the total-order bits of an f64, except that
+///   integers beyond ±2^53 keep exact order through an i64 suffix;
+/// * text as its UTF-8 bytes with `0x00` escaped as `0x00 0xFF`, closed by `0x00 0x00`, so a
+///   shorter string sorts before its extensions and the encoding is prefix-free;
+/// * dates and datetimes are stored as normalised ISO strings, whose byte order is time order;
+/// * lists and maps element by element (rarely indexed; order is only required to be total).
+pub fn encode_index_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.push(TAG_NULL),
+        Value::Bool(false) => out.push(TAG_FALSE),
+        Value::Bool(true) => out.push(TAG_TRUE),
+        Value::Int(number) => {
+            out.push(TAG_NUMBER);
+            out.extend_from_slice(&ordered_f64_bits(*number as f64).to_be_bytes());
+            // Ties in f64 (|n| > 2^53) are broken by the exact integer.
+            out.extend_from_slice(&ordered_i64_bits(*number).to_be_bytes());
+        }
+        Value::Float(number) => {
+            out.push(TAG_NUMBER);
+            out.extend_from_slice(&ordered_f64_bits(*number).to_be_bytes());
+            out.extend_from_slice(&float_tiebreak(*number).to_be_bytes());
+        }
+        Value::Text(text) => {
+            out.push(TAG_TEXT);
+            encode_escaped_bytes(text.as_bytes(), out);
+        }
+        Value::List(items) => {
+            out.push(TAG_LIST);
+            for item in items {
+                out.push(0x01);
+                encode_index_value(item, out);
+            }
+            out.push(0x00);
+        }
+        Value::Map(entries) => {
+            out.push(TAG_MAP);
+            for (key, item) in entries {
+                out.push(0x01);
+                encode_escaped_bytes(key.as_bytes(), out);
+                encode_index_value(item, out);
+            }
+            out.push(0x00);
+        }
+    }
+}
+
+fn encode_escaped_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    for &byte in bytes {
+        out.push(byte);
+        if byte == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0x00, 0x00]);
+}
+
+/// Maps an f64 to a u64 whose unsigned order is the numeric order (-0.0 and 0.0 made equal,
+/// NaN after +inf).
+pub fn ordered_f64_bits(number: f64) -> u64 {
+    let number = if number == 0.0 { 0.0 } else { number };
+    let bits = number.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// Maps an i64 to a u64 whose unsigned order is the signed order.
+pub fn ordered_i64_bits(number: i64) -> u64 {
+    (number as u64) ^ (1 << 63)
+}
+
+/// The i64 suffix for a float: the integer it lies at or beyond, so that an integer and a float
+/// with the same f64 image compare by their exact values.
+fn float_tiebreak(number: f64) -> u64 {
+    if number.is_nan() {
+        return u64::MAX;
+    }
+    // `as` saturates for out-of-range floats, which is exactly the order we want here.
+    ordered_i64_bits(number as i64)
+}

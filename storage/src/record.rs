@@ -1,0 +1,34 @@
+//! The stored form of a record: values keyed by field id (so a rename keeps the data) plus the
+//! system attributes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::Value;
+
+/// A record as it sits on disk. Times are milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub id: u64,
+    /// Field id → value. Absent and `Null` both mean "no value".
+    pub fields: BTreeMap<u32, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+    pub deleted_at: Option<i64>,
+    pub deleted_by: Option<String>,
+}
+
+impl StoredRecord {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    /// The value of a field, `Null` when absent.
+    pub fn value(&self, field_id: u32) -> &Value {
+        static NULL: Value = Value::Null;
+        self.fields.get(&field_id).unwrap_or(&NULL)
+    }
+}

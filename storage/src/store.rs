@@ -1,0 +1,270 @@
+//! The sled database of one data directory: a tree per table, a system tree, and the group
+//! commit that makes writes durable.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use sled::IVec;
+
+use crate::codec;
+use crate::durability::{DurableTicket, GroupCommit};
+use crate::error::StorageResult;
+use crate::keys;
+use crate::record::StoredRecord;
+use crate::value::Value;
+
+/// The whole store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    group_commit: Arc<GroupCommit>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `directory`.
+    pub fn open(directory: &Path) -> StorageResult<Store> {
+        let db = sled::Config::new()
+            .path(directory)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let group_commit = Arc::new(GroupCommit::start(db.clone())?);
+        Ok(Store { db, group_commit })
+    }
+
+    /// The tree of one table (created empty on first use).
+    pub fn table(&self, table_id: u32) -> StorageResult<TableStore> {
+        let tree = self.db.open_tree(format!("table/{table_id}"))?;
+        Ok(TableStore {
+            tree,
+            group_commit: Arc::clone(&self.group_commit),
+        })
+    }
+
+    /// Ids of the tables that have a tree on disk.
+    pub fn table_ids_on_disk(&self) -> Vec<u32> {
+        self.db
+            .tree_names()
+            .iter()
+            .filter_map(|name| std::str::from_utf8(name).ok()?.strip_prefix("table/")?.parse().ok())
+            .collect()
+    }
+
+    /// Removes a table's tree and everything in it.
+    pub fn drop_table(&self, table_id: u32) -> StorageResult<()> {
+        self.db.drop_tree(format!("table/{table_id}"))?;
+        Ok(())
+    }
+
+    /// A named tree for system data (users, sessions, schema versions, analytics rollups …).
+    pub fn system_tree(&self, name: &str) -> StorageResult<sled::Tree> {
+        Ok(self.db.open_tree(format!("sys/{name}"))?)
+    }
+
+    /// A ticket that resolves once everything written before this call is on disk.
+    pub fn durable(&self) -> DurableTicket {
+        self.group_commit.ticket()
+    }
+
+    /// Flushes on the calling thread.
+    pub fn flush_blocking(&self) -> StorageResult<()> {
+        self.group_commit.flush_blocking()
+    }
+
+    /// Final flush and stop of the flusher (graceful shutdown).
+    pub fn close(&self) -> StorageResult<()> {
+        self.group_commit.stop();
+        self.flush_blocking()
+    }
+
+    /// Checks that a write reaches the disk (the health probe).
+    pub fn check_writable(&self) -> StorageResult<()> {
+        let tree = self.system_tree("health")?;
+        tree.insert(b"probe", &[1u8])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> StorageResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// One table's tree. Reads are safe from any thread; writes go through [`TableStore::apply`] and
+/// are made only by the table's actor.
+#[derive(Clone)]
+pub struct TableStore {
+    tree: sled::Tree,
+    group_commit: Arc<GroupCommit>,
+}
+
+/// The writes of one logical change, applied atomically.
+#[derive(Default)]
+pub struct WriteBatch {
+    batch: sled::Batch,
+    empty: bool,
+}
+
+impl WriteBatch {
+    pub fn new() -> Self {
+        WriteBatch {
+            batch: sled::Batch::default(),
+            empty: true,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    pub fn put(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
+        self.empty = false;
+        self.batch.insert(key.into(), value.into());
+    }
+
+    pub fn remove(&mut self, key: impl Into<IVec>) {
+        self.empty = false;
+        self.batch.remove(key.into());
+    }
+
+    pub fn put_record(&mut self, record: &StoredRecord) -> StorageResult<()> {
+        let bytes = codec::encode(record)?;
+        self.put(keys::record_key(record.id).to_vec(), bytes);
+        Ok(())
+    }
+
+    pub fn put_u64(&mut self, key: &[u8], number: u64) {
+        self.put(key.to_vec(), number.to_be_bytes().to_vec());
+    }
+
+    pub fn put_i64(&mut self, key: &[u8], number: i64) {
+        self.put(key.to_vec(), number.to_be_bytes().to_vec());
+    }
+}
+
+impl TableStore {
+    /// Applies a batch atomically. It is not durable until [`TableStore::durable`] resolves.
+    pub fn apply(&self, batch: WriteBatch) -> StorageResult<()> {
+        if !batch.empty {
+            self.tree.apply_batch(batch.batch)?;
+        }
+        Ok(())
+    }
+
+    /// A ticket for everything written so far.
+    pub fn durable(&self) -> DurableTicket {
+        self.group_commit.ticket()
+    }
+
+    pub fn get_record(&self, record_id: u64) -> StorageResult<Option<StoredRecord>> {
+        match self.tree.get(keys::record_key(record_id))? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes, "record")?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn get_u64(&self, key: &[u8]) -> StorageResult<Option<u64>> {
+        Ok(self.tree.get(key)?.and_then(|bytes| {
+            let array: [u8; 8] = bytes.as_ref().try_into().ok()?;
+            Some(u64::from_be_bytes(array))
+        }))
+    }
+
+    pub fn get_i64(&self, key: &[u8]) -> StorageResult<Option<i64>> {
+        Ok(self.get_u64(key)?.map(|number| number as i64))
+    }
+
+    /// The record holding `value` in the unique index of a field, if any.
+    pub fn unique_owner(&self, field_id: u32, value: &Value) -> StorageResult<Option<u64>> {
+        Ok(self
+            .tree
+            .get(keys::unique_key(field_id, value))?
+            .and_then(|bytes| keys::trailing_record_id(&bytes)))
+    }
+
+    /// Records in id order with id in `(after, ∞)`, ascending, or descending when `reverse`.
+    pub fn records(
+        &self,
+        after: Option<u64>,
+        reverse: bool,
+    ) -> impl Iterator<Item = StorageResult<StoredRecord>> {
+        let start = match after {
+            Some(id) => Bound::Excluded(keys::record_key(id).to_vec()),
+            None => Bound::Included(vec![keys::RECORD]),
+        };
+        let end = Bound::Excluded(vec![keys::RECORD + 1]);
+        let range = self.tree.range::<Vec<u8>, _>((start, end));
+        let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        iter.map(|entry| {
+            let (_key, bytes) = entry?;
+            codec::decode(&bytes, "record")
+        })
+    }
+
+    /// Record ids from a field's index between two encoded-value bounds (each a full key
+    /// prefix from [`keys::index_value_prefix`], or `None` for the field's whole range).
+    pub fn index_ids(
+        &self,
+        field_id: u32,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> impl Iterator<Item = StorageResult<u64>> {
+        let field_prefix = keys::index_field_prefix(field_id);
+        // A value prefix is followed by the record id, so "after every key with this prefix" is
+        // the prefix's successor.
+        let start = match lower {
+            Bound::Unbounded => field_prefix.clone(),
+            Bound::Included(prefix) => prefix,
+            Bound::Excluded(prefix) => prefix_successor(prefix),
+        };
+        let end = match upper {
+            Bound::Unbounded => prefix_successor(field_prefix),
+            Bound::Included(prefix) => prefix_successor(prefix),
+            Bound::Excluded(prefix) => prefix,
+        };
+        let (start, end) = (Bound::Included(start), Bound::Excluded(end));
+        let range = self.tree.range::<Vec<u8>, _>((start, end));
+        let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        iter.map(|entry| {
+            let (key, _) = entry?;
+            // Index keys always end in an 8-byte record id (see `keys::index_entry_key`).
+            Ok(keys::trailing_record_id(&key).unwrap_or(0))
+        })
+    }
+
+    /// Ids of trashed records in id order.
+    pub fn trashed_ids(&self) -> impl Iterator<Item = StorageResult<u64>> {
+        self.tree.scan_prefix([keys::TRASH]).map(|entry| {
+            let (key, _) = entry?;
+            Ok(keys::trailing_record_id(&key).unwrap_or(0))
+        })
+    }
+
+    /// Raw access for the actor's own bookkeeping (history, activity, comments …).
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+pub fn prefix_successor(mut prefix: Vec<u8>) -> Vec<u8> {
+    while let Some(last) = prefix.pop() {
+        if last < 0xFF {
+            prefix.push(last + 1);
+            return prefix;
+        }
+    }
+    // All 0xFF (never the case for our prefixes): no finite successor; the empty key sorts
+    // first, so return the longest possible single byte bound instead.
+    vec![0xFF; 16]
+}
