@@ -3,6 +3,9 @@
 
 pub mod execute;
 pub mod filter;
+pub mod params;
+pub mod views;
 
 pub use execute::{list, ListPage, ListRequest, SortKey, TrashMode};
 pub use filter::{Attribute, CompareOp, Filter};
+pub use params::{parse_list_query, JsonParser, PageLimits};
