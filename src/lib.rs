@@ -1,1 +1,13 @@
-//! placeholder
+//! The `tabula` binary's library: configuration, the HTTP surface (routes, error envelope,
+//! OpenAPI), and the start-up/shutdown sequence. `main.rs` only parses flags and calls [`serve`].
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod json;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+
+pub use server::{create_app, run, serve};

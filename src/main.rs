@@ -1,1 +1,21 @@
-fn main(){}
+//! The `tabula` command: parses flags and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tabula::cli::{Cli, Command, ServeArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Serve(args)) => tabula::serve(&args),
+        None => tabula::serve(&ServeArgs::default()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tabula: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

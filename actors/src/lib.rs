@@ -1,10 +1,17 @@
 //! Tabula's actors and domain rules: one supervised actor per table, the registry that finds
 //! them, validation, the query engine. Knows nothing of HTTP or JSON.
 
+pub mod activity;
+pub mod analytics;
+pub mod changeset;
 pub mod clock;
+pub mod comments;
 pub mod error;
+pub mod history;
+pub mod lifecycle;
 pub mod query;
 pub mod registry;
+pub mod schema_rules;
 pub mod table;
 pub mod validate;
 

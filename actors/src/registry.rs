@@ -2,7 +2,7 @@
 //! the actor that owns its writes. Tables can be installed, re-schemed and removed while serving.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
 use arc_swap::ArcSwap;
@@ -79,7 +79,8 @@ pub struct Registry {
     store: Store,
     tables: DashMap<u32, TableHandle>,
     names: DashMap<String, u32>,
-    arbiters: Vec<Arbiter>,
+    arbiters: Mutex<Vec<Arbiter>>,
+    arbiter_handles: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     myself: Weak<Registry>,
 }
@@ -88,12 +89,14 @@ impl Registry {
     /// A registry whose table actors run on `writer_threads` dedicated arbiters, off the HTTP
     /// workers. Must be called inside a running actix system.
     pub fn new(store: Store, writer_threads: usize) -> Arc<Registry> {
-        let arbiters = (0..writer_threads.max(1)).map(|_| Arbiter::new()).collect();
+        let arbiters: Vec<Arbiter> = (0..writer_threads.max(1)).map(|_| Arbiter::new()).collect();
+        let arbiter_handles = arbiters.iter().map(Arbiter::handle).collect();
         Arc::new_cyclic(|myself| Registry {
             store,
             tables: DashMap::new(),
             names: DashMap::new(),
-            arbiters,
+            arbiters: Mutex::new(arbiters),
+            arbiter_handles,
             next_arbiter: AtomicUsize::new(0),
             myself: myself.clone(),
         })
@@ -179,15 +182,32 @@ impl Registry {
     }
 
     fn pick_arbiter(&self) -> ArbiterHandle {
-        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        self.arbiters[index].handle()
+        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiter_handles.len();
+        self.arbiter_handles[index].clone()
+    }
+
+    /// Stops every table actor and waits for their threads to end (after the HTTP server has
+    /// drained, so no write is in flight). Idempotent.
+    pub fn stop_actors(&self) {
+        let arbiters = std::mem::take(
+            &mut *self
+                .arbiters
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for arbiter in &arbiters {
+            arbiter.stop();
+        }
+        for arbiter in arbiters {
+            if arbiter.join().is_err() {
+                tracing::error!("a table actor thread panicked while stopping");
+            }
+        }
     }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
+        self.stop_actors();
     }
 }

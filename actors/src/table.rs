@@ -1,19 +1,27 @@
 //! The table actor: the only writer of one table's tree. Each message is validated, turned into
-//! one atomic write batch (record, indexes, counters together), applied, and answered once the
-//! group commit has made it durable; the actor moves on to the next message meanwhile.
+//! one atomic write batch (records, indexes, history, activity, counters together — see
+//! `changeset.rs`), applied, and answered once the group commit has made it durable; the actor
+//! moves on to the next message meanwhile. Changes that span tables (relationship `onDelete`,
+//! cascade restore) are planned by `lifecycle.rs`, which sends each table its own share.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture, Supervised};
+use actix::{Actor, ActorContext, Context, Handler, Message, ResponseFuture, Supervised};
+use tabula_storage::journal::Comment;
 use tabula_storage::{
-    keys, DurableTicket, FieldType, StorageError, StoredRecord, TableSchema, Value, WriteBatch,
+    keys, DurableTicket, FieldDef, FieldType, OnDelete, RecordRef, StorageError, StoredRecord,
+    TableSchema, Value, WriteBatch,
 };
 
+use crate::changeset::Changeset;
 use crate::clock;
 use crate::error::{DomainError, DomainResult, FieldError};
 use crate::registry::{Registry, TableShared};
 use crate::validate::{validate_write, WriteMode};
+
+/// The longest comment, in characters (SPEC §4.4).
+pub const MAX_COMMENT_CHARS: usize = 10_000;
 
 /// Creates one record from client input (`name → value` pairs).
 #[derive(Message)]
@@ -33,13 +41,142 @@ pub struct UpdateRecord {
     pub user_id: Option<String>,
 }
 
-/// Moves a live record to the trash, or removes a record for good when `permanent`.
+/// Creates every record of a batch in one atomic commit. Any invalid item fails the batch with
+/// every item's errors named `records[i].field`; a unique clash (with stored records or inside
+/// the batch) is a 409; either way nothing is written.
+#[derive(Message)]
+#[rtype(result = "DomainResult<Vec<StoredRecord>>")]
+pub struct CreateRecords {
+    pub records: Vec<Vec<(String, Value)>>,
+    pub user_id: Option<String>,
+}
+
+/// One item of [`UpdateRecords`].
+pub struct RecordPatch {
+    pub record_id: u64,
+    pub fields: Vec<(String, Value)>,
+}
+
+/// Partially updates every record of a batch in one atomic commit. A missing (or trashed) id is
+/// a 404, an invalid item a 400 naming `records[i].field`, a unique clash a 409; nothing is
+/// written in any of these cases. The same id twice is applied in order.
+#[derive(Message)]
+#[rtype(result = "DomainResult<Vec<StoredRecord>>")]
+pub struct UpdateRecords {
+    pub patches: Vec<RecordPatch>,
+    pub user_id: Option<String>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone)]
+pub struct UpsertOutcome {
+    /// Every item's record after the commit, in item order.
+    pub records: Vec<StoredRecord>,
+    pub created: u64,
+    pub updated: u64,
+}
+
+/// Creates or updates records in one atomic commit: an item whose values of `merge_fields`
+/// equal a live record's (the lowest id when several do, including records created earlier in
+/// the same batch) partially updates it; any other item creates a record.
+#[derive(Message)]
+#[rtype(result = "DomainResult<UpsertOutcome>")]
+pub struct UpsertRecords {
+    pub records: Vec<Vec<(String, Value)>>,
+    pub merge_fields: Vec<String>,
+    pub user_id: Option<String>,
+}
+
+/// A `set-null` effect: clear `field_id` of `record_id` if it still points at `target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClearReference {
+    pub record_id: u64,
+    pub field_id: u32,
+    pub target: u64,
+}
+
+/// What a deletion did in one table.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOutcome {
+    /// How many of the named records were deleted (trashed ones skipped by a soft delete are not
+    /// counted, nor are cascaded records).
+    pub deleted: u64,
+}
+
+/// This table's share of a deletion planned by `lifecycle::delete_records`, in one atomic
+/// commit: the named records are trashed (or removed for good when `permanent`), the cascaded
+/// ones trashed with the parent that took them, and `set-null` references cleared. Live records
+/// of this table that still point at a deleted record through a `restrict` self-relationship
+/// make it a 409 with nothing written.
+#[derive(Message)]
+#[rtype(result = "DomainResult<DeleteOutcome>")]
+pub struct DeleteRecords {
+    pub record_ids: Vec<u64>,
+    pub permanent: bool,
+    /// A named record already in the trash (soft delete): skipped and not counted when `true`
+    /// (batch delete), a 404 when `false` (single delete).
+    pub skip_trashed: bool,
+    /// Records a `cascade` takes with their parent; skipped if no longer live.
+    pub cascaded: Vec<(u64, RecordRef)>,
+    pub cleared: Vec<ClearReference>,
+    pub user_id: Option<String>,
+}
+
+/// This table's share of a restore planned by `lifecycle::restore_records`, in one atomic
+/// commit: every named record must be in the trash (missing → 404, live → 400 "Record is not
+/// deleted"); the cascaded ones are restored if a cascade from that parent still holds them.
+/// A unique value taken meanwhile by a live record is a 409 and nothing is written.
+#[derive(Message)]
+#[rtype(result = "DomainResult<Vec<StoredRecord>>")]
+pub struct RestoreRecords {
+    pub record_ids: Vec<u64>,
+    pub cascaded: Vec<(u64, RecordRef)>,
+    pub user_id: Option<String>,
+}
+
+/// Who asks for a change to a comment. Only the author or an admin may edit or delete one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub is_admin: bool,
+}
+
+/// Adds a comment to a live record.
+#[derive(Message)]
+#[rtype(result = "DomainResult<Comment>")]
+pub struct CreateComment {
+    pub record_id: u64,
+    pub content: String,
+    pub user_id: Option<String>,
+}
+
+/// Replaces a comment's content. `caller` is `None` while authentication is not wired in: an
+/// anonymous caller is then allowed, as every caller is.
+#[derive(Message)]
+#[rtype(result = "DomainResult<Comment>")]
+pub struct UpdateComment {
+    pub record_id: u64,
+    pub comment_id: u64,
+    pub content: String,
+    pub caller: Option<Caller>,
+}
+
+/// Removes a comment (same rule on `caller` as [`UpdateComment`]).
 #[derive(Message)]
 #[rtype(result = "DomainResult<()>")]
-pub struct DeleteRecord {
+pub struct DeleteComment {
     pub record_id: u64,
-    pub permanent: bool,
-    pub user_id: Option<String>,
+    pub comment_id: u64,
+    pub caller: Option<Caller>,
+}
+
+/// Removes activity entries older than `older_than` (ms), at most `max_entries` of them, with
+/// the history entries of records that no longer exist. Answers how many were removed.
+#[derive(Message)]
+#[rtype(result = "DomainResult<u64>")]
+pub struct PurgeActivity {
+    pub older_than: i64,
+    pub max_entries: usize,
 }
 
 /// Makes the next write fail as a broken store would: the write is refused, the actor stops and
@@ -55,6 +192,12 @@ pub struct TableActor {
     last_record_id: u64,
     autonumbers: HashMap<u32, u64>,
     fault_armed: bool,
+}
+
+/// Record ids and autonumbers handed out by a change not yet committed.
+struct Sequences {
+    last_record_id: u64,
+    autonumbers: HashMap<u32, u64>,
 }
 
 impl TableActor {
@@ -107,7 +250,6 @@ impl TableActor {
             }
             Err(error) => {
                 tracing::error!(table = self.shared.id, %error, "write failed; restarting table actor");
-                use actix::ActorContext;
                 context.stop();
                 Err(DomainError::Unavailable(
                     "The table is temporarily unavailable; retry the request".into(),
@@ -116,70 +258,594 @@ impl TableActor {
         }
     }
 
-    /// Checks relationship targets and unique values of `candidate` (the record as it would be
-    /// stored) against the store.
-    fn check_references_and_uniques(
+    /// Finishes a changeset (history, activity, counters), adds the sequences it used, applies
+    /// it and, once applied, adopts its counters.
+    fn commit_changeset(
+        &mut self,
+        changeset: Changeset<'_>,
+        sequences: Option<Sequences>,
+        context: &mut Context<Self>,
+    ) -> DomainResult<DurableTicket> {
+        let mut prepared = changeset.finish()?;
+        if let Some(sequences) = &sequences {
+            if sequences.last_record_id != self.last_record_id {
+                prepared
+                    .batch
+                    .put_u64(keys::META_SEQUENCE, sequences.last_record_id);
+            }
+            for (field_id, last) in &sequences.autonumbers {
+                if self.autonumbers.get(field_id) != Some(last) {
+                    prepared
+                        .batch
+                        .put_u64(&keys::autonumber_key(*field_id), *last);
+                }
+            }
+        }
+        let ticket = self.commit(prepared.batch, context)?;
+        self.shared.set_live_count(prepared.live_count);
+        if let Some(sequences) = sequences {
+            self.last_record_id = sequences.last_record_id;
+            self.autonumbers = sequences.autonumbers;
+        }
+        Ok(ticket)
+    }
+
+    fn sequences(&self) -> Sequences {
+        Sequences {
+            last_record_id: self.last_record_id,
+            autonumbers: self.autonumbers.clone(),
+        }
+    }
+
+    /// A new record from validated values: the next id, autofilled users, autonumbers.
+    fn new_record(
         &self,
         schema: &TableSchema,
-        candidate: &StoredRecord,
-        changed: &BTreeMap<u32, Value>,
-    ) -> DomainResult<()> {
+        mut values: BTreeMap<u32, Value>,
+        user_id: Option<&String>,
+        at: i64,
+        sequences: &mut Sequences,
+    ) -> StoredRecord {
+        sequences.last_record_id += 1;
+        for field in &schema.fields {
+            match field.field_type {
+                FieldType::User
+                    if field.autofill.as_deref() == Some("current")
+                        && !values.contains_key(&field.id) =>
+                {
+                    if let Some(user) = user_id {
+                        values.insert(field.id, Value::Text(user.clone()));
+                    }
+                }
+                FieldType::Autonumber => {
+                    let next = sequences.autonumbers.get(&field.id).copied().unwrap_or(0) + 1;
+                    sequences.autonumbers.insert(field.id, next);
+                    values.insert(field.id, Value::Int(i64::try_from(next).unwrap_or(i64::MAX)));
+                }
+                _ => {}
+            }
+        }
+        StoredRecord {
+            id: sequences.last_record_id,
+            fields: values,
+            created_at: at,
+            updated_at: at,
+            created_by: user_id.cloned(),
+            updated_by: user_id.cloned(),
+            deleted_at: None,
+            deleted_by: None,
+            cascade_parent: None,
+        }
+    }
+
+    /// One error per relationship value of `values` that points at no live record. A target in
+    /// this table is looked up through the changeset, so a batch may point at its own records.
+    fn relationship_errors(
+        &self,
+        schema: &TableSchema,
+        changeset: &Changeset<'_>,
+        values: &BTreeMap<u32, Value>,
+        item: Option<usize>,
+    ) -> DomainResult<Vec<FieldError>> {
         let mut errors = Vec::new();
         for field in &schema.fields {
-            let Some(value) = changed.get(&field.id) else {
+            if field.field_type != FieldType::Relationship {
+                continue;
+            }
+            let Some(value) = values.get(&field.id) else {
                 continue;
             };
             if value.is_empty_value() {
                 continue;
             }
-            if field.field_type == FieldType::Relationship {
-                if let Some(error) = self.missing_target(field.related_table.as_deref(), value) {
-                    errors.push(FieldError::new(&field.name, error));
-                }
+            if let Some(message) = self.missing_target(field, value, changeset)? {
+                errors.push(FieldError::new(item_field(item, &field.name), message));
+            }
+        }
+        Ok(errors)
+    }
+
+    /// `Some(message)` when a relationship value points at no live record.
+    fn missing_target(
+        &self,
+        field: &FieldDef,
+        value: &Value,
+        changeset: &Changeset<'_>,
+    ) -> DomainResult<Option<String>> {
+        let Some(registry) = self.registry.upgrade() else {
+            return Ok(None);
+        };
+        let Some(related_table) = field.related_table.as_deref() else {
+            return Ok(None);
+        };
+        let Some(target) = registry.resolve(related_table) else {
+            return Ok(None);
+        };
+        let target_id = value.as_str().and_then(|text| text.parse::<u64>().ok());
+        let found = match target_id {
+            Some(id) if target.shared.id == self.shared.id => changeset.record(id)?,
+            Some(id) => target.shared.store.get_record(id)?,
+            None => None,
+        }
+        .is_some_and(|record| !record.is_deleted());
+        Ok((!found).then(|| {
+            format!(
+                "Related record '{}' does not exist in table '{related_table}'",
+                display_value(value)
+            )
+        }))
+    }
+
+    /// Validates and stages the creation of every item; `prefixed` names errors `records[i].x`.
+    fn stage_creates(
+        &self,
+        schema: &TableSchema,
+        changeset: &mut Changeset<'_>,
+        sequences: &mut Sequences,
+        items: Vec<Vec<(String, Value)>>,
+        prefixed: bool,
+    ) -> DomainResult<Vec<StoredRecord>> {
+        let mut errors = Vec::new();
+        let mut validated = Vec::with_capacity(items.len());
+        for (index, input) in items.iter().enumerate() {
+            let item = prefixed.then_some(index);
+            match validate_write(schema, input, WriteMode::Create) {
+                Ok(values) => validated.push(values),
+                Err(item_errors) => errors.extend(name_items(item, item_errors)),
             }
         }
         if !errors.is_empty() {
             return Err(DomainError::Validation(errors));
         }
-        for field in schema.fields.iter().filter(|field| field.unique) {
-            let value = candidate.value(field.id);
-            if value.is_empty_value() || !changed.contains_key(&field.id) {
+        let user_id = changeset.user_id().cloned();
+        let at = changeset.at();
+        let mut created = Vec::with_capacity(validated.len());
+        let mut conflict = None;
+        for (index, values) in validated.into_iter().enumerate() {
+            let item = prefixed.then_some(index);
+            errors.extend(self.relationship_errors(schema, changeset, &values, item)?);
+            let record = self.new_record(schema, values, user_id.as_ref(), at, sequences);
+            if let Err(clash) = changeset.create(record.clone())? {
+                conflict.get_or_insert(clash.into_error(item_name(item).as_deref()));
+            }
+            created.push(record);
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        match conflict {
+            Some(conflict) => Err(conflict),
+            None => Ok(created),
+        }
+    }
+
+    /// Validates and stages partial updates of live records.
+    fn stage_updates(
+        &self,
+        schema: &TableSchema,
+        changeset: &mut Changeset<'_>,
+        patches: Vec<RecordPatch>,
+        expected_updated_at: Option<i64>,
+        prefixed: bool,
+    ) -> DomainResult<Vec<StoredRecord>> {
+        for patch in &patches {
+            let live = changeset
+                .record(patch.record_id)?
+                .is_some_and(|record| !record.is_deleted());
+            if !live {
+                return Err(record_not_found(patch.record_id));
+            }
+        }
+        let mut errors = Vec::new();
+        let mut validated = Vec::with_capacity(patches.len());
+        for (index, patch) in patches.iter().enumerate() {
+            match validate_write(schema, &patch.fields, WriteMode::Update) {
+                Ok(values) => validated.push((patch.record_id, values)),
+                Err(item_errors) => errors.extend(name_items(prefixed.then_some(index), item_errors)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        let mut updated_records = Vec::with_capacity(validated.len());
+        let mut conflict = None;
+        for (index, (record_id, changes)) in validated.into_iter().enumerate() {
+            let item = prefixed.then_some(index);
+            let existing = changeset
+                .record(record_id)?
+                .ok_or_else(|| record_not_found(record_id))?;
+            if let Some(expected) = expected_updated_at {
+                if expected != existing.updated_at {
+                    return Err(DomainError::Conflict {
+                        message: "The record was modified after you last read it. Reload it and try again.".into(),
+                        field: None,
+                    });
+                }
+            }
+            errors.extend(self.relationship_errors(schema, changeset, &changes, item)?);
+            let updated = apply_changes(&existing, &changes, changeset);
+            if let Err(clash) = changeset.update(&existing, updated.clone(), &changes)? {
+                conflict.get_or_insert(clash.into_error(item_name(item).as_deref()));
+            }
+            updated_records.push(updated);
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        match conflict {
+            Some(conflict) => Err(conflict),
+            None => Ok(updated_records),
+        }
+    }
+
+    /// Stages an upsert: match on the merge fields, update or create.
+    fn stage_upserts(
+        &self,
+        schema: &TableSchema,
+        changeset: &mut Changeset<'_>,
+        sequences: &mut Sequences,
+        items: Vec<Vec<(String, Value)>>,
+        merge_field_names: &[String],
+    ) -> DomainResult<UpsertOutcome> {
+        let merge_fields = resolve_merge_fields(schema, merge_field_names)?;
+        let mut matcher = MergeMatcher::new(schema, &merge_fields);
+        let mut errors = Vec::new();
+        let mut conflict = None;
+        let mut outcome = UpsertOutcome {
+            records: Vec::with_capacity(items.len()),
+            created: 0,
+            updated: 0,
+        };
+        let user_id = changeset.user_id().cloned();
+        let at = changeset.at();
+        for (index, input) in items.iter().enumerate() {
+            let item = Some(index);
+            let given = match validate_write(schema, input, WriteMode::Update) {
+                Ok(values) => values,
+                Err(item_errors) => {
+                    errors.extend(name_items(item, item_errors));
+                    continue;
+                }
+            };
+            let mut merge_values = Vec::with_capacity(merge_fields.len());
+            for field in &merge_fields {
+                match given.get(&field.id).filter(|value| !value.is_empty_value()) {
+                    Some(value) => merge_values.push(value.clone()),
+                    None => errors.push(FieldError::new(
+                        item_field(item, &field.name),
+                        format!("A value for merge field '{}' is required", field.name),
+                    )),
+                }
+            }
+            if merge_values.len() != merge_fields.len() {
                 continue;
             }
-            if let Some(owner) = self.shared.store.unique_owner(field.id, value)? {
-                if owner != candidate.id {
-                    return Err(DomainError::Conflict {
-                        message: format!(
-                            "A record with this value for field '{}' already exists",
-                            field.name
-                        ),
-                        field: Some(field.name.clone()),
+            let matched = matcher.find(changeset, &merge_values)?;
+            let record = match matched {
+                Some(existing) => {
+                    errors.extend(self.relationship_errors(schema, changeset, &given, item)?);
+                    let updated = apply_changes(&existing, &given, changeset);
+                    if let Err(clash) = changeset.update(&existing, updated.clone(), &given)? {
+                        conflict.get_or_insert(clash.into_error(item_name(item).as_deref()));
+                    }
+                    outcome.updated += 1;
+                    updated
+                }
+                None => {
+                    let values = match validate_write(schema, input, WriteMode::Create) {
+                        Ok(values) => values,
+                        Err(item_errors) => {
+                            errors.extend(name_items(item, item_errors));
+                            continue;
+                        }
+                    };
+                    errors.extend(self.relationship_errors(schema, changeset, &values, item)?);
+                    let record = self.new_record(schema, values, user_id.as_ref(), at, sequences);
+                    if let Err(clash) = changeset.create(record.clone())? {
+                        conflict.get_or_insert(clash.into_error(item_name(item).as_deref()));
+                    }
+                    matcher.remember(&merge_values, record.id);
+                    outcome.created += 1;
+                    record
+                }
+            };
+            outcome.records.push(record);
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        match conflict {
+            Some(conflict) => Err(conflict),
+            None => Ok(outcome),
+        }
+    }
+
+    /// A 409 if a live record of this table still points at one of `removed` through a
+    /// `restrict` relationship to this same table (checked inside the commit, so it is exact).
+    fn check_self_restrict(
+        &self,
+        schema: &TableSchema,
+        changeset: &Changeset<'_>,
+        removed: &BTreeSet<u64>,
+    ) -> DomainResult<()> {
+        for field in self_relationships(schema, &self.shared.id.to_string()) {
+            if field.on_delete.unwrap_or_default() != OnDelete::Restrict {
+                continue;
+            }
+            for parent in removed {
+                let value = Value::Text(parent.to_string());
+                for child in self.shared.store.ids_with_value(field.id, &value)? {
+                    if removed.contains(&child) {
+                        continue;
+                    }
+                    let points_here = changeset.record(child)?.is_some_and(|record| {
+                        !record.is_deleted() && record.value(field.id) == &value
                     });
+                    if points_here {
+                        return Err(restrict_conflict(parent, &schema.name, child, &schema.name, &field.name));
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// `Some(message)` when a relationship value points at no live record.
-    fn missing_target(&self, related_table: Option<&str>, value: &Value) -> Option<String> {
-        let registry = self.registry.upgrade()?;
-        let related_table = related_table?;
-        let target = registry.resolve(related_table)?;
-        let found = match value {
-            Value::Text(text) => text
-                .parse::<u64>()
-                .ok()
-                .and_then(|id| target.shared.store.get_record(id).ok().flatten())
-                .is_some_and(|record| !record.is_deleted()),
-            _ => false,
-        };
-        (!found).then(|| {
-            format!(
-                "Related record '{}' does not exist in table '{related_table}'",
-                display_value(value)
-            )
-        })
+    /// The comment a change names, checking that the record is live and `caller` may change it.
+    fn comment_for_change(
+        &self,
+        record_id: u64,
+        comment_id: u64,
+        caller: Option<&Caller>,
+    ) -> DomainResult<Comment> {
+        self.live_record(record_id)?;
+        let comment = self
+            .shared
+            .store
+            .comment(record_id, comment_id)?
+            .ok_or_else(|| comment_not_found(comment_id))?;
+        if let Some(caller) = caller {
+            let is_author = comment.user_id.as_deref() == Some(caller.user_id.as_str());
+            if !is_author && !caller.is_admin {
+                return Err(DomainError::Forbidden(
+                    "Only the author of a comment or an admin may change it".into(),
+                ));
+            }
+        }
+        Ok(comment)
+    }
+
+    fn live_record(&self, record_id: u64) -> DomainResult<StoredRecord> {
+        match self.shared.store.get_record(record_id)? {
+            Some(record) if !record.is_deleted() => Ok(record),
+            _ => Err(record_not_found(record_id)),
+        }
+    }
+
+    /// Applies a comment batch and answers with `value` once durable.
+    fn commit_comment<T: 'static>(
+        &mut self,
+        batch: WriteBatch,
+        value: T,
+        context: &mut Context<Self>,
+    ) -> ResponseFuture<DomainResult<T>> {
+        match self.commit(batch, context) {
+            Ok(ticket) => after_durable(ticket, value),
+            Err(error) => ready(Err(error)),
+        }
+    }
+}
+
+/// The record as `changes` leave it (`Null` clears), with a strictly newer `updatedAt` so that
+/// optimistic concurrency can tell two updates apart.
+fn apply_changes(
+    existing: &StoredRecord,
+    changes: &BTreeMap<u32, Value>,
+    changeset: &Changeset<'_>,
+) -> StoredRecord {
+    let mut updated = existing.clone();
+    for (field_id, value) in changes {
+        if value.is_null() {
+            updated.fields.remove(field_id);
+        } else {
+            updated.fields.insert(*field_id, value.clone());
+        }
+    }
+    updated.updated_at = changeset.at().max(existing.updated_at + 1);
+    updated.updated_by = changeset.user_id().cloned();
+    updated
+}
+
+/// The merge fields of an upsert, by name: at least one, each a field of the table.
+fn resolve_merge_fields<'s>(
+    schema: &'s TableSchema,
+    names: &[String],
+) -> DomainResult<Vec<&'s FieldDef>> {
+    if names.is_empty() {
+        return Err(DomainError::bad_request(
+            "fieldsToMergeOn",
+            "fieldsToMergeOn must name at least one field",
+        ));
+    }
+    let mut fields: Vec<&FieldDef> = Vec::with_capacity(names.len());
+    for name in names {
+        let field = schema.field_by_name(name).ok_or_else(|| {
+            DomainError::bad_request("fieldsToMergeOn", format!("Unknown merge field '{name}'"))
+        })?;
+        if !fields.iter().any(|known| known.id == field.id) {
+            fields.push(field);
+        }
+    }
+    Ok(fields)
+}
+
+/// Finds the record an upsert item matches: through a unique or indexed merge field when there
+/// is one, else through a map of every live record built once per batch.
+struct MergeMatcher<'s> {
+    schema: &'s TableSchema,
+    fields: Vec<&'s FieldDef>,
+    /// Merge key → lowest matching id, for records created in this batch.
+    created: HashMap<Vec<u8>, u64>,
+    /// Merge key → lowest live id, when no merge field is indexed (built on first use).
+    scanned: Option<HashMap<Vec<u8>, u64>>,
+}
+
+impl<'s> MergeMatcher<'s> {
+    fn new(schema: &'s TableSchema, fields: &[&'s FieldDef]) -> Self {
+        MergeMatcher {
+            schema,
+            fields: fields.to_vec(),
+            created: HashMap::new(),
+            scanned: None,
+        }
+    }
+
+    fn key(values: &[Value]) -> Vec<u8> {
+        let mut key = Vec::new();
+        for value in values {
+            keys::encode_index_value(value, &mut key);
+        }
+        key
+    }
+
+    fn matches(&self, record: &StoredRecord, values: &[Value]) -> bool {
+        !record.is_deleted()
+            && self
+                .fields
+                .iter()
+                .zip(values)
+                .all(|(field, value)| record.value(field.id) == value)
+    }
+
+    fn remember(&mut self, values: &[Value], record_id: u64) {
+        self.created.entry(Self::key(values)).or_insert(record_id);
+    }
+
+    fn find(
+        &mut self,
+        changeset: &Changeset<'_>,
+        values: &[Value],
+    ) -> DomainResult<Option<StoredRecord>> {
+        let mut candidates: Vec<u64> = Vec::new();
+        candidates.extend(self.created.get(&Self::key(values)).copied());
+        let unique = self.fields.iter().position(|field| field.unique);
+        let indexed = self
+            .fields
+            .iter()
+            .position(|field| self.schema.indexed_fields().any(|indexed| indexed.id == field.id));
+        if let Some(position) = unique {
+            let holder = changeset.unique_holder(self.fields[position].id, &values[position])?;
+            candidates.extend(holder);
+        } else if let Some(position) = indexed {
+            let field_id = self.fields[position].id;
+            candidates.extend(changeset.stored_ids_with_value(field_id, &values[position])?);
+        } else {
+            if self.scanned.is_none() {
+                self.scanned = Some(self.scan(changeset)?);
+            }
+            let key = Self::key(values);
+            candidates.extend(self.scanned.as_ref().and_then(|map| map.get(&key)).copied());
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        for id in candidates {
+            if let Some(record) = changeset.record(id)? {
+                if self.matches(&record, values) {
+                    return Ok(Some(record));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn scan(&self, changeset: &Changeset<'_>) -> DomainResult<HashMap<Vec<u8>, u64>> {
+        let mut map = HashMap::new();
+        for record in changeset.stored_records() {
+            let record = record?;
+            if record.is_deleted() {
+                continue;
+            }
+            let values: Vec<Value> = self
+                .fields
+                .iter()
+                .map(|field| record.value(field.id).clone())
+                .collect();
+            map.entry(Self::key(&values)).or_insert(record.id);
+        }
+        Ok(map)
+    }
+}
+
+/// The relationship fields of `schema` that point at the table itself (by name or id).
+pub fn self_relationships<'s>(
+    schema: &'s TableSchema,
+    table_id_text: &str,
+) -> impl Iterator<Item = &'s FieldDef> {
+    let name = schema.name.clone();
+    let id_text = table_id_text.to_owned();
+    schema.fields.iter().filter(move |field| {
+        field.field_type == FieldType::Relationship
+            && field
+                .related_table
+                .as_deref()
+                .is_some_and(|related| related == name || related == id_text)
+    })
+}
+
+/// The 409 for a delete that a `restrict` relationship forbids.
+pub fn restrict_conflict(
+    parent: &u64,
+    parent_table: &str,
+    child: u64,
+    child_table: &str,
+    field: &str,
+) -> DomainError {
+    DomainError::Conflict {
+        message: format!(
+            "Cannot delete record {parent} of table '{parent_table}': record {child} of table '{child_table}' refers to it through '{field}' (onDelete: restrict)"
+        ),
+        field: Some(field.to_owned()),
+    }
+}
+
+/// `records[3].email` for batch items, `email` otherwise.
+fn item_field(item: Option<usize>, field: &str) -> String {
+    match item {
+        Some(index) => format!("records[{index}].{field}"),
+        None => field.to_owned(),
+    }
+}
+
+fn item_name(item: Option<usize>) -> Option<String> {
+    item.map(|index| format!("records[{index}]"))
+}
+
+fn name_items(item: Option<usize>, errors: Vec<FieldError>) -> Vec<FieldError> {
+    match item {
+        None => errors,
+        Some(_) => errors
+            .into_iter()
+            .map(|error| FieldError::new(item_field(item, &error.field), error.message))
+            .collect(),
     }
 }
 
@@ -191,7 +857,36 @@ fn display_value(value: &Value) -> String {
     }
 }
 
-/// Adds or removes the index entries of `record` to/from a batch.
+/// Checks a comment's content: 1..=10 000 characters, not only whitespace.
+pub fn validate_comment_content(content: &str) -> DomainResult<()> {
+    if content.trim().is_empty() {
+        return Err(DomainError::bad_request(
+            "content",
+            "Comment content must not be empty",
+        ));
+    }
+    if content.chars().count() > MAX_COMMENT_CHARS {
+        return Err(DomainError::bad_request(
+            "content",
+            format!("Comment content must be at most {MAX_COMMENT_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds or removes the index entries of `record` (for the changeset; the one implementation is
+/// [`write_index_entries`]).
+pub(crate) fn index_entries(
+    batch: &mut WriteBatch,
+    schema: &TableSchema,
+    old: Option<&StoredRecord>,
+    new: Option<&StoredRecord>,
+) {
+    write_index_entries(batch, schema, old, new);
+}
+
+/// Adds or removes the index entries (secondary, unique and full-text) of `record` to/from a
+/// batch.
 fn write_index_entries(
     batch: &mut WriteBatch,
     schema: &TableSchema,
@@ -222,6 +917,8 @@ fn write_index_entries(
             }
         }
     }
+    // The full-text index (`F` keys) changes in the same batch as the record.
+    crate::query::search::write_search_entries(batch, schema, old, new);
 }
 
 /// The value a record holds in a unique index: only live records with a non-empty value.
@@ -250,6 +947,25 @@ fn ready<T: 'static>(result: DomainResult<T>) -> ResponseFuture<DomainResult<T>>
     Box::pin(async move { result })
 }
 
+/// Commits a staged changeset and answers `value` once durable, or the staging error.
+fn reply<T: 'static>(
+    actor: &mut TableActor,
+    staged: DomainResult<(Changeset<'_>, Option<Sequences>, T)>,
+    context: &mut Context<TableActor>,
+) -> ResponseFuture<DomainResult<T>> {
+    let (changeset, sequences, value) = match staged {
+        Ok(staged) => staged,
+        Err(error) => return ready(Err(error)),
+    };
+    if changeset.is_empty() {
+        return ready(Ok(value));
+    }
+    match actor.commit_changeset(changeset, sequences, context) {
+        Ok(ticket) => after_durable(ticket, value),
+        Err(error) => ready(Err(error)),
+    }
+}
+
 impl Actor for TableActor {
     type Context = Context<Self>;
 }
@@ -269,69 +985,14 @@ impl Handler<CreateRecord> for TableActor {
     type Result = ResponseFuture<DomainResult<StoredRecord>>;
 
     fn handle(&mut self, message: CreateRecord, context: &mut Context<Self>) -> Self::Result {
-        let schema = self.shared.schema();
-        let mut values = match validate_write(&schema, &message.fields, WriteMode::Create) {
-            Ok(values) => values,
-            Err(errors) => return ready(Err(DomainError::Validation(errors))),
-        };
-        let now = clock::now_ms();
-        let record_id = self.last_record_id + 1;
-        for field in &schema.fields {
-            match field.field_type {
-                FieldType::User
-                    if field.autofill.as_deref() == Some("current")
-                        && !values.contains_key(&field.id) =>
-                {
-                    if let Some(user) = &message.user_id {
-                        values.insert(field.id, Value::Text(user.clone()));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut autonumbers = Vec::new();
-        for field in schema
-            .fields
-            .iter()
-            .filter(|field| field.field_type == FieldType::Autonumber)
-        {
-            let next = self.autonumbers.get(&field.id).copied().unwrap_or(0) + 1;
-            values.insert(field.id, Value::Int(i64::try_from(next).unwrap_or(i64::MAX)));
-            autonumbers.push((field.id, next));
-        }
-        let record = StoredRecord {
-            id: record_id,
-            fields: values,
-            created_at: now,
-            updated_at: now,
-            created_by: message.user_id.clone(),
-            updated_by: message.user_id,
-            deleted_at: None,
-            deleted_by: None,
-        };
-        if let Err(error) = self.check_references_and_uniques(&schema, &record, &record.fields) {
-            return ready(Err(error));
-        }
-        let mut batch = WriteBatch::new();
-        if let Err(error) = batch.put_record(&record) {
-            return ready(Err(error.into()));
-        }
-        write_index_entries(&mut batch, &schema, None, Some(&record));
-        batch.put_u64(keys::META_SEQUENCE, record_id);
-        let live_count = self.shared.live_count() + 1;
-        batch.put_u64(keys::META_LIVE_COUNT, live_count);
-        for (field_id, next) in &autonumbers {
-            batch.put_u64(&keys::autonumber_key(*field_id), *next);
-        }
-        match self.commit(batch, context) {
-            Ok(ticket) => {
-                self.last_record_id = record_id;
-                self.autonumbers.extend(autonumbers);
-                self.shared.set_live_count(live_count);
-                after_durable(ticket, record)
-            }
-            Err(error) => ready(Err(error)),
-        }
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let mut sequences = self.sequences();
+        let staged = self
+            .stage_creates(&schema, &mut changeset, &mut sequences, vec![message.fields], false)
+            .and_then(|mut records| records.pop().ok_or_else(|| internal("no record staged")))
+            .map(|record| (changeset, Some(sequences), record));
+        reply(self, staged, context)
     }
 }
 
@@ -339,90 +1000,286 @@ impl Handler<UpdateRecord> for TableActor {
     type Result = ResponseFuture<DomainResult<StoredRecord>>;
 
     fn handle(&mut self, message: UpdateRecord, context: &mut Context<Self>) -> Self::Result {
-        let schema = self.shared.schema();
-        let existing = match self.shared.store.get_record(message.record_id) {
-            Ok(Some(record)) if !record.is_deleted() => record,
-            Ok(_) => return ready(Err(record_not_found(message.record_id))),
-            Err(error) => return ready(Err(error.into())),
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let patch = RecordPatch {
+            record_id: message.record_id,
+            fields: message.fields,
         };
-        if let Some(expected) = message.expected_updated_at {
-            if expected != existing.updated_at {
-                return ready(Err(DomainError::Conflict {
-                    message: "The record was modified after you last read it. Reload it and try again.".into(),
-                    field: None,
-                }));
+        let staged = self
+            .stage_updates(&schema, &mut changeset, vec![patch], message.expected_updated_at, false)
+            .and_then(|mut records| records.pop().ok_or_else(|| internal("no record staged")))
+            .map(|record| (changeset, None, record));
+        reply(self, staged, context)
+    }
+}
+
+impl Handler<CreateRecords> for TableActor {
+    type Result = ResponseFuture<DomainResult<Vec<StoredRecord>>>;
+
+    fn handle(&mut self, message: CreateRecords, context: &mut Context<Self>) -> Self::Result {
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let mut sequences = self.sequences();
+        let staged = self
+            .stage_creates(&schema, &mut changeset, &mut sequences, message.records, true)
+            .map(|records| (changeset, Some(sequences), records));
+        reply(self, staged, context)
+    }
+}
+
+impl Handler<UpdateRecords> for TableActor {
+    type Result = ResponseFuture<DomainResult<Vec<StoredRecord>>>;
+
+    fn handle(&mut self, message: UpdateRecords, context: &mut Context<Self>) -> Self::Result {
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let staged = self
+            .stage_updates(&schema, &mut changeset, message.patches, None, true)
+            .map(|records| (changeset, None, records));
+        reply(self, staged, context)
+    }
+}
+
+impl Handler<UpsertRecords> for TableActor {
+    type Result = ResponseFuture<DomainResult<UpsertOutcome>>;
+
+    fn handle(&mut self, message: UpsertRecords, context: &mut Context<Self>) -> Self::Result {
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let mut sequences = self.sequences();
+        let staged = self
+            .stage_upserts(
+                &schema,
+                &mut changeset,
+                &mut sequences,
+                message.records,
+                &message.merge_fields,
+            )
+            .map(|outcome| (changeset, Some(sequences), outcome));
+        reply(self, staged, context)
+    }
+}
+
+impl Handler<DeleteRecords> for TableActor {
+    type Result = ResponseFuture<DomainResult<DeleteOutcome>>;
+
+    fn handle(&mut self, message: DeleteRecords, context: &mut Context<Self>) -> Self::Result {
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let staged = (|| {
+            let mut outcome = DeleteOutcome::default();
+            let mut removed = BTreeSet::new();
+            for record_id in message.record_ids {
+                if removed.contains(&record_id) {
+                    continue;
+                }
+                let record = changeset
+                    .record(record_id)?
+                    .ok_or_else(|| record_not_found(record_id))?;
+                if message.permanent {
+                    changeset.remove(&record)?;
+                } else if record.is_deleted() {
+                    if message.skip_trashed {
+                        continue;
+                    }
+                    return Err(record_not_found(record_id));
+                } else {
+                    changeset.trash(&record, None)?;
+                }
+                removed.insert(record_id);
+                outcome.deleted += 1;
             }
-        }
-        let changes = match validate_write(&schema, &message.fields, WriteMode::Update) {
-            Ok(values) => values,
-            Err(errors) => return ready(Err(DomainError::Validation(errors))),
-        };
-        let mut updated = existing.clone();
-        for (field_id, value) in &changes {
-            if value.is_null() {
-                updated.fields.remove(field_id);
-            } else {
-                updated.fields.insert(*field_id, value.clone());
+            for (record_id, parent) in message.cascaded {
+                if let Some(record) = changeset.record(record_id)?.filter(|r| !r.is_deleted()) {
+                    changeset.trash(&record, Some(parent))?;
+                    removed.insert(record_id);
+                }
             }
-        }
-        // Strictly increasing, so optimistic concurrency can tell two updates apart.
-        updated.updated_at = clock::now_ms().max(existing.updated_at + 1);
-        updated.updated_by = message.user_id;
-        if let Err(error) = self.check_references_and_uniques(&schema, &updated, &changes) {
-            return ready(Err(error));
-        }
-        let mut batch = WriteBatch::new();
-        if let Err(error) = batch.put_record(&updated) {
-            return ready(Err(error.into()));
-        }
-        write_index_entries(&mut batch, &schema, Some(&existing), Some(&updated));
-        match self.commit(batch, context) {
-            Ok(ticket) => after_durable(ticket, updated),
+            for clear in message.cleared {
+                let target = Value::Text(clear.target.to_string());
+                let Some(record) = changeset.record(clear.record_id)? else {
+                    continue;
+                };
+                if record.is_deleted() || record.value(clear.field_id) != &target {
+                    continue;
+                }
+                let changes = BTreeMap::from([(clear.field_id, Value::Null)]);
+                let updated = apply_changes(&record, &changes, &changeset);
+                // Clearing a value never takes a unique value from anyone.
+                let _ = changeset.update(&record, updated, &changes)?;
+            }
+            self.check_self_restrict(&schema, &changeset, &removed)?;
+            Ok((changeset, None, outcome))
+        })();
+        reply(self, staged, context)
+    }
+}
+
+impl Handler<RestoreRecords> for TableActor {
+    type Result = ResponseFuture<DomainResult<Vec<StoredRecord>>>;
+
+    fn handle(&mut self, message: RestoreRecords, context: &mut Context<Self>) -> Self::Result {
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let staged = (|| {
+            let mut restored = Vec::with_capacity(message.record_ids.len());
+            for (index, record_id) in message.record_ids.iter().copied().enumerate() {
+                let record = changeset
+                    .record(record_id)?
+                    .ok_or_else(|| record_not_found(record_id))?;
+                if !record.is_deleted() {
+                    if changeset.touched(record_id) {
+                        continue;
+                    }
+                    return Err(DomainError::BadRequest {
+                        message: "Record is not deleted".into(),
+                        errors: vec![FieldError::new(
+                            format!("ids[{index}]"),
+                            format!("Record {record_id} is not deleted"),
+                        )],
+                    });
+                }
+                match changeset.restore(&record)? {
+                    Ok(record) => restored.push(record),
+                    Err(clash) => return Err(restore_clash(record_id, clash)),
+                }
+            }
+            for (record_id, parent) in message.cascaded {
+                let Some(record) = changeset.record(record_id)? else {
+                    continue;
+                };
+                if record.cascade_parent != Some(parent) || !record.is_deleted() {
+                    continue;
+                }
+                if let Err(clash) = changeset.restore(&record)? {
+                    return Err(restore_clash(record_id, clash));
+                }
+            }
+            Ok((changeset, None, restored))
+        })();
+        reply(self, staged, context)
+    }
+}
+
+impl Handler<CreateComment> for TableActor {
+    type Result = ResponseFuture<DomainResult<Comment>>;
+
+    fn handle(&mut self, message: CreateComment, context: &mut Context<Self>) -> Self::Result {
+        let staged = (|| {
+            self.live_record(message.record_id)?;
+            validate_comment_content(&message.content)?;
+            let store = &self.shared.store;
+            let now = clock::now_ms();
+            let comment = Comment {
+                id: store.generate_id()?,
+                record_id: message.record_id,
+                content: message.content,
+                user_id: message.user_id,
+                created_at: now,
+                updated_at: now,
+            };
+            let count = store.comment_count(message.record_id)?.saturating_add(1);
+            let mut batch = WriteBatch::new();
+            batch.put_comment(&comment)?;
+            batch.put_u64(&keys::comment_count_key(message.record_id), count);
+            Ok((batch, comment))
+        })();
+        match staged {
+            Ok((batch, comment)) => self.commit_comment(batch, comment, context),
             Err(error) => ready(Err(error)),
         }
     }
 }
 
-impl Handler<DeleteRecord> for TableActor {
+impl Handler<UpdateComment> for TableActor {
+    type Result = ResponseFuture<DomainResult<Comment>>;
+
+    fn handle(&mut self, message: UpdateComment, context: &mut Context<Self>) -> Self::Result {
+        let staged = (|| {
+            let mut comment = self.comment_for_change(
+                message.record_id,
+                message.comment_id,
+                message.caller.as_ref(),
+            )?;
+            validate_comment_content(&message.content)?;
+            comment.content = message.content;
+            comment.updated_at = clock::now_ms().max(comment.updated_at + 1);
+            let mut batch = WriteBatch::new();
+            batch.put_comment(&comment)?;
+            Ok((batch, comment))
+        })();
+        match staged {
+            Ok((batch, comment)) => self.commit_comment(batch, comment, context),
+            Err(error) => ready(Err(error)),
+        }
+    }
+}
+
+impl Handler<DeleteComment> for TableActor {
     type Result = ResponseFuture<DomainResult<()>>;
 
-    fn handle(&mut self, message: DeleteRecord, context: &mut Context<Self>) -> Self::Result {
-        let schema = self.shared.schema();
-        let existing = match self.shared.store.get_record(message.record_id) {
-            Ok(Some(record)) => record,
-            Ok(None) => return ready(Err(record_not_found(message.record_id))),
-            Err(error) => return ready(Err(error.into())),
-        };
-        if existing.is_deleted() && !message.permanent {
-            return ready(Err(record_not_found(message.record_id)));
+    fn handle(&mut self, message: DeleteComment, context: &mut Context<Self>) -> Self::Result {
+        let staged = (|| {
+            let comment = self.comment_for_change(
+                message.record_id,
+                message.comment_id,
+                message.caller.as_ref(),
+            )?;
+            let store = &self.shared.store;
+            let count = store.comment_count(message.record_id)?.saturating_sub(1);
+            let mut batch = WriteBatch::new();
+            batch.remove(keys::comment_key(comment.record_id, comment.id).to_vec());
+            batch.put_u64(&keys::comment_count_key(message.record_id), count);
+            Ok(batch)
+        })();
+        match staged {
+            Ok(batch) => self.commit_comment(batch, (), context),
+            Err(error) => ready(Err(error)),
         }
-        let mut batch = WriteBatch::new();
-        let was_live = !existing.is_deleted();
-        if message.permanent {
-            batch.remove(keys::record_key(existing.id).to_vec());
-            batch.remove(keys::trash_key(existing.id).to_vec());
-            write_index_entries(&mut batch, &schema, Some(&existing), None);
-        } else {
-            let mut trashed = existing.clone();
-            trashed.deleted_at = Some(clock::now_ms());
-            trashed.deleted_by = message.user_id;
-            if let Err(error) = batch.put_record(&trashed) {
-                return ready(Err(error.into()));
+    }
+}
+
+impl Handler<PurgeActivity> for TableActor {
+    type Result = ResponseFuture<DomainResult<u64>>;
+
+    fn handle(&mut self, message: PurgeActivity, context: &mut Context<Self>) -> Self::Result {
+        let staged = (|| {
+            let store = &self.shared.store;
+            let mut batch = WriteBatch::new();
+            let mut purged = 0u64;
+            let mut gone: HashMap<u64, bool> = HashMap::new();
+            for entry in store.activity(false).take(message.max_entries) {
+                let entry = entry?;
+                if entry.at >= message.older_than {
+                    break;
+                }
+                batch.remove(keys::activity_key(entry.id).to_vec());
+                let record_gone = match gone.get(&entry.record_id) {
+                    Some(known) => *known,
+                    None => {
+                        let known = store.get_record(entry.record_id)?.is_none();
+                        gone.insert(entry.record_id, known);
+                        known
+                    }
+                };
+                if record_gone {
+                    batch.remove(keys::history_key(entry.record_id, entry.id).to_vec());
+                }
+                purged += 1;
             }
-            batch.put(keys::trash_key(existing.id).to_vec(), Vec::new());
-            write_index_entries(&mut batch, &schema, Some(&existing), Some(&trashed));
-        }
-        let live_count = if was_live {
-            self.shared.live_count().saturating_sub(1)
-        } else {
-            self.shared.live_count()
-        };
-        batch.put_u64(keys::META_LIVE_COUNT, live_count);
-        match self.commit(batch, context) {
-            Ok(ticket) => {
-                self.shared.set_live_count(live_count);
-                after_durable(ticket, ())
+            if purged > 0 {
+                let remaining = store
+                    .get_u64(keys::META_ACTIVITY_COUNT)?
+                    .unwrap_or(0)
+                    .saturating_sub(purged);
+                batch.put_u64(keys::META_ACTIVITY_COUNT, remaining);
             }
+            Ok((batch, purged))
+        })();
+        match staged {
+            Ok((_, 0)) => ready(Ok(0)),
+            Ok((batch, purged)) => self.commit_comment(batch, purged, context),
             Err(error) => ready(Err(error)),
         }
     }
@@ -436,7 +1293,26 @@ impl Handler<ArmStorageFault> for TableActor {
     }
 }
 
+fn restore_clash(record_id: u64, clash: crate::changeset::UniqueClash) -> DomainError {
+    DomainError::Conflict {
+        message: format!(
+            "Cannot restore record {record_id}: record {} now holds its value for unique field '{}'",
+            clash.holder, clash.field
+        ),
+        field: Some(clash.field),
+    }
+}
+
+fn internal(what: &str) -> DomainError {
+    DomainError::Unavailable(format!("internal inconsistency: {what}"))
+}
+
 /// The 404 for a record id that is not there (or not visible).
 pub fn record_not_found(record_id: u64) -> DomainError {
     DomainError::NotFound(format!("Record {record_id} not found"))
+}
+
+/// The 404 for a comment id that is not there.
+pub fn comment_not_found(comment_id: u64) -> DomainError {
+    DomainError::NotFound(format!("Comment {comment_id} not found"))
 }

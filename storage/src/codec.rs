@@ -11,8 +11,14 @@ use crate::error::{StorageError, StorageResult};
 /// The version byte written in front of every encoded value.
 pub const FORMAT_VERSION: u8 = 1;
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
+/// The most memory one decode may claim (bincode counts each string's length and each scalar's
+/// size against it before allocating). Stored values are far smaller (request bodies are capped at
+/// 25 MiB); the cap exists so that a damaged length prefix becomes a decode error instead of an
+/// allocation of exabytes, which aborts the process.
+pub const DECODE_LIMIT_BYTES: usize = 1 << 30;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT_BYTES>()
 }
 
 /// Encodes a value as `[FORMAT_VERSION] ++ bincode(value)`.
@@ -24,7 +30,8 @@ pub fn encode<T: Serialize>(value: &T) -> StorageResult<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Decodes bytes written by [`encode`]; `what` names the value for error messages.
+/// Decodes bytes written by [`encode`]; `what` names the value for error messages. Bytes left
+/// over after the value mean the bytes are not what [`encode`] wrote, and are an error too.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> StorageResult<T> {
     let (version, body) = bytes.split_first().ok_or(StorageError::Decode {
         what,
@@ -33,11 +40,17 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> StorageR
     if *version != FORMAT_VERSION {
         return Err(StorageError::FormatVersion(*version));
     }
-    let (value, _read) = bincode::serde::decode_from_slice(body, config()).map_err(|error| {
+    let (value, read) = bincode::serde::decode_from_slice(body, config()).map_err(|error| {
         StorageError::Decode {
             what,
             message: error.to_string(),
         }
     })?;
+    if read != body.len() {
+        return Err(StorageError::Decode {
+            what,
+            message: format!("{} bytes left over after the value", body.len() - read),
+        });
+    }
     Ok(value)
 }

@@ -28,6 +28,19 @@ pub const META_CREATED_AT: &[u8] = b"Mcreated";
 /// Meta key prefix of an autonumber field's sequence: `Mauto ++ field_id(u32 BE)`.
 pub const META_AUTONUMBER: &[u8] = b"Mauto";
 
+/// `H ++ record_id(u64 BE) ++ entry_id(u64 BE)` → encoded `ChangeEntry` (with `before`/`after`):
+/// the record's revision history, oldest first in key order.
+pub const HISTORY: u8 = b'H';
+/// `A ++ entry_id(u64 BE)` → encoded `ChangeEntry` without `before`/`after` (the activity log's
+/// summary; the changes are read from the `H` entry with the same ids).
+pub const ACTIVITY: u8 = b'A';
+/// `C ++ record_id(u64 BE) ++ comment_id(u64 BE)` → encoded `Comment`.
+pub const COMMENT: u8 = b'C';
+/// `N ++ record_id(u64 BE)` → u64 BE: how many comments the record has (absent = 0).
+pub const COMMENT_COUNT: u8 = b'N';
+/// Meta key of the number of `A` entries in the table (kept with every write and purge).
+pub const META_ACTIVITY_COUNT: &[u8] = b"Mactivity";
+
 pub fn record_key(record_id: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = RECORD;
@@ -40,6 +53,61 @@ pub fn trash_key(record_id: u64) -> [u8; 9] {
     key[0] = TRASH;
     key[1..].copy_from_slice(&record_id.to_be_bytes());
     key
+}
+
+/// `H ++ record_id`: the prefix of one record's history.
+pub fn history_prefix(record_id: u64) -> [u8; 9] {
+    prefixed_id(HISTORY, record_id)
+}
+
+/// `H ++ record_id ++ entry_id`.
+pub fn history_key(record_id: u64, entry_id: u64) -> [u8; 17] {
+    prefixed_id_pair(HISTORY, record_id, entry_id)
+}
+
+/// `A ++ entry_id`.
+pub fn activity_key(entry_id: u64) -> [u8; 9] {
+    prefixed_id(ACTIVITY, entry_id)
+}
+
+/// `C ++ record_id`: the prefix of one record's comments.
+pub fn comment_prefix(record_id: u64) -> [u8; 9] {
+    prefixed_id(COMMENT, record_id)
+}
+
+/// `C ++ record_id ++ comment_id`.
+pub fn comment_key(record_id: u64, comment_id: u64) -> [u8; 17] {
+    prefixed_id_pair(COMMENT, record_id, comment_id)
+}
+
+/// `N ++ record_id`.
+pub fn comment_count_key(record_id: u64) -> [u8; 9] {
+    prefixed_id(COMMENT_COUNT, record_id)
+}
+
+fn prefixed_id(prefix: u8, id: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = prefix;
+    key[1..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn prefixed_id_pair(prefix: u8, first: u64, second: u64) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = prefix;
+    key[1..9].copy_from_slice(&first.to_be_bytes());
+    key[9..].copy_from_slice(&second.to_be_bytes());
+    key
+}
+
+/// The two ids of a `H` or `C` key (`prefix ++ u64 ++ u64`).
+pub fn id_pair(key: &[u8]) -> Option<(u64, u64)> {
+    if key.len() != 17 {
+        return None;
+    }
+    let first: [u8; 8] = key[1..9].try_into().ok()?;
+    let second: [u8; 8] = key[9..].try_into().ok()?;
+    Some((u64::from_be_bytes(first), u64::from_be_bytes(second)))
 }
 
 /// The record id at the end of a `R`, `T` or `I` key.
@@ -96,7 +164,8 @@ const TAG_MAP: u8 = 0x50;
 /// Appends the order-preserving encoding of `value`.
 ///
 /// * numbers (integers and decimals alike) as the total-order bits of an f64, except that
-///   integers beyond ±2^53 keep exact order through an i64 suffix;
+///   integers beyond ±2^53 keep exact order through an i64 suffix (an integer's f64 is the
+///   largest one not above it, so that it never ties with a larger decimal such as 2^63);
 /// * text as its UTF-8 bytes with `0x00` escaped as `0x00 0xFF`, closed by `0x00 0x00`, so a
 ///   shorter string sorts before its extensions and the encoding is prefix-free;
 /// * dates and datetimes are stored as normalised ISO strings, whose byte order is time order;
@@ -108,7 +177,7 @@ pub fn encode_index_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(true) => out.push(TAG_TRUE),
         Value::Int(number) => {
             out.push(TAG_NUMBER);
-            out.extend_from_slice(&ordered_f64_bits(*number as f64).to_be_bytes());
+            out.extend_from_slice(&ordered_f64_bits(f64_at_or_below(*number)).to_be_bytes());
             // Ties in f64 (|n| > 2^53) are broken by the exact integer.
             out.extend_from_slice(&ordered_i64_bits(*number).to_be_bytes());
         }
@@ -160,6 +229,22 @@ pub fn ordered_f64_bits(number: f64) -> u64 {
         !bits
     } else {
         bits | (1 << 63)
+    }
+}
+
+/// The largest f64 that is not greater than `number`.
+///
+/// Rounding to nearest could round up: `i64::MAX as f64` is 2^63, which would tie with the
+/// decimal 2^63 and then lose the tie-break (a decimal's suffix saturates at `i64::MAX`). Rounded
+/// down, an integer ties only with a decimal of exactly its f64 value, which is an integer within
+/// the i64 range, so the i64 suffix compares the two exactly.
+fn f64_at_or_below(number: i64) -> f64 {
+    let nearest = number as f64;
+    // `nearest` is an integer in [-2^63, 2^63]; i128 holds it and every i64 exactly.
+    if nearest as i128 > i128::from(number) {
+        nearest.next_down()
+    } else {
+        nearest
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod durability;
 pub mod error;
+pub mod journal;
 pub mod keys;
 pub mod record;
 pub mod schema;
@@ -12,7 +13,7 @@ pub mod value;
 
 pub use durability::DurableTicket;
 pub use error::{StorageError, StorageResult};
-pub use record::StoredRecord;
+pub use record::{RecordRef, StoredRecord};
 pub use schema::{Access, FieldDef, FieldType, OnDelete, Permissions, Schema, TableSchema, ViewDef};
 pub use store::{Store, TableStore, WriteBatch};
 pub use value::Value;

@@ -19,6 +19,16 @@ pub struct StoredRecord {
     pub updated_by: Option<String>,
     pub deleted_at: Option<i64>,
     pub deleted_by: Option<String>,
+    /// Set while the record is in the trash because a `cascade` relationship took it with its
+    /// parent: restoring that parent restores this record too. Cleared on restore.
+    pub cascade_parent: Option<RecordRef>,
+}
+
+/// A record of some table, by ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RecordRef {
+    pub table_id: u32,
+    pub record_id: u64,
 }
 
 impl StoredRecord {

@@ -3,11 +3,15 @@
 //! These types are read from `config.toml`, exchanged as JSON snapshots and stored with bincode.
 //! They hold no behaviour beyond lookups; the rules that make a schema valid live in
 //! `tabula_actors::schema_rules`.
+//!
+//! Serialization is written by hand (see [`StructWriter`]): the human-readable forms leave absent
+//! options and empty lists out, while the binary form writes every field, because bincode is not
+//! self-describing and a skipped field would shift every field after it.
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
+use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::value::Value;
@@ -30,7 +34,7 @@ impl Schema {
 }
 
 /// One table. `id` 0 means "assign one" (config files may omit it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TableSchema {
     #[serde(default)]
@@ -43,9 +47,9 @@ pub struct TableSchema {
     #[serde(default)]
     pub views: Vec<ViewDef>,
     /// Field names included in full-text search; `None` means every text field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub search: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub webhooks: Vec<WebhookDef>,
 }
 
@@ -58,16 +62,18 @@ impl TableSchema {
         self.fields.iter().find(|field| field.id == id)
     }
 
-    /// The fields that carry a secondary or unique index.
+    /// The fields that carry a secondary or unique index: `indexed`, `unique`, and every
+    /// relationship field (so that deleting a record finds the records pointing at it without a
+    /// scan, SPEC §4.1 `onDelete`).
     pub fn indexed_fields(&self) -> impl Iterator<Item = &FieldDef> {
-        self.fields
-            .iter()
-            .filter(|field| field.indexed || field.unique)
+        self.fields.iter().filter(|field| {
+            field.indexed || field.unique || field.field_type == FieldType::Relationship
+        })
     }
 }
 
 /// One field of a table. `id` 0 means "assign max+1".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldDef {
     #[serde(default)]
@@ -81,25 +87,25 @@ pub struct FieldDef {
     pub unique: bool,
     #[serde(default)]
     pub indexed: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub default: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub max_length: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub max: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub precision: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub currency: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub options: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub related_table: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub on_delete: Option<OnDelete>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub autofill: Option<String>,
 }
 
@@ -334,42 +340,42 @@ impl<'de> Visitor<'de> for AccessVisitor {
 }
 
 /// Per-table permissions; an omitted action is admin-only.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Permissions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub read: Option<Access>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub comment: Option<Access>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub create: Option<Access>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub update: Option<Access>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub delete: Option<Access>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub restore: Option<Access>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub permanent_delete: Option<Access>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub fields: Vec<FieldPermission>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub row_filter: Option<String>,
 }
 
 /// A per-field narrowing of read and write access.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldPermission {
     pub field: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub read: Option<Access>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub write: Option<Access>,
 }
 
 /// A saved view: a named filter, sort and projection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ViewDef {
     pub id: String,
@@ -378,32 +384,185 @@ pub struct ViewDef {
     #[serde(default)]
     pub is_default: bool,
     /// An expression string (SPEC §4.2) or the structured JSON form.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub filter: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub sort: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub fields: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub permissions: Option<ViewPermissions>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ViewPermissions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub read: Option<Access>,
 }
 
 /// A webhook subscription (SPEC §11).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookDef {
     pub url: String,
     #[serde(default)]
     pub events: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub secret: Option<String>,
+}
+
+/// Writes the fields of a schema struct: always in the binary form, and in human-readable forms
+/// (JSON, TOML) only when they carry something. Field names are the camelCase names that the
+/// derived `Deserialize` impls expect.
+struct StructWriter<S: SerializeStruct> {
+    state: S,
+    human_readable: bool,
+}
+
+impl<S: SerializeStruct> StructWriter<S> {
+    fn start<Outer>(
+        serializer: Outer,
+        name: &'static str,
+        field_count: usize,
+    ) -> Result<Self, S::Error>
+    where
+        Outer: Serializer<SerializeStruct = S, Error = S::Error>,
+    {
+        let human_readable = serializer.is_human_readable();
+        Ok(StructWriter {
+            state: serializer.serialize_struct(name, field_count)?,
+            human_readable,
+        })
+    }
+
+    fn field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), S::Error> {
+        self.state.serialize_field(key, value)
+    }
+
+    fn optional<T: Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &Option<T>,
+    ) -> Result<(), S::Error> {
+        if self.human_readable && value.is_none() {
+            self.state.skip_field(key)
+        } else {
+            self.state.serialize_field(key, value)
+        }
+    }
+
+    fn list<T: Serialize>(&mut self, key: &'static str, value: &[T]) -> Result<(), S::Error> {
+        if self.human_readable && value.is_empty() {
+            self.state.skip_field(key)
+        } else {
+            self.state.serialize_field(key, value)
+        }
+    }
+
+    fn end(self) -> Result<S::Ok, S::Error> {
+        self.state.end()
+    }
+}
+
+impl Serialize for TableSchema {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut writer = StructWriter::start(serializer, "TableSchema", 7)?;
+        writer.field("id", &self.id)?;
+        writer.field("name", &self.name)?;
+        writer.field("fields", &self.fields)?;
+        writer.field("permissions", &self.permissions)?;
+        writer.field("views", &self.views)?;
+        writer.optional("search", &self.search)?;
+        writer.list("webhooks", &self.webhooks)?;
+        writer.end()
+    }
+}
+
+impl Serialize for FieldDef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut writer = StructWriter::start(serializer, "FieldDef", 16)?;
+        writer.field("id", &self.id)?;
+        writer.field("name", &self.name)?;
+        writer.field("type", &self.field_type)?;
+        writer.field("required", &self.required)?;
+        writer.field("unique", &self.unique)?;
+        writer.field("indexed", &self.indexed)?;
+        writer.optional("default", &self.default)?;
+        writer.optional("maxLength", &self.max_length)?;
+        writer.optional("min", &self.min)?;
+        writer.optional("max", &self.max)?;
+        writer.optional("precision", &self.precision)?;
+        writer.optional("currency", &self.currency)?;
+        writer.optional("options", &self.options)?;
+        writer.optional("relatedTable", &self.related_table)?;
+        writer.optional("onDelete", &self.on_delete)?;
+        writer.optional("autofill", &self.autofill)?;
+        writer.end()
+    }
+}
+
+impl Serialize for Permissions {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut writer = StructWriter::start(serializer, "Permissions", 9)?;
+        writer.optional("read", &self.read)?;
+        writer.optional("comment", &self.comment)?;
+        writer.optional("create", &self.create)?;
+        writer.optional("update", &self.update)?;
+        writer.optional("delete", &self.delete)?;
+        writer.optional("restore", &self.restore)?;
+        writer.optional("permanentDelete", &self.permanent_delete)?;
+        writer.list("fields", &self.fields)?;
+        writer.optional("rowFilter", &self.row_filter)?;
+        writer.end()
+    }
+}
+
+impl Serialize for FieldPermission {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut writer = StructWriter::start(serializer, "FieldPermission", 3)?;
+        writer.field("field", &self.field)?;
+        writer.optional("read", &self.read)?;
+        writer.optional("write", &self.write)?;
+        writer.end()
+    }
+}
+
+impl Serialize for ViewDef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut writer = StructWriter::start(serializer, "ViewDef", 8)?;
+        writer.field("id", &self.id)?;
+        writer.field("name", &self.name)?;
+        writer.field("isDefault", &self.is_default)?;
+        writer.optional("filter", &self.filter)?;
+        writer.optional("sort", &self.sort)?;
+        writer.optional("fields", &self.fields)?;
+        writer.optional("groupBy", &self.group_by)?;
+        writer.optional("permissions", &self.permissions)?;
+        writer.end()
+    }
+}
+
+impl Serialize for ViewPermissions {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut writer = StructWriter::start(serializer, "ViewPermissions", 1)?;
+        writer.optional("read", &self.read)?;
+        writer.end()
+    }
+}
+
+impl Serialize for WebhookDef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut writer = StructWriter::start(serializer, "WebhookDef", 3)?;
+        writer.field("url", &self.url)?;
+        writer.field("events", &self.events)?;
+        writer.optional("secret", &self.secret)?;
+        writer.end()
+    }
 }

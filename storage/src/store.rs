@@ -4,15 +4,20 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sled::IVec;
 
 use crate::codec;
 use crate::durability::{DurableTicket, GroupCommit};
 use crate::error::StorageResult;
+use crate::journal::{ChangeEntry, Comment};
 use crate::keys;
 use crate::record::StoredRecord;
 use crate::value::Value;
+
+/// How long [`Store::open`] waits for the directory lock to be released.
+pub const LOCK_RETRY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The whole store. Cheap to clone.
 #[derive(Clone)]
@@ -23,11 +28,29 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `directory`.
+    ///
+    /// A directory whose lock is still held is retried for up to [`LOCK_RETRY_WINDOW`]: after a
+    /// store of this process is closed and dropped, sled's background IO threads can keep the
+    /// file (and its lock) open for a moment, so an immediate reopen (an in-process restart)
+    /// would otherwise fail now and then. A lock held by another process still fails, just later.
     pub fn open(directory: &Path) -> StorageResult<Store> {
-        let db = sled::Config::new()
-            .path(directory)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let started = Instant::now();
+        let db = loop {
+            let outcome = sled::Config::new()
+                .path(directory)
+                .mode(sled::Mode::HighThroughput)
+                .open();
+            match outcome {
+                Err(sled::Error::Io(error))
+                    // sled 0.34 reports a held lock only through the message.
+                    if error.to_string().contains("could not acquire lock")
+                        && started.elapsed() < LOCK_RETRY_WINDOW =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                outcome => break outcome?,
+            }
+        };
         let group_commit = Arc::new(GroupCommit::start(db.clone())?);
         Ok(Store { db, group_commit })
     }
@@ -37,6 +60,7 @@ impl Store {
         let tree = self.db.open_tree(format!("table/{table_id}"))?;
         Ok(TableStore {
             tree,
+            db: self.db.clone(),
             group_commit: Arc::clone(&self.group_commit),
         })
     }
@@ -46,7 +70,13 @@ impl Store {
         self.db
             .tree_names()
             .iter()
-            .filter_map(|name| std::str::from_utf8(name).ok()?.strip_prefix("table/")?.parse().ok())
+            .filter_map(|name| {
+                std::str::from_utf8(name)
+                    .ok()?
+                    .strip_prefix("table/")?
+                    .parse()
+                    .ok()
+            })
             .collect()
     }
 
@@ -64,6 +94,11 @@ impl Store {
     /// A ticket that resolves once everything written before this call is on disk.
     pub fn durable(&self) -> DurableTicket {
         self.group_commit.ticket()
+    }
+
+    /// How many group-commit flushes have completed since the store was opened.
+    pub fn flush_count(&self) -> u64 {
+        self.group_commit.flush_count()
     }
 
     /// Flushes on the calling thread.
@@ -85,6 +120,12 @@ impl Store {
         Ok(())
     }
 
+    /// The next id of the store-wide monotonic generator (change entries, comments): unique
+    /// across every table and increasing, also across restarts and crashes.
+    pub fn generate_id(&self) -> StorageResult<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> StorageResult<u64> {
         Ok(self.db.size_on_disk()?)
@@ -96,14 +137,21 @@ impl Store {
 #[derive(Clone)]
 pub struct TableStore {
     tree: sled::Tree,
+    db: sled::Db,
     group_commit: Arc<GroupCommit>,
 }
 
 /// The writes of one logical change, applied atomically.
-#[derive(Default)]
 pub struct WriteBatch {
     batch: sled::Batch,
     empty: bool,
+}
+
+impl Default for WriteBatch {
+    /// An empty batch (a derived `Default` would start with `empty: false`).
+    fn default() -> Self {
+        WriteBatch::new()
+    }
 }
 
 impl WriteBatch {
@@ -140,6 +188,35 @@ impl WriteBatch {
 
     pub fn put_i64(&mut self, key: &[u8], number: i64) {
         self.put(key.to_vec(), number.to_be_bytes().to_vec());
+    }
+
+    /// Writes a change entry twice: in full under the record's history (`H`) and as a summary
+    /// without `before`/`after` in the activity log (`A`).
+    pub fn put_change_entry(&mut self, entry: &ChangeEntry) -> StorageResult<()> {
+        let summary = ChangeEntry {
+            id: entry.id,
+            at: entry.at,
+            user_id: entry.user_id.clone(),
+            action: entry.action,
+            table_id: entry.table_id,
+            record_id: entry.record_id,
+            before: None,
+            after: None,
+        };
+        self.put(
+            keys::history_key(entry.record_id, entry.id).to_vec(),
+            codec::encode(entry)?,
+        );
+        self.put(keys::activity_key(entry.id).to_vec(), codec::encode(&summary)?);
+        Ok(())
+    }
+
+    pub fn put_comment(&mut self, comment: &Comment) -> StorageResult<()> {
+        self.put(
+            keys::comment_key(comment.record_id, comment.id).to_vec(),
+            codec::encode(comment)?,
+        );
+        Ok(())
     }
 }
 
@@ -248,6 +325,110 @@ impl TableStore {
             let (key, _) = entry?;
             Ok(keys::trailing_record_id(&key).unwrap_or(0))
         })
+    }
+
+    /// The next id of the store-wide monotonic generator (see [`Store::generate_id`]).
+    pub fn generate_id(&self) -> StorageResult<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Ids of the records whose value of an indexed field is exactly `value` (live and trashed).
+    pub fn ids_with_value(&self, field_id: u32, value: &Value) -> StorageResult<Vec<u64>> {
+        let prefix = keys::index_value_prefix(field_id, value);
+        self.index_ids(
+            field_id,
+            Bound::Included(prefix.clone()),
+            Bound::Included(prefix),
+            false,
+        )
+        .collect()
+    }
+
+    /// One record's history, newest first.
+    pub fn history(&self, record_id: u64) -> impl Iterator<Item = StorageResult<ChangeEntry>> {
+        self.tree
+            .scan_prefix(keys::history_prefix(record_id))
+            .rev()
+            .map(|entry| {
+                let (_key, bytes) = entry?;
+                codec::decode(&bytes, "history entry")
+            })
+    }
+
+    /// How many history entries a record has (keys only, nothing decoded).
+    pub fn history_len(&self, record_id: u64) -> StorageResult<u64> {
+        let mut count = 0u64;
+        for entry in self.tree.scan_prefix(keys::history_prefix(record_id)).keys() {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// One history entry (with its changes).
+    pub fn history_entry(
+        &self,
+        record_id: u64,
+        entry_id: u64,
+    ) -> StorageResult<Option<ChangeEntry>> {
+        match self.tree.get(keys::history_key(record_id, entry_id))? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes, "history entry")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The activity summaries of the table, newest first (`reverse`) or oldest first.
+    pub fn activity(&self, reverse: bool) -> impl Iterator<Item = StorageResult<ChangeEntry>> {
+        let range = self.tree.scan_prefix([keys::ACTIVITY]);
+        let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        iter.map(|entry| {
+            let (_key, bytes) = entry?;
+            codec::decode(&bytes, "activity entry")
+        })
+    }
+
+    /// One activity summary.
+    pub fn activity_entry(&self, entry_id: u64) -> StorageResult<Option<ChangeEntry>> {
+        match self.tree.get(keys::activity_key(entry_id))? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes, "activity entry")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One record's comments, oldest first.
+    pub fn comments(&self, record_id: u64) -> impl Iterator<Item = StorageResult<Comment>> {
+        self.tree
+            .scan_prefix(keys::comment_prefix(record_id))
+            .map(|entry| {
+                let (_key, bytes) = entry?;
+                codec::decode(&bytes, "comment")
+            })
+    }
+
+    /// The keys of one record's comments (to remove them with the record).
+    pub fn comment_keys(&self, record_id: u64) -> impl Iterator<Item = StorageResult<IVec>> {
+        self.tree
+            .scan_prefix(keys::comment_prefix(record_id))
+            .keys()
+            .map(|key| Ok(key?))
+    }
+
+    pub fn comment(&self, record_id: u64, comment_id: u64) -> StorageResult<Option<Comment>> {
+        match self.tree.get(keys::comment_key(record_id, comment_id))? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes, "comment")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// How many comments a record has (the `N` counter).
+    pub fn comment_count(&self, record_id: u64) -> StorageResult<u64> {
+        Ok(self
+            .get_u64(&keys::comment_count_key(record_id))?
+            .unwrap_or(0))
     }
 
     /// Raw access for the actor's own bookkeeping (history, activity, comments …).

@@ -1,11 +1,20 @@
-//! Answers a list request: filter, sort, page, count.
+//! Answers a list request: follows the planner's access path, re-applies the whole filter to
+//! every record read, sorts, pages, counts and aggregates. Also the brute-force answer (every
+//! record read and checked) that tests hold the planner to.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 
-use tabula_storage::StoredRecord;
+use tabula_storage::keys;
+use tabula_storage::store::prefix_successor;
+use tabula_storage::{codec, StorageError, StoredRecord, TableSchema, Value};
 
 use crate::error::DomainResult;
+use crate::query::aggregate::{Accumulator, AggregateSpec, Aggregations, Group, Grouper};
 use crate::query::filter::{compare_values, Attribute, Filter};
+use crate::query::plan::{self, AccessPath, Delivery, Order, Plan};
+use crate::query::search::{self, SearchHit, SearchQuery};
 use crate::registry::TableShared;
 
 /// One sort key; ties are always broken by id ascending.
@@ -27,59 +36,773 @@ pub enum TrashMode {
     Trashed,
 }
 
+impl TrashMode {
+    pub fn admits(self, record: &StoredRecord) -> bool {
+        match self {
+            TrashMode::Live => !record.is_deleted(),
+            TrashMode::All => true,
+            TrashMode::Trashed => record.is_deleted(),
+        }
+    }
+}
+
+/// A parsed list request (SPEC §4.2). Built by `parse_list_query`; `Default` is "every live
+/// record, id order, no page size" (set `limit`).
 #[derive(Debug, Clone, Default)]
 pub struct ListRequest {
     pub filter: Option<Filter>,
     pub sort: Vec<SortKey>,
     pub offset: u64,
     pub limit: u64,
+    /// Keyset cursor: only records with a greater id are returned. Like `offset`, it does not
+    /// change `total`, which counts the whole filtered set.
     pub after: Option<u64>,
     pub skip_total: bool,
     pub trash: TrashMode,
+    /// `fields=`: the field ids to render (`None`: all). System attributes are always rendered.
+    pub projection: Option<Vec<u32>>,
+    /// `search=`.
+    pub search: Option<SearchQuery>,
+    /// `expand=`: relation paths, each one or two names (`["project", "client"]`). Resolved
+    /// against the registry by `query::expand::expand`.
+    pub expand: Vec<Vec<String>>,
+    /// `aggregate=`.
+    pub aggregate: Option<AggregateSpec>,
+    /// `groupBy=`: a field id.
+    pub group_by: Option<u32>,
+    /// The id of the view applied (`view=` or `/views/{v}/records`), for permission checks.
+    pub view: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+/// One page of a list.
+#[derive(Debug, Clone, Default)]
 pub struct ListPage {
     pub records: Vec<StoredRecord>,
     /// `None` when the request asked to skip the count.
     pub total: Option<u64>,
+    /// Whether more records follow this page (known even when the total is skipped).
+    pub has_more: bool,
+    /// `aggregations` when `aggregate` was asked.
+    pub aggregations: Option<Aggregations>,
+    /// `groups` when `groupBy` was asked (with per-group aggregations if `aggregate` was too).
+    pub groups: Option<Vec<Group>>,
+    /// The relevance score of each record of `records` (same order) for a search.
+    pub scores: Option<Vec<f64>>,
+    /// How the planner read the table (`index-equality(status)`, `id-scan`, …).
+    pub plan: String,
 }
 
-/// Runs a list request against the store.
+/// Runs a list request against the store, using the indexes the planner picks.
 pub fn list(table: &TableShared, request: &ListRequest) -> DomainResult<ListPage> {
-    let mut matching = Vec::new();
-    for record in table.store.records(request.after, false) {
-        let record = record?;
-        let visible = match request.trash {
-            TrashMode::Live => !record.is_deleted(),
-            TrashMode::All => true,
-            TrashMode::Trashed => record.is_deleted(),
-        };
-        if visible && request.filter.as_ref().is_none_or(|filter| filter.matches(&record)) {
-            matching.push(record);
-        }
-    }
-    if !request.sort.is_empty() {
-        matching.sort_by(|left, right| compare_records(&request.sort, left, right));
-    }
-    let total = u64::try_from(matching.len()).unwrap_or(u64::MAX);
-    let offset = usize::try_from(request.offset).unwrap_or(usize::MAX);
-    let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
-    let records = matching.into_iter().skip(offset).take(limit).collect();
-    Ok(ListPage {
-        records,
-        total: (!request.skip_total).then_some(total),
-    })
+    let schema = table.schema();
+    let chosen = plan::plan(&schema, request);
+    Executor::new(table, &schema, request, &chosen).run()
 }
 
 /// Orders two records by the sort keys, then by id ascending.
 pub fn compare_records(sort: &[SortKey], left: &StoredRecord, right: &StoredRecord) -> Ordering {
     for key in sort {
-        let ordering = compare_values(&key.attribute.value_of(left), &key.attribute.value_of(right));
-        let ordering = if key.descending { ordering.reverse() } else { ordering };
+        let ordering = compare_values(&key.attribute.value_ref(left), &key.attribute.value_ref(right));
+        let ordering = if key.descending {
+            ordering.reverse()
+        } else {
+            ordering
+        };
         if ordering != Ordering::Equal {
             return ordering;
         }
     }
     left.id.cmp(&right.id)
+}
+
+/// Something the access path produced: an id to fetch, or a record already read.
+enum Candidate {
+    Id(u64),
+    Record(StoredRecord),
+}
+
+impl Candidate {
+    fn id(&self) -> u64 {
+        match self {
+            Candidate::Id(id) => *id,
+            Candidate::Record(record) => record.id,
+        }
+    }
+}
+
+type Groups<'a> = Box<dyn Iterator<Item = DomainResult<Vec<Candidate>>> + 'a>;
+type Candidates<'a> = Box<dyn Iterator<Item = DomainResult<Candidate>> + 'a>;
+
+enum Stream<'a> {
+    /// Groups in order (each sorted by the full order by the consumer).
+    Ordered(Groups<'a>),
+    Unordered(Candidates<'a>),
+}
+
+struct Executor<'a> {
+    table: &'a TableShared,
+    schema: &'a TableSchema,
+    request: &'a ListRequest,
+    plan: &'a Plan,
+    need_all: bool,
+    trash_ids: Option<HashSet<u64>>,
+    hits: Option<Vec<SearchHit>>,
+}
+
+fn storage<T>(result: Result<T, StorageError>) -> DomainResult<T> {
+    result.map_err(Into::into)
+}
+
+/// The key range `[start, end)` of a field's index entries between two values.
+fn index_key_range(field_id: u32, lower: &Bound<Value>, upper: &Bound<Value>) -> (Vec<u8>, Vec<u8>) {
+    let field_prefix = keys::index_field_prefix(field_id);
+    let start = match lower {
+        Bound::Unbounded => field_prefix.clone(),
+        Bound::Included(value) => keys::index_value_prefix(field_id, value),
+        Bound::Excluded(value) => prefix_successor(keys::index_value_prefix(field_id, value)),
+    };
+    let end = match upper {
+        Bound::Unbounded => prefix_successor(field_prefix),
+        Bound::Included(value) => prefix_successor(keys::index_value_prefix(field_id, value)),
+        Bound::Excluded(value) => keys::index_value_prefix(field_id, value),
+    };
+    (start, end)
+}
+
+/// The entries in `[start, end)` of a table's tree, ascending or descending, each turned into
+/// a `T` by `decode(key, value)` (empty when the range is).
+fn key_range<'a, T: 'a>(
+    table: &TableShared,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    descending: bool,
+    decode: fn(&[u8], &[u8]) -> DomainResult<T>,
+) -> Box<dyn Iterator<Item = DomainResult<T>> + 'a> {
+    if start >= end {
+        return Box::new(std::iter::empty());
+    }
+    let range = table.store.tree().range(start..end);
+    if descending {
+        Box::new(range.rev().map(move |entry| {
+            let (key, value) = storage(entry.map_err(StorageError::from))?;
+            decode(&key, &value)
+        }))
+    } else {
+        Box::new(range.map(move |entry| {
+            let (key, value) = storage(entry.map_err(StorageError::from))?;
+            decode(&key, &value)
+        }))
+    }
+}
+
+fn decode_trailing_id(key: &[u8], _value: &[u8]) -> DomainResult<u64> {
+    // Index and trash keys always end in an 8-byte record id.
+    Ok(keys::trailing_record_id(key).unwrap_or(0))
+}
+
+/// An index entry as (the key without its record id — the value group —, the record id).
+fn decode_index_entry(key: &[u8], _value: &[u8]) -> DomainResult<(Vec<u8>, u64)> {
+    let group_end = key.len().saturating_sub(8);
+    Ok((key[..group_end].to_vec(), keys::trailing_record_id(key).unwrap_or(0)))
+}
+
+fn decode_record(_key: &[u8], value: &[u8]) -> DomainResult<StoredRecord> {
+    storage(codec::decode(value, "record"))
+}
+
+/// The key range `[start, end)` of the records with ids between two bounds.
+fn record_key_range(lower: Bound<u64>, upper: Bound<u64>) -> (Vec<u8>, Vec<u8>) {
+    let after_all = vec![keys::RECORD + 1];
+    let key_of_next = |id: u64| {
+        id.checked_add(1)
+            .map_or_else(|| after_all.clone(), |next| keys::record_key(next).to_vec())
+    };
+    let start = match lower {
+        Bound::Unbounded => vec![keys::RECORD],
+        Bound::Included(id) => keys::record_key(id).to_vec(),
+        Bound::Excluded(id) => key_of_next(id),
+    };
+    let end = match upper {
+        Bound::Unbounded => after_all.clone(),
+        Bound::Included(id) => key_of_next(id),
+        Bound::Excluded(id) => keys::record_key(id).to_vec(),
+    };
+    (start, end)
+}
+
+/// Several ascending id streams merged into one ascending stream without duplicates.
+struct MergeAscending<'a> {
+    streams: Vec<Box<dyn Iterator<Item = DomainResult<u64>> + 'a>>,
+    heads: Vec<Option<u64>>,
+    started: bool,
+    last: Option<u64>,
+}
+
+impl<'a> MergeAscending<'a> {
+    fn new(streams: Vec<Box<dyn Iterator<Item = DomainResult<u64>> + 'a>>) -> Self {
+        let heads = vec![None; streams.len()];
+        MergeAscending {
+            streams,
+            heads,
+            started: false,
+            last: None,
+        }
+    }
+}
+
+impl Iterator for MergeAscending<'_> {
+    type Item = DomainResult<u64>;
+
+    fn next(&mut self) -> Option<DomainResult<u64>> {
+        if !self.started {
+            self.started = true;
+            for (head, stream) in self.heads.iter_mut().zip(self.streams.iter_mut()) {
+                match stream.next() {
+                    Some(Ok(id)) => *head = Some(id),
+                    Some(Err(error)) => return Some(Err(error)),
+                    None => {}
+                }
+            }
+        }
+        loop {
+            let (index, smallest) = self
+                .heads
+                .iter()
+                .enumerate()
+                .filter_map(|(index, head)| head.map(|id| (index, id)))
+                .min_by_key(|(_, id)| *id)?;
+            self.heads[index] = match self.streams[index].next() {
+                Some(Ok(id)) => Some(id),
+                Some(Err(error)) => return Some(Err(error)),
+                None => None,
+            };
+            if self.last != Some(smallest) {
+                self.last = Some(smallest);
+                return Some(Ok(smallest));
+            }
+        }
+    }
+}
+
+/// Index entries grouped by value: each item is the ids of one value, in walk order.
+struct ValueGroups<'a> {
+    entries: std::iter::Peekable<Box<dyn Iterator<Item = DomainResult<(Vec<u8>, u64)>> + 'a>>,
+}
+
+impl Iterator for ValueGroups<'_> {
+    type Item = DomainResult<Vec<Candidate>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (group, first) = match self.entries.next()? {
+            Ok(entry) => entry,
+            Err(error) => return Some(Err(error)),
+        };
+        let mut members = vec![Candidate::Id(first)];
+        while let Some(Ok((next_group, _))) = self.entries.peek() {
+            if *next_group != group {
+                break;
+            }
+            if let Some(Ok((_, id))) = self.entries.next() {
+                members.push(Candidate::Id(id));
+            }
+        }
+        Some(Ok(members))
+    }
+}
+
+fn singles<'a>(candidates: impl Iterator<Item = DomainResult<Candidate>> + 'a) -> Groups<'a> {
+    Box::new(candidates.map(|candidate| candidate.map(|candidate| vec![candidate])))
+}
+
+fn ids_in_order<'a>(ids: Vec<u64>, ordered: bool) -> Stream<'a> {
+    let candidates = ids.into_iter().map(|id| Ok(Candidate::Id(id)));
+    if ordered {
+        Stream::Ordered(singles(candidates))
+    } else {
+        Stream::Unordered(Box::new(candidates))
+    }
+}
+
+fn order_compare(order: &Order, left: &StoredRecord, right: &StoredRecord) -> Ordering {
+    match order {
+        Order::Keys(keys) => compare_records(keys, left, right),
+        Order::Relevance => left.id.cmp(&right.id),
+    }
+}
+
+/// Collects the page, the count and the aggregations from the records the stream yields.
+struct Collector<'a> {
+    request: &'a ListRequest,
+    need_all: bool,
+    matched: u64,
+    pageable: u64,
+    page: Vec<StoredRecord>,
+    has_more: bool,
+    accumulator: Option<Accumulator>,
+    grouper: Option<Grouper>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(request: &'a ListRequest, need_all: bool) -> Self {
+        Collector {
+            request,
+            need_all,
+            matched: 0,
+            pageable: 0,
+            page: Vec::new(),
+            has_more: false,
+            accumulator: request.aggregate.as_ref().map(Accumulator::new),
+            grouper: request.group_by.map(Grouper::new),
+        }
+    }
+
+    /// Whether the record is visible and matches; counts and aggregates it if so.
+    fn accept(&mut self, record: &StoredRecord) -> bool {
+        if !self.request.trash.admits(record)
+            || !self
+                .request
+                .filter
+                .as_ref()
+                .is_none_or(|filter| filter.matches(record))
+        {
+            return false;
+        }
+        self.matched += 1;
+        if let (Some(spec), Some(accumulator)) = (&self.request.aggregate, &mut self.accumulator) {
+            accumulator.add(spec, record);
+        }
+        if let Some(grouper) = &mut self.grouper {
+            grouper.add(self.request.aggregate.as_ref(), record);
+        }
+        true
+    }
+
+    fn is_pageable(&self, record: &StoredRecord) -> bool {
+        self.request.after.is_none_or(|after| record.id > after)
+    }
+
+    /// Takes the next record in order; `true` when nothing more is needed.
+    fn emit(&mut self, record: StoredRecord) -> bool {
+        if !self.is_pageable(&record) {
+            return false;
+        }
+        self.pageable += 1;
+        if self.pageable > self.request.offset {
+            if u64::try_from(self.page.len()).unwrap_or(u64::MAX) < self.request.limit {
+                self.page.push(record);
+            } else {
+                self.has_more = true;
+                return !self.need_all;
+            }
+        }
+        false
+    }
+
+    fn keep_count(&self) -> usize {
+        let keep = self
+            .request
+            .offset
+            .saturating_add(self.request.limit)
+            .saturating_add(1);
+        usize::try_from(keep).unwrap_or(usize::MAX)
+    }
+}
+
+impl<'a> Executor<'a> {
+    fn new(
+        table: &'a TableShared,
+        schema: &'a TableSchema,
+        request: &'a ListRequest,
+        plan: &'a Plan,
+    ) -> Self {
+        let need_all = request.aggregate.is_some()
+            || request.group_by.is_some()
+            || (!request.skip_total && !plan.exact);
+        Executor {
+            table,
+            schema,
+            request,
+            plan,
+            need_all,
+            trash_ids: None,
+            hits: None,
+        }
+    }
+
+    fn trash_ids(&mut self) -> DomainResult<&HashSet<u64>> {
+        if self.trash_ids.is_none() {
+            let ids = self
+                .table
+                .store
+                .trashed_ids()
+                .collect::<Result<HashSet<u64>, StorageError>>()?;
+            self.trash_ids = Some(ids);
+        }
+        Ok(self.trash_ids.get_or_insert_with(HashSet::new))
+    }
+
+    /// Whether a record id is visible in the trash mode, from the trash keys alone.
+    fn admits_id(&mut self, id: u64) -> DomainResult<bool> {
+        Ok(match self.request.trash {
+            TrashMode::All => true,
+            TrashMode::Live => !self.trash_ids()?.contains(&id),
+            TrashMode::Trashed => self.trash_ids()?.contains(&id),
+        })
+    }
+
+    fn count_admitted(&mut self, ids: impl Iterator<Item = DomainResult<u64>>) -> DomainResult<u64> {
+        let mut count = 0u64;
+        for id in ids {
+            if self.admits_id(id?)? {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// The total from keys alone, when the plan is exact.
+    fn fast_count(&mut self) -> DomainResult<Option<u64>> {
+        if !self.plan.exact {
+            return Ok(None);
+        }
+        let access = &self.plan.access;
+        if let AccessPath::Search = access {
+            let ids: Vec<u64> = self
+                .hits
+                .as_ref()
+                .map(|hits| hits.iter().map(|hit| hit.record_id).collect())
+                .unwrap_or_default();
+            return self.count_admitted(ids.into_iter().map(Ok)).map(Some);
+        }
+        if self.request.filter.is_none() {
+            let live = self.table.live_count();
+            return Ok(Some(match self.request.trash {
+                TrashMode::Live => live,
+                TrashMode::Trashed => u64::try_from(self.trash_ids()?.len()).unwrap_or(u64::MAX),
+                TrashMode::All => {
+                    live.saturating_add(u64::try_from(self.trash_ids()?.len()).unwrap_or(u64::MAX))
+                }
+            }));
+        }
+        let table = self.table;
+        match access {
+            AccessPath::IndexEquality { field_id, values } => {
+                let mut total = 0u64;
+                for value in distinct_values(values) {
+                    let prefix = keys::index_value_prefix(*field_id, &value);
+                    let end = prefix_successor(prefix.clone());
+                    total += self.count_admitted(key_range(table, prefix, end, false, decode_trailing_id))?;
+                }
+                Ok(Some(total))
+            }
+            AccessPath::IndexRange {
+                field_id,
+                lower,
+                upper,
+            }
+            | AccessPath::IndexWalk {
+                field_id,
+                lower,
+                upper,
+                ..
+            } => {
+                let (start, end) = index_key_range(*field_id, lower, upper);
+                self.count_admitted(key_range(table, start, end, false, decode_trailing_id))
+                    .map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The candidates of the plan's access path. In streaming mode (`after` not needed for
+    /// the count) the id-ordered paths seek past `after`.
+    fn stream(&mut self) -> DomainResult<Stream<'a>> {
+        let table = self.table;
+        let seek = if self.need_all { None } else { self.request.after };
+        let by_id = self.plan.order.by_id();
+        let ordered = self.plan.delivery != Delivery::NeedsSort;
+        Ok(match &self.plan.access {
+            AccessPath::Search => {
+                let hits = self.hits.take().unwrap_or_default();
+                ids_in_order(hits.into_iter().map(|hit| hit.record_id).collect(), ordered)
+            }
+            AccessPath::RecordIds(ids) => ids_in_order(ids.clone(), ordered),
+            AccessPath::IndexEquality { field_id, values } => {
+                let streams = distinct_values(values)
+                    .into_iter()
+                    .map(|value| {
+                        let prefix = keys::index_value_prefix(*field_id, &value);
+                        let end = prefix_successor(prefix.clone());
+                        let mut start = prefix;
+                        if let Some(after) = seek.filter(|_| by_id == Some(false)) {
+                            start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+                        }
+                        key_range(table, start, end, false, decode_trailing_id)
+                    })
+                    .collect();
+                let merged = MergeAscending::new(streams);
+                match by_id {
+                    Some(false) => Stream::Ordered(singles(merged.map(|id| id.map(Candidate::Id)))),
+                    Some(true) => {
+                        let mut ids = merged.collect::<DomainResult<Vec<u64>>>()?;
+                        ids.reverse();
+                        ids_in_order(ids, true)
+                    }
+                    None => Stream::Unordered(Box::new(merged.map(|id| id.map(Candidate::Id)))),
+                }
+            }
+            AccessPath::IndexRange {
+                field_id,
+                lower,
+                upper,
+            } => {
+                let (start, end) = index_key_range(*field_id, lower, upper);
+                let mut ids = key_range(table, start, end, false, decode_trailing_id)
+                    .collect::<DomainResult<Vec<u64>>>()?;
+                if let Some(descending) = by_id {
+                    ids.sort_unstable();
+                    if descending {
+                        ids.reverse();
+                    }
+                }
+                ids_in_order(ids, by_id.is_some())
+            }
+            AccessPath::IndexWalk {
+                field_id,
+                lower,
+                upper,
+                descending,
+            } => {
+                let (start, end) = index_key_range(*field_id, lower, upper);
+                Stream::Ordered(Box::new(ValueGroups {
+                    entries: key_range(table, start, end, *descending, decode_index_entry).peekable(),
+                }))
+            }
+            AccessPath::Trash => {
+                let start = match seek {
+                    Some(after) => keys::trash_key(after.saturating_add(1)).to_vec(),
+                    None => vec![keys::TRASH],
+                };
+                let ids = key_range(table, start, vec![keys::TRASH + 1], false, decode_trailing_id);
+                match by_id {
+                    Some(false) => Stream::Ordered(singles(ids.map(|id| id.map(Candidate::Id)))),
+                    Some(true) => {
+                        let mut ids = ids.collect::<DomainResult<Vec<u64>>>()?;
+                        ids.reverse();
+                        ids_in_order(ids, true)
+                    }
+                    None => Stream::Unordered(Box::new(ids.map(|id| id.map(Candidate::Id)))),
+                }
+            }
+            AccessPath::IdScan {
+                lower,
+                upper,
+                descending,
+            } => {
+                let lower = match seek {
+                    Some(after) => match lower {
+                        Bound::Included(id) if *id > after => Bound::Included(*id),
+                        Bound::Excluded(id) if *id > after => Bound::Excluded(*id),
+                        _ => Bound::Excluded(after),
+                    },
+                    None => *lower,
+                };
+                let (start, end) = record_key_range(lower, *upper);
+                let records = key_range(table, start, end, *descending, decode_record)
+                    .map(|record| record.map(Candidate::Record));
+                if ordered {
+                    Stream::Ordered(singles(records))
+                } else {
+                    Stream::Unordered(Box::new(records))
+                }
+            }
+        })
+    }
+
+    fn resolve(&self, candidate: Candidate) -> DomainResult<Option<StoredRecord>> {
+        match candidate {
+            Candidate::Record(record) => Ok(Some(record)),
+            Candidate::Id(id) => Ok(self.table.store.get_record(id)?),
+        }
+    }
+
+    fn run(mut self) -> DomainResult<ListPage> {
+        let mut scores: Option<HashMap<u64, f64>> = None;
+        if self.plan.access == AccessPath::Search {
+            let hits = match &self.request.search {
+                Some(query) => search::run_search(self.table, query)?,
+                None => Vec::new(),
+            };
+            scores = Some(hits.iter().map(|hit| (hit.record_id, hit.score)).collect());
+            self.hits = Some(hits);
+        }
+        let mut fast_total = None;
+        if !self.request.skip_total && !self.need_all {
+            fast_total = self.fast_count()?;
+            if fast_total.is_none() {
+                self.need_all = true;
+            }
+        }
+        let skip_before = if self.need_all { None } else { self.request.after };
+        let stream = self.stream()?;
+        let order = &self.plan.order;
+        let mut collector = Collector::new(self.request, self.need_all);
+        match stream {
+            Stream::Ordered(groups) => {
+                'groups: for group in groups {
+                    let mut records = Vec::new();
+                    for candidate in group? {
+                        if skip_before.is_some_and(|after| candidate.id() <= after) {
+                            continue;
+                        }
+                        if let Some(record) = self.resolve(candidate)? {
+                            if collector.accept(&record) {
+                                records.push(record);
+                            }
+                        }
+                    }
+                    if records.len() > 1 {
+                        records.sort_by(|left, right| order_compare(order, left, right));
+                    }
+                    for record in records {
+                        if collector.emit(record) {
+                            break 'groups;
+                        }
+                    }
+                }
+            }
+            Stream::Unordered(candidates) => {
+                let keep = collector.keep_count();
+                let mut buffer: Vec<StoredRecord> = Vec::new();
+                for candidate in candidates {
+                    let candidate = candidate?;
+                    if skip_before.is_some_and(|after| candidate.id() <= after) {
+                        continue;
+                    }
+                    let Some(record) = self.resolve(candidate)? else {
+                        continue;
+                    };
+                    if !collector.accept(&record) || !collector.is_pageable(&record) {
+                        continue;
+                    }
+                    collector.pageable += 1;
+                    buffer.push(record);
+                    if buffer.len() >= keep.saturating_mul(2).max(1024) {
+                        buffer.sort_by(|left, right| order_compare(order, left, right));
+                        buffer.truncate(keep);
+                    }
+                }
+                buffer.sort_by(|left, right| order_compare(order, left, right));
+                let offset = usize::try_from(collector.request.offset).unwrap_or(usize::MAX);
+                let limit = usize::try_from(collector.request.limit).unwrap_or(usize::MAX);
+                collector.has_more = collector.pageable
+                    > collector.request.offset.saturating_add(collector.request.limit);
+                collector.page = buffer.into_iter().skip(offset).take(limit).collect();
+            }
+        }
+        let total = if self.request.skip_total {
+            None
+        } else {
+            Some(fast_total.unwrap_or(collector.matched))
+        };
+        let page_scores = scores.map(|scores| {
+            collector
+                .page
+                .iter()
+                .map(|record| scores.get(&record.id).copied().unwrap_or(0.0))
+                .collect()
+        });
+        Ok(ListPage {
+            aggregations: match (&self.request.aggregate, &collector.accumulator) {
+                (Some(spec), Some(accumulator)) => Some(accumulator.finish(spec, self.schema)),
+                _ => None,
+            },
+            groups: collector
+                .grouper
+                .as_ref()
+                .map(|grouper| grouper.finish(self.request.aggregate.as_ref(), self.schema)),
+            records: collector.page,
+            total,
+            has_more: collector.has_more,
+            scores: page_scores,
+            plan: self.plan.describe(self.schema),
+        })
+    }
+}
+
+/// The values of an `IN`, each once.
+fn distinct_values(values: &[Value]) -> Vec<Value> {
+    let mut distinct: Vec<Value> = Vec::with_capacity(values.len());
+    for value in values {
+        if !distinct
+            .iter()
+            .any(|seen| compare_values(seen, value) == Ordering::Equal)
+        {
+            distinct.push(value.clone());
+        }
+    }
+    distinct
+}
+
+/// The brute-force answer: every record read, checked against the filter and the search, sorted
+/// and paged in memory. The planner's answer must always equal this one (the property tests
+/// hold it to that); it is also the baseline of the benchmarks.
+pub fn list_by_scan(table: &TableShared, request: &ListRequest) -> DomainResult<ListPage> {
+    let schema = table.schema();
+    let order = plan::effective_order(request);
+    let scores: Option<HashMap<u64, f64>> = match &request.search {
+        Some(query) => Some(
+            search::run_search(table, query)?
+                .into_iter()
+                .map(|hit| (hit.record_id, hit.score))
+                .collect(),
+        ),
+        None => None,
+    };
+    let mut collector = Collector::new(request, true);
+    let mut matching = Vec::new();
+    for record in table.store.records(None, false) {
+        let record = record?;
+        if let Some(query) = &request.search {
+            if !search::record_matches(&schema, query, &record) {
+                continue;
+            }
+        }
+        if collector.accept(&record) {
+            matching.push(record);
+        }
+    }
+    let score_of = |record: &StoredRecord| {
+        scores
+            .as_ref()
+            .and_then(|scores| scores.get(&record.id).copied())
+            .unwrap_or(0.0)
+    };
+    match &order {
+        Order::Relevance => matching.sort_by(|left, right| {
+            score_of(right)
+                .total_cmp(&score_of(left))
+                .then(left.id.cmp(&right.id))
+        }),
+        Order::Keys(keys) => matching.sort_by(|left, right| compare_records(keys, left, right)),
+    }
+    for record in matching {
+        collector.emit(record);
+    }
+    let page_scores = scores.as_ref().map(|_| collector.page.iter().map(score_of).collect());
+    Ok(ListPage {
+        aggregations: match (&request.aggregate, &collector.accumulator) {
+            (Some(spec), Some(accumulator)) => Some(accumulator.finish(spec, &schema)),
+            _ => None,
+        },
+        groups: collector
+            .grouper
+            .as_ref()
+            .map(|grouper| grouper.finish(request.aggregate.as_ref(), &schema)),
+        total: (!request.skip_total).then_some(collector.matched),
+        has_more: collector.has_more,
+        records: collector.page,
+        scores: page_scores,
+        plan: "brute-force".into(),
+    })
 }

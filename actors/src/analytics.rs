@@ -1,0 +1,447 @@
+//! The analytics aggregator (SPEC §7): the actor that owns the page-view rollups, its messages,
+//! and [`Analytics`], the handle the collect path uses.
+//!
+//! The collect path does the per-request work on the HTTP worker (validate, hash the visitor,
+//! classify the User-Agent, extract referrer and campaign) and pushes the event into a bounded
+//! queue — never waiting for a disk write; a full queue is reported so the caller can shed load.
+//! The aggregator drains the queue in batches (on a short timer, or sooner when it fills),
+//! folds events into the in-memory rollups ([`rollup`]) and flushes them to the `sys/analytics`
+//! tree every `flush_interval_ms` in one batch. Reports flush first, then read the tree
+//! ([`report`]), so they see every accepted event.
+
+pub mod client;
+pub mod layout;
+pub mod report;
+pub mod rollup;
+pub mod sketch;
+pub mod visitor;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorContext, Addr, Arbiter, AsyncContext, Context, Handler, Message, ResponseFuture,
+    Supervised, Supervisor,
+};
+use crossbeam_queue::ArrayQueue;
+use tabula_storage::{StorageError, StorageResult, Store};
+
+use crate::error::{DomainError, DomainResult};
+use client::{campaign_value, normalise_path, referrer_domain, ClientClassifier, PathGlob};
+use report::{Report, ReportKind, ReportParams};
+use rollup::{FlushSummary, PageView, RollupSettings, Rollups};
+use visitor::{day_of, AnalyticsClock, VisitorHasher, DAY_MS};
+
+/// How often the aggregator drains the queue when nobody wakes it sooner.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(25);
+/// How often the aggregator checks whether a new day needs a retention purge.
+const PURGE_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+/// The `[analytics]` settings the aggregator and the collect path need.
+#[derive(Debug, Clone)]
+pub struct AnalyticsSettings {
+    /// `app.name`: part of the visitor hash.
+    pub app_name: String,
+    pub retention_days: u32,
+    pub excluded_paths: Vec<String>,
+    pub respect_dnt: bool,
+    pub session_timeout_minutes: u64,
+    pub flush_interval_ms: u64,
+    pub queue_capacity: usize,
+    /// Distinct values per dimension per day before "(other)" ([`rollup::ROWS_PER_DAY_CAP`]).
+    pub rows_per_day_cap: usize,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings {
+            app_name: "tabula".into(),
+            retention_days: 365,
+            excluded_paths: Vec::new(),
+            respect_dnt: true,
+            session_timeout_minutes: 30,
+            flush_interval_ms: 1000,
+            queue_capacity: 100_000,
+            rows_per_day_cap: rollup::ROWS_PER_DAY_CAP,
+        }
+    }
+}
+
+/// The `p` field of a collect body as the HTTP layer found it.
+#[derive(Debug, Clone, Copy)]
+pub enum PathField<'a> {
+    Missing,
+    NotText,
+    Text(&'a str),
+}
+
+/// One collect request, already parsed from HTTP.
+#[derive(Debug, Clone)]
+pub struct CollectInput<'a> {
+    pub path: PathField<'a>,
+    pub referrer: Option<&'a str>,
+    pub utm_source: Option<&'a str>,
+    pub utm_medium: Option<&'a str>,
+    pub utm_campaign: Option<&'a str>,
+    /// The client address (the peer, or `X-Forwarded-For` from a trusted proxy). Hashed, never kept.
+    pub client_ip: IpAddr,
+    pub user_agent: &'a str,
+    /// `DNT: 1` was sent.
+    pub do_not_track: bool,
+}
+
+/// What became of a collect request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectOutcome {
+    /// Accepted by the aggregator's queue.
+    Counted,
+    /// Deliberately not counted (DNT, excluded path).
+    Ignored,
+    /// The queue is full: shed the request.
+    QueueFull,
+}
+
+/// Folds whatever is queued now (the collect path's wake-up when the queue fills).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainQueue;
+
+/// Drains the queue and writes every change to sled in one batch, closing finished days.
+#[derive(Message)]
+#[rtype(result = "DomainResult<FlushSummary>")]
+pub struct FlushRollups;
+
+/// Computes one report over everything accepted so far.
+#[derive(Message)]
+#[rtype(result = "DomainResult<Report>")]
+pub struct ReadReport {
+    pub kind: ReportKind,
+    pub params: ReportParams,
+}
+
+/// Deletes the rollups older than `retention_days` (also run daily by the aggregator).
+#[derive(Message)]
+#[rtype(result = "DomainResult<usize>")]
+pub struct PurgeExpired;
+
+/// Graceful shutdown: drain, flush, make it durable, then report on `done`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushForShutdown {
+    pub done: std::sync::mpsc::Sender<StorageResult<()>>,
+}
+
+/// What the collect path and the aggregator share.
+struct Ingest {
+    queue: ArrayQueue<PageView>,
+    wake_pending: AtomicBool,
+    hasher: VisitorHasher,
+    classifier: ClientClassifier,
+    excluded: Vec<PathGlob>,
+    respect_dnt: bool,
+    clock: AnalyticsClock,
+}
+
+/// The actor that owns the rollups: the only writer of `sys/analytics` (besides the salt).
+pub struct AnalyticsAggregator {
+    ingest: Arc<Ingest>,
+    store: Store,
+    tree: sled::Tree,
+    settings: AnalyticsSettings,
+    rollups: Rollups,
+    last_purge_day: Option<u32>,
+}
+
+impl AnalyticsAggregator {
+    fn rollup_settings(settings: &AnalyticsSettings) -> RollupSettings {
+        RollupSettings {
+            session_timeout_ms: i64::try_from(settings.session_timeout_minutes)
+                .unwrap_or(i64::MAX / 60_000)
+                .saturating_mul(60_000),
+            rows_per_day_cap: settings.rows_per_day_cap,
+        }
+    }
+
+    /// Folds everything queued. A storage failure stops the actor (its supervisor restarts it
+    /// from what is on disk: the same loss as a crash, at most one flush interval).
+    fn drain(&mut self, context: &mut Context<Self>) {
+        self.ingest.wake_pending.store(false, Ordering::Release);
+        while let Some(event) = self.ingest.queue.pop() {
+            if let Err(error) = self.rollups.fold(&event) {
+                self.fail(&error, context);
+                return;
+            }
+        }
+    }
+
+    fn flush(&mut self, context: &mut Context<Self>) -> DomainResult<FlushSummary> {
+        self.drain(context);
+        let today = day_of(self.ingest.clock.now_ms());
+        match self.rollups.flush(today) {
+            Ok(summary) => {
+                if summary.wrote {
+                    // Durable at the next group commit; nobody needs to wait for it here.
+                    drop(self.rollups.durable());
+                }
+                Ok(summary)
+            }
+            Err(error) => {
+                self.fail(&error, context);
+                Err(DomainError::Unavailable(
+                    "Analytics are temporarily unavailable; retry the request".into(),
+                ))
+            }
+        }
+    }
+
+    fn fail(&self, error: &StorageError, context: &mut Context<Self>) {
+        tracing::error!(%error, "analytics storage failure; restarting the aggregator");
+        context.stop();
+    }
+
+    fn purge(&mut self, context: &mut Context<Self>) -> DomainResult<usize> {
+        self.flush(context)?;
+        let today = day_of(self.ingest.clock.now_ms());
+        let first_kept = today.saturating_sub(self.settings.retention_days.saturating_sub(1));
+        let removed = self.rollups.purge_before(first_kept)?;
+        self.last_purge_day = Some(today);
+        if removed > 0 {
+            tracing::info!(removed, first_kept_day = first_kept, "analytics retention purge");
+        }
+        Ok(removed)
+    }
+}
+
+impl Actor for AnalyticsAggregator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, context: &mut Context<Self>) {
+        context.run_interval(DRAIN_INTERVAL, |actor, context| actor.drain(context));
+        let flush_every = Duration::from_millis(self.settings.flush_interval_ms.max(10));
+        context.run_interval(flush_every, |actor, context| {
+            if let Err(error) = actor.flush(context) {
+                tracing::warn!(%error, "analytics flush failed");
+            }
+        });
+        context.run_interval(PURGE_CHECK_INTERVAL, |actor, context| {
+            let today = day_of(actor.ingest.clock.now_ms());
+            if actor.last_purge_day != Some(today) {
+                if let Err(error) = actor.purge(context) {
+                    tracing::warn!(%error, "analytics retention purge failed");
+                }
+            }
+        });
+    }
+}
+
+impl Supervised for AnalyticsAggregator {
+    fn restarting(&mut self, _context: &mut Context<Self>) {
+        let settings = Self::rollup_settings(&self.settings);
+        match Rollups::open(self.store.clone(), self.tree.clone(), settings) {
+            Ok(rollups) => self.rollups = rollups,
+            Err(error) => tracing::error!(%error, "cannot reload the analytics rollups"),
+        }
+    }
+}
+
+impl Handler<DrainQueue> for AnalyticsAggregator {
+    type Result = ();
+
+    fn handle(&mut self, _message: DrainQueue, context: &mut Context<Self>) {
+        self.drain(context);
+    }
+}
+
+impl Handler<FlushRollups> for AnalyticsAggregator {
+    type Result = DomainResult<FlushSummary>;
+
+    fn handle(&mut self, _message: FlushRollups, context: &mut Context<Self>) -> Self::Result {
+        self.flush(context)
+    }
+}
+
+impl Handler<ReadReport> for AnalyticsAggregator {
+    type Result = ResponseFuture<DomainResult<Report>>;
+
+    fn handle(&mut self, message: ReadReport, context: &mut Context<Self>) -> Self::Result {
+        let flushed = self.flush(context);
+        let tree = self.tree.clone();
+        Box::pin(async move {
+            flushed?;
+            let computed = tokio::task::spawn_blocking(move || {
+                report::compute(&tree, message.kind, message.params)
+            })
+            .await
+            .map_err(|error| DomainError::Unavailable(format!("report task failed: {error}")))?;
+            Ok(computed?)
+        })
+    }
+}
+
+impl Handler<PurgeExpired> for AnalyticsAggregator {
+    type Result = DomainResult<usize>;
+
+    fn handle(&mut self, _message: PurgeExpired, context: &mut Context<Self>) -> Self::Result {
+        self.purge(context)
+    }
+}
+
+impl Handler<FlushForShutdown> for AnalyticsAggregator {
+    type Result = ();
+
+    fn handle(&mut self, message: FlushForShutdown, context: &mut Context<Self>) {
+        let outcome = match self.flush(context) {
+            Ok(_) => self.store.flush_blocking(),
+            Err(error) => Err(StorageError::Flush(error.to_string())),
+        };
+        let _ = message.done.send(outcome);
+    }
+}
+
+/// The analytics of one server: the aggregator's address and the collect path's state.
+#[derive(Clone)]
+pub struct Analytics {
+    addr: Addr<AnalyticsAggregator>,
+    ingest: Arc<Ingest>,
+    arbiter: Arc<Mutex<Option<Arbiter>>>,
+}
+
+impl Analytics {
+    /// Opens the `sys/analytics` tree and starts the aggregator on its own thread, off the HTTP
+    /// workers. Must run inside an actix system.
+    pub fn start(
+        store: &Store,
+        settings: AnalyticsSettings,
+        clock: AnalyticsClock,
+    ) -> StorageResult<Analytics> {
+        let tree = store.system_tree("analytics")?;
+        let hasher = VisitorHasher::open(store.clone(), tree.clone(), &settings.app_name)?;
+        let ingest = Arc::new(Ingest {
+            queue: ArrayQueue::new(settings.queue_capacity.max(1)),
+            wake_pending: AtomicBool::new(false),
+            hasher,
+            classifier: ClientClassifier::default(),
+            excluded: settings.excluded_paths.iter().map(|glob| PathGlob::new(glob)).collect(),
+            respect_dnt: settings.respect_dnt,
+            clock,
+        });
+        let rollups = Rollups::open(
+            store.clone(),
+            tree.clone(),
+            AnalyticsAggregator::rollup_settings(&settings),
+        )?;
+        let arbiter = Arbiter::new();
+        let actor = AnalyticsAggregator {
+            ingest: Arc::clone(&ingest),
+            store: store.clone(),
+            tree,
+            settings,
+            rollups,
+            last_purge_day: None,
+        };
+        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+        Ok(Analytics {
+            addr,
+            ingest,
+            arbiter: Arc::new(Mutex::new(Some(arbiter))),
+        })
+    }
+
+    /// The aggregator, for reports, flushes and purges.
+    pub fn addr(&self) -> &Addr<AnalyticsAggregator> {
+        &self.addr
+    }
+
+    /// The analytics clock.
+    pub fn clock(&self) -> &AnalyticsClock {
+        &self.ingest.clock
+    }
+
+    /// Events waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.ingest.queue.len()
+    }
+
+    /// The salt day in use (tests).
+    pub fn salt_day(&self) -> Option<u32> {
+        self.ingest.hasher.salt_day()
+    }
+
+    /// The per-request work of `POST /api/analytics/collect`: validates, derives the event and
+    /// hands it to the aggregator's queue without waiting.
+    pub fn collect(&self, input: &CollectInput<'_>) -> DomainResult<CollectOutcome> {
+        let raw_path = match input.path {
+            PathField::Text(text) if !text.trim().is_empty() => text,
+            _ => {
+                return Err(DomainError::bad_request(
+                    "p",
+                    "'p' (the page path) is required and must be a non-empty string",
+                ))
+            }
+        };
+        if input.do_not_track && self.ingest.respect_dnt {
+            return Ok(CollectOutcome::Ignored);
+        }
+        let path = normalise_path(raw_path).unwrap_or_else(|| "/".to_owned());
+        if self.ingest.excluded.iter().any(|glob| glob.matches(&path)) {
+            return Ok(CollectOutcome::Ignored);
+        }
+        let now = self.ingest.clock.now_ms();
+        let event = PageView {
+            at_ms: now,
+            visitor: self
+                .ingest
+                .hasher
+                .visitor_id(day_of(now), input.client_ip, input.user_agent),
+            path,
+            referrer: input.referrer.and_then(referrer_domain),
+            campaign: campaign_value(input.utm_source, input.utm_medium, input.utm_campaign),
+            client: self.ingest.classifier.classify(input.user_agent),
+        };
+        Ok(self.enqueue(event))
+    }
+
+    /// Hands a prepared event to the aggregator (the collect path; benches and tests that
+    /// replay events with their own timestamps).
+    pub fn enqueue(&self, event: PageView) -> CollectOutcome {
+        if self.ingest.queue.push(event).is_err() {
+            return CollectOutcome::QueueFull;
+        }
+        let wake_at = (self.ingest.queue.capacity() / 8).max(1);
+        if self.ingest.queue.len() >= wake_at
+            && !self.ingest.wake_pending.swap(true, Ordering::AcqRel)
+        {
+            self.addr.do_send(DrainQueue);
+        }
+        CollectOutcome::Counted
+    }
+
+    /// Graceful shutdown: every accepted event is flushed and fsynced, then the aggregator's
+    /// thread stops. Call once the HTTP server has drained; blocks up to 30 s. Idempotent.
+    pub fn shutdown(&self) {
+        let arbiter = self
+            .arbiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(arbiter) = arbiter else {
+            return;
+        };
+        let (done, outcome) = std::sync::mpsc::channel();
+        self.addr.do_send(FlushForShutdown { done });
+        match outcome.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => tracing::info!("analytics flushed"),
+            Ok(Err(error)) => tracing::error!(%error, "final analytics flush failed"),
+            Err(_) => tracing::error!("the analytics aggregator did not flush in time"),
+        }
+        arbiter.stop();
+        if arbiter.join().is_err() {
+            tracing::error!("the analytics aggregator thread panicked while stopping");
+        }
+    }
+}
+
+/// Milliseconds in a day, re-exported for callers that build timestamps.
+pub const DAY_MILLIS: i64 = DAY_MS;

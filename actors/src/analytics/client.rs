@@ -1,0 +1,249 @@
+//! What the collect path derives from a request before the event reaches the aggregator: the
+//! client (device type, browser, OS) from the User-Agent through a bounded cache, the referrer's
+//! domain, the campaign, the normalised path, and the `excluded_paths` globs.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+/// Distinct User-Agent strings whose classification is cached; a full cache is emptied at once
+/// (simple, bounded, and the common User-Agents come straight back).
+pub const USER_AGENT_CACHE_LIMIT: usize = 10_000;
+/// User-Agents are classified (and cached) on at most this many bytes.
+const USER_AGENT_MAX_BYTES: usize = 512;
+/// Longest path, referrer domain or UTM value kept (in bytes, cut at a character boundary).
+pub const VALUE_MAX_BYTES: usize = 1024;
+/// Separates the parts of a composite row value (`device|browser|os`, `source|medium|campaign`).
+pub const SEPARATOR: char = '\u{1f}';
+
+/// User-Agent → `device␟browser␟os`, cached per distinct User-Agent.
+pub struct ClientClassifier {
+    parser: woothee::parser::Parser,
+    cache: DashMap<Box<str>, Arc<str>, rustc_hash::FxBuildHasher>,
+}
+
+impl Default for ClientClassifier {
+    fn default() -> Self {
+        ClientClassifier {
+            parser: woothee::parser::Parser::new(),
+            cache: DashMap::with_hasher(rustc_hash::FxBuildHasher),
+        }
+    }
+}
+
+impl ClientClassifier {
+    /// The classification of `user_agent` as one row value `device␟browser␟os`.
+    pub fn classify(&self, user_agent: &str) -> Arc<str> {
+        let user_agent = truncate(user_agent, USER_AGENT_MAX_BYTES);
+        if let Some(hit) = self.cache.get(user_agent) {
+            return Arc::clone(hit.value());
+        }
+        let client = Client::parse(&self.parser, user_agent);
+        let value: Arc<str> = Arc::from(client.row_value());
+        if self.cache.len() >= USER_AGENT_CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(Box::from(user_agent), Arc::clone(&value));
+        value
+    }
+}
+
+/// The device class of SPEC §7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceType {
+    Desktop,
+    Mobile,
+    Tablet,
+    Other,
+}
+
+impl DeviceType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceType::Desktop => "desktop",
+            DeviceType::Mobile => "mobile",
+            DeviceType::Tablet => "tablet",
+            DeviceType::Other => "other",
+        }
+    }
+}
+
+/// A classified User-Agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub device: DeviceType,
+    pub browser: String,
+    pub os: String,
+}
+
+impl Client {
+    /// Classifies with woothee; tablets are recognised on top of it (woothee files them as
+    /// smartphones): iPad, "Tablet", and Android without "Mobile".
+    pub fn parse(parser: &woothee::parser::Parser, user_agent: &str) -> Client {
+        let Some(result) = parser.parse(user_agent) else {
+            return Client {
+                device: DeviceType::Other,
+                browser: "Unknown".into(),
+                os: "Unknown".into(),
+            };
+        };
+        let is_tablet = user_agent.contains("iPad")
+            || user_agent.contains("Tablet")
+            || (user_agent.contains("Android") && !user_agent.contains("Mobile"));
+        let device = match result.category {
+            "pc" => DeviceType::Desktop,
+            "smartphone" | "mobilephone" if is_tablet => DeviceType::Tablet,
+            "smartphone" | "mobilephone" => DeviceType::Mobile,
+            _ => DeviceType::Other,
+        };
+        let known = |name: &str| {
+            if name.is_empty() || name == woothee::woothee::VALUE_UNKNOWN {
+                "Unknown".to_owned()
+            } else {
+                name.to_owned()
+            }
+        };
+        Client {
+            device,
+            browser: known(result.name),
+            os: known(result.os),
+        }
+    }
+
+    /// The row value of the client dimension.
+    pub fn row_value(&self) -> String {
+        format!(
+            "{}{SEPARATOR}{}{SEPARATOR}{}",
+            self.device.name(),
+            self.browser,
+            self.os
+        )
+    }
+
+    /// The parts of a client row value: device, browser, OS.
+    pub fn split_row_value(value: &str) -> (&str, &str, &str) {
+        let mut parts = value.splitn(3, SEPARATOR);
+        let device = parts.next().unwrap_or("other");
+        let browser = parts.next().unwrap_or("Unknown");
+        let os = parts.next().unwrap_or("Unknown");
+        (device, browser, os)
+    }
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The counted form of a page path: without query string or fragment, at most
+/// [`VALUE_MAX_BYTES`]. `None` when nothing is left.
+pub fn normalise_path(path: &str) -> Option<String> {
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    let path = truncate(path[..end].trim(), VALUE_MAX_BYTES);
+    (!path.is_empty()).then(|| path.to_owned())
+}
+
+/// The host of a referrer URL, lower-cased, without port, credentials or a leading `www.`.
+/// `None` (direct) for an empty or host-less referrer.
+pub fn referrer_domain(referrer: &str) -> Option<String> {
+    let referrer = referrer.trim();
+    let after_scheme = match referrer.find("://") {
+        Some(index) => &referrer[index + 3..],
+        None => referrer,
+    };
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..authority_end];
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let host = truncate(host, VALUE_MAX_BYTES);
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// The campaign row value `source␟medium␟campaign`, or `None` when all three are empty.
+/// (`utm_content` and `utm_term` are accepted but not rolled up: no report shows them.)
+pub fn campaign_value(
+    source: Option<&str>,
+    medium: Option<&str>,
+    campaign: Option<&str>,
+) -> Option<String> {
+    fn part(value: Option<&str>) -> &str {
+        truncate(value.unwrap_or("").trim(), VALUE_MAX_BYTES / 4)
+    }
+    let (source, medium, campaign) = (part(source), part(medium), part(campaign));
+    if source.is_empty() && medium.is_empty() && campaign.is_empty() {
+        return None;
+    }
+    Some(format!("{source}{SEPARATOR}{medium}{SEPARATOR}{campaign}"))
+}
+
+/// The parts of a campaign row value; empty parts are `None`.
+pub fn split_campaign(value: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
+    let mut parts = value.splitn(3, SEPARATOR);
+    let mut next = || parts.next().filter(|part| !part.is_empty());
+    let source = next();
+    let medium = next();
+    let campaign = next();
+    (source, medium, campaign)
+}
+
+/// One `excluded_paths` glob: `*` matches any run of characters (slashes included), `?` one
+/// character, everything else itself.
+#[derive(Debug, Clone)]
+pub struct PathGlob {
+    pattern: Vec<char>,
+}
+
+impl PathGlob {
+    pub fn new(pattern: &str) -> Self {
+        PathGlob {
+            pattern: pattern.chars().collect(),
+        }
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let text: Vec<char> = path.chars().collect();
+        // Iterative wildcard matching with single-star backtracking: O(pattern × text).
+        let (mut p, mut t) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while t < text.len() {
+            match self.pattern.get(p) {
+                Some('*') => {
+                    star = Some((p, t));
+                    p += 1;
+                }
+                Some('?') => {
+                    p += 1;
+                    t += 1;
+                }
+                Some(expected) if *expected == text[t] => {
+                    p += 1;
+                    t += 1;
+                }
+                _ => match star {
+                    Some((star_p, star_t)) => {
+                        p = star_p + 1;
+                        t = star_t + 1;
+                        star = Some((star_p, star_t + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        self.pattern[p..].iter().all(|c| *c == '*')
+    }
+}

@@ -1,0 +1,401 @@
+//! One table's pending change: the records a write creates, updates, trashes, restores or
+//! removes, and everything derived from them — index entries, unique claims, revision history,
+//! activity, counters — gathered into ONE [`WriteBatch`] that the table actor applies atomically.
+//!
+//! A changeset sees its own earlier steps: a record changed twice in one batch is read back from
+//! the changeset, and a unique value released or claimed earlier in the batch counts as such for
+//! the later steps (so a batch clash is found before anything is written). It only reads the
+//! store; nothing is written until the actor applies [`Prepared::batch`]. Because it never
+//! writes, the lifecycle orchestration also uses it as a dry run to find conflicts before any
+//! table is touched.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tabula_storage::journal::{ChangeAction, ChangeEntry};
+use tabula_storage::{
+    keys, FieldDef, RecordRef, StorageResult, StoredRecord, TableSchema, Value, WriteBatch,
+};
+
+use crate::error::{DomainError, DomainResult};
+use crate::registry::TableShared;
+use crate::table::index_entries;
+
+/// A unique value that the change would give to two live records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueClash {
+    /// The name of the unique field.
+    pub field: String,
+    /// The record that already holds the value (stored or earlier in the batch).
+    pub holder: u64,
+}
+
+impl UniqueClash {
+    /// The 409 for this clash; `item` names the batch item (`records[3]`) when there is one.
+    pub fn into_error(self, item: Option<&str>) -> DomainError {
+        let (message, field) = match item {
+            Some(item) => (
+                format!(
+                    "A record with this value for field '{}' already exists ({item})",
+                    self.field
+                ),
+                format!("{item}.{}", self.field),
+            ),
+            None => (
+                format!(
+                    "A record with this value for field '{}' already exists",
+                    self.field
+                ),
+                self.field,
+            ),
+        };
+        DomainError::Conflict {
+            message,
+            field: Some(field),
+        }
+    }
+}
+
+/// What a finished changeset hands to the actor.
+pub struct Prepared {
+    pub batch: WriteBatch,
+    /// The table's live count once the batch is applied.
+    pub live_count: u64,
+    /// The change entries written (history + activity), ids assigned.
+    pub entries: Vec<ChangeEntry>,
+}
+
+/// The pending change of one table.
+pub struct Changeset<'a> {
+    shared: &'a TableShared,
+    schema: &'a TableSchema,
+    at: i64,
+    user_id: Option<String>,
+    batch: WriteBatch,
+    /// The state of every record this changeset touched (`None`: removed for good).
+    records: HashMap<u64, Option<StoredRecord>>,
+    /// Unique key → holder after this changeset (`None`: released).
+    unique_holders: HashMap<Vec<u8>, Option<u64>>,
+    entries: Vec<ChangeEntry>,
+    live_delta: i64,
+}
+
+impl<'a> Changeset<'a> {
+    /// A changeset made at `at` (ms) by `user_id`.
+    pub fn new(
+        shared: &'a TableShared,
+        schema: &'a TableSchema,
+        user_id: Option<String>,
+        at: i64,
+    ) -> Self {
+        Changeset {
+            shared,
+            schema,
+            at,
+            user_id,
+            batch: WriteBatch::new(),
+            records: HashMap::new(),
+            unique_holders: HashMap::new(),
+            entries: Vec::new(),
+            live_delta: 0,
+        }
+    }
+
+    /// The time of the change (ms).
+    pub fn at(&self) -> i64 {
+        self.at
+    }
+
+    pub fn user_id(&self) -> Option<&String> {
+        self.user_id.as_ref()
+    }
+
+    pub fn schema(&self) -> &TableSchema {
+        self.schema
+    }
+
+    /// Whether anything was changed.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Extra writes that belong to the same commit (id sequence, autonumbers, comments).
+    pub fn batch_mut(&mut self) -> &mut WriteBatch {
+        &mut self.batch
+    }
+
+    /// A record as this changeset would leave it.
+    pub fn record(&self, record_id: u64) -> DomainResult<Option<StoredRecord>> {
+        match self.records.get(&record_id) {
+            Some(state) => Ok(state.clone()),
+            None => Ok(self.shared.store.get_record(record_id)?),
+        }
+    }
+
+    /// Ids of stored records whose indexed field holds `value` (as stored, before this
+    /// changeset; read each through [`Changeset::record`]).
+    pub fn stored_ids_with_value(&self, field_id: u32, value: &Value) -> DomainResult<Vec<u64>> {
+        Ok(self.shared.store.ids_with_value(field_id, value)?)
+    }
+
+    /// Every stored record in id order, as stored before this changeset.
+    pub fn stored_records(&self) -> impl Iterator<Item = StorageResult<StoredRecord>> + 'a {
+        self.shared.store.records(None, false)
+    }
+
+    /// Whether the changeset already touched the record.
+    pub fn touched(&self, record_id: u64) -> bool {
+        self.records.contains_key(&record_id)
+    }
+
+    /// The live record holding `value` in a unique field, as this changeset would leave it.
+    pub fn unique_holder(&self, field_id: u32, value: &Value) -> DomainResult<Option<u64>> {
+        let key = keys::unique_key(field_id, value);
+        match self.unique_holders.get(&key) {
+            Some(holder) => Ok(*holder),
+            None => Ok(self.shared.store.unique_owner(field_id, value)?),
+        }
+    }
+
+    /// The first unique field of `candidate` (restricted to `fields` when given) whose value
+    /// another live record holds.
+    pub fn unique_clash(
+        &self,
+        candidate: &StoredRecord,
+        fields: Option<&BTreeMap<u32, Value>>,
+    ) -> DomainResult<Option<UniqueClash>> {
+        if candidate.is_deleted() {
+            return Ok(None);
+        }
+        for field in self.schema.fields.iter().filter(|field| field.unique) {
+            if fields.is_some_and(|fields| !fields.contains_key(&field.id)) {
+                continue;
+            }
+            let value = candidate.value(field.id);
+            if value.is_empty_value() {
+                continue;
+            }
+            if let Some(holder) = self.unique_holder(field.id, value)? {
+                if holder != candidate.id {
+                    return Ok(Some(UniqueClash {
+                        field: field.name.clone(),
+                        holder,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `new` over `old` (record, index entries, unique claims).
+    fn put(&mut self, old: Option<&StoredRecord>, new: StoredRecord) -> DomainResult<()> {
+        self.batch.put_record(&new)?;
+        index_entries(&mut self.batch, self.schema, old, Some(&new));
+        self.track_uniques(old, Some(&new));
+        self.records.insert(new.id, Some(new));
+        Ok(())
+    }
+
+    fn track_uniques(&mut self, old: Option<&StoredRecord>, new: Option<&StoredRecord>) {
+        for field in self.schema.fields.iter().filter(|field| field.unique) {
+            let old_value = live_unique_value(old, field);
+            let new_value = live_unique_value(new, field);
+            if old_value == new_value {
+                continue;
+            }
+            if let Some(value) = old_value {
+                self.unique_holders
+                    .insert(keys::unique_key(field.id, value), None);
+            }
+            if let (Some(value), Some(record)) = (new_value, new) {
+                self.unique_holders
+                    .insert(keys::unique_key(field.id, value), Some(record.id));
+            }
+        }
+    }
+
+    fn entry(
+        &mut self,
+        action: ChangeAction,
+        record_id: u64,
+        before: Option<BTreeMap<u32, Value>>,
+        after: Option<BTreeMap<u32, Value>>,
+    ) {
+        self.entries.push(ChangeEntry {
+            id: 0,
+            at: self.at,
+            user_id: self.user_id.clone(),
+            action,
+            table_id: self.shared.id,
+            record_id,
+            before,
+            after,
+        });
+    }
+
+    /// Creates a new live record. Fails with the clash if a unique value is taken.
+    pub fn create(&mut self, record: StoredRecord) -> DomainResult<Result<(), UniqueClash>> {
+        if let Some(clash) = self.unique_clash(&record, None)? {
+            return Ok(Err(clash));
+        }
+        let after = record.fields.clone();
+        let record_id = record.id;
+        self.put(None, record)?;
+        self.live_delta += 1;
+        self.entry(ChangeAction::Create, record_id, None, Some(after));
+        Ok(Ok(()))
+    }
+
+    /// Replaces the live record `old` with `new`, whose `changed` fields were written (a unique
+    /// check runs on those). History keeps only the fields whose value differs.
+    pub fn update(
+        &mut self,
+        old: &StoredRecord,
+        new: StoredRecord,
+        changed: &BTreeMap<u32, Value>,
+    ) -> DomainResult<Result<(), UniqueClash>> {
+        if let Some(clash) = self.unique_clash(&new, Some(changed))? {
+            return Ok(Err(clash));
+        }
+        let (before, after) = field_diff(old, &new);
+        let record_id = new.id;
+        self.put(Some(old), new)?;
+        self.entry(ChangeAction::Update, record_id, Some(before), Some(after));
+        Ok(Ok(()))
+    }
+
+    /// Moves the live record `old` to the trash; `cascade_parent` names the parent whose deletion
+    /// took it.
+    pub fn trash(
+        &mut self,
+        old: &StoredRecord,
+        cascade_parent: Option<RecordRef>,
+    ) -> DomainResult<StoredRecord> {
+        let mut trashed = old.clone();
+        trashed.deleted_at = Some(self.at);
+        trashed.deleted_by = self.user_id.clone();
+        trashed.cascade_parent = cascade_parent;
+        self.batch.put(keys::trash_key(old.id).to_vec(), Vec::new());
+        self.put(Some(old), trashed.clone())?;
+        self.live_delta -= 1;
+        self.entry(
+            ChangeAction::Delete,
+            old.id,
+            Some(old.fields.clone()),
+            None,
+        );
+        Ok(trashed)
+    }
+
+    /// Brings the trashed record `old` back. Its unique values were released when it was
+    /// trashed, so they are checked again.
+    pub fn restore(
+        &mut self,
+        old: &StoredRecord,
+    ) -> DomainResult<Result<StoredRecord, UniqueClash>> {
+        let mut restored = old.clone();
+        restored.deleted_at = None;
+        restored.deleted_by = None;
+        restored.cascade_parent = None;
+        if let Some(clash) = self.unique_clash(&restored, None)? {
+            return Ok(Err(clash));
+        }
+        self.batch.remove(keys::trash_key(old.id).to_vec());
+        self.put(Some(old), restored.clone())?;
+        self.live_delta += 1;
+        self.entry(
+            ChangeAction::Restore,
+            old.id,
+            None,
+            Some(restored.fields.clone()),
+        );
+        Ok(Ok(restored))
+    }
+
+    /// Removes a record (live or trashed) for good, with its index entries and comments. Its
+    /// history stays (the activity log still describes it) until the retention purge.
+    pub fn remove(&mut self, old: &StoredRecord) -> DomainResult<()> {
+        self.batch.remove(keys::record_key(old.id).to_vec());
+        self.batch.remove(keys::trash_key(old.id).to_vec());
+        index_entries(&mut self.batch, self.schema, Some(old), None);
+        self.track_uniques(Some(old), None);
+        for key in self.shared.store.comment_keys(old.id) {
+            self.batch.remove(key?);
+        }
+        self.batch
+            .remove(keys::comment_count_key(old.id).to_vec());
+        if !old.is_deleted() {
+            self.live_delta -= 1;
+        }
+        self.records.insert(old.id, None);
+        self.entry(
+            ChangeAction::PermanentDelete,
+            old.id,
+            Some(old.fields.clone()),
+            None,
+        );
+        Ok(())
+    }
+
+    /// Assigns entry ids from the store-wide generator and adds history, activity and the
+    /// counters to the batch.
+    pub fn finish(mut self) -> DomainResult<Prepared> {
+        let store = &self.shared.store;
+        for entry in &mut self.entries {
+            entry.id = store.generate_id()?;
+            self.batch.put_change_entry(entry)?;
+        }
+        if !self.entries.is_empty() {
+            let added = u64::try_from(self.entries.len()).unwrap_or(u64::MAX);
+            let activity_count = store
+                .get_u64(keys::META_ACTIVITY_COUNT)?
+                .unwrap_or(0)
+                .saturating_add(added);
+            self.batch
+                .put_u64(keys::META_ACTIVITY_COUNT, activity_count);
+        }
+        let live_count = apply_delta(self.shared.live_count(), self.live_delta);
+        if self.live_delta != 0 {
+            self.batch.put_u64(keys::META_LIVE_COUNT, live_count);
+        }
+        Ok(Prepared {
+            batch: self.batch,
+            live_count,
+            entries: self.entries,
+        })
+    }
+}
+
+fn apply_delta(count: u64, delta: i64) -> u64 {
+    if delta >= 0 {
+        count.saturating_add(delta.unsigned_abs())
+    } else {
+        count.saturating_sub(delta.unsigned_abs())
+    }
+}
+
+/// The value a record holds in a unique index: only live records with a non-empty value.
+fn live_unique_value<'r>(record: Option<&'r StoredRecord>, field: &FieldDef) -> Option<&'r Value> {
+    record
+        .filter(|record| !record.is_deleted())
+        .map(|record| record.value(field.id))
+        .filter(|value| !value.is_empty_value())
+}
+
+/// The fields whose value differs between two versions of a record: (before, after), absent
+/// values as `Null`.
+pub fn field_diff(
+    old: &StoredRecord,
+    new: &StoredRecord,
+) -> (BTreeMap<u32, Value>, BTreeMap<u32, Value>) {
+    let mut before = BTreeMap::new();
+    let mut after = BTreeMap::new();
+    let ids = old.fields.keys().chain(new.fields.keys());
+    for field_id in ids {
+        let (old_value, new_value) = (old.value(*field_id), new.value(*field_id));
+        if old_value != new_value && !before.contains_key(field_id) {
+            before.insert(*field_id, old_value.clone());
+            after.insert(*field_id, new_value.clone());
+        }
+    }
+    (before, after)
+}

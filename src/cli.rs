@@ -1,0 +1,113 @@
+//! The command line (clap): `tabula [serve [--config PATH] [--data-dir DIR] [--port N]
+//! [--host HOST]]`. Flags only carry values into [`LoadOptions`]; environment variables and
+//! precedence are the config module's job, so every source of settings is resolved in one place.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::LoadOptions;
+
+/// Tabula: a declared schema of tables served as a complete REST backend.
+#[derive(Debug, Parser)]
+#[command(name = "tabula", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; no subcommand means `serve` with no overrides.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default). Flags override the TABULA_* environment, which overrides
+    /// the config file.
+    Serve(ServeArgs),
+}
+
+/// The flags of `tabula serve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ServeArgs {
+    /// The config file to read; it must exist [default: ./config.toml if present, else the
+    /// built-in demo app; env TABULA_CONFIG].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The data directory [config: server.data_dir; env TABULA_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The port to listen on; 0 picks a free one [config: server.port; env TABULA_PORT].
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// The address to listen on [config: server.host; env TABULA_HOST].
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flags as the config loader takes them.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            config_path: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            port: self.port,
+            host: self.host.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tabula").chain(arguments.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_without_overrides() {
+        let cli = parse(&[]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(ServeArgs::default().load_options(), LoadOptions::default());
+    }
+
+    #[test]
+    fn serve_flags_become_load_options() {
+        let cli = parse(&[
+            "serve",
+            "--config",
+            "app.toml",
+            "--data-dir",
+            "/srv/data",
+            "--port",
+            "8080",
+            "--host",
+            "0.0.0.0",
+        ])
+        .expect("parses");
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(
+            args.load_options(),
+            LoadOptions {
+                config_path: Some(PathBuf::from("app.toml")),
+                data_dir: Some(PathBuf::from("/srv/data")),
+                port: Some(8080),
+                host: Some("0.0.0.0".to_owned()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_port_or_an_unknown_flag_is_refused() {
+        assert!(parse(&["serve", "--port", "99999"]).is_err());
+        assert!(parse(&["serve", "--prot", "80"]).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The activity log (SPEC §6): `GET /api/activity` (every table's entries merged newest first,
+//! filtered and paged) and `GET /api/activity/{id}` (one entry with its changes).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use tabula_actors::activity::{activity_entry, list_activity, parse_activity_query, ActivityItem};
+use tabula_actors::clock;
+
+use crate::error::ApiResult;
+use crate::routes::history::ChangesView;
+use crate::routes::records::query_pairs;
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(super::resource("/api/activity").get(list_activities))
+        .service(super::resource("/api/activity/{id}").get(get_activity));
+}
+
+/// Who made a change (`null` until there are accounts).
+#[derive(Serialize)]
+struct ActivityUser<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+}
+
+/// One entry in the shape of SPEC §6; `changes` only on the detail endpoint.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivityView<'a> {
+    id: String,
+    created_at: String,
+    user_id: Option<&'a str>,
+    user: Option<ActivityUser<'a>>,
+    action: &'static str,
+    table_id: u32,
+    table_name: &'a str,
+    record_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<ChangesView<'a>>,
+}
+
+impl<'a> ActivityView<'a> {
+    fn of(item: &'a ActivityItem) -> Self {
+        let entry = &item.entry;
+        ActivityView {
+            id: entry.id.to_string(),
+            created_at: clock::format_ms(entry.at),
+            user_id: entry.user_id.as_deref(),
+            user: entry.user_id.as_deref().map(|id| ActivityUser {
+                id,
+                name: None,
+                email: None,
+            }),
+            action: entry.action.name(),
+            table_id: entry.table_id,
+            table_name: &item.table_name,
+            record_id: entry.record_id.to_string(),
+            changes: item.changes.as_ref().map(ChangesView::of),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivityPagination {
+    total: u64,
+    page: u64,
+    page_size: u64,
+    total_pages: u64,
+}
+
+#[derive(Serialize)]
+struct ActivityListBody<'a> {
+    activities: Vec<ActivityView<'a>>,
+    pagination: ActivityPagination,
+}
+
+/// The activity log, newest first: `{activities, pagination:{total, page, pageSize, totalPages}}`.
+#[utoipa::path(get, path = "/api/activity", tag = "activity",
+    params(("page" = Option<u64>, Query, description = "1-based page (default 1)"),
+           ("pageSize" = Option<u64>, Query, description = "1..100 (default 50)"),
+           ("tableName" = Option<String>, Query, description = "Only this table (name or id)"),
+           ("action" = Option<String>, Query, description = "create, update, delete, restore or permanent_delete"),
+           ("userId" = Option<String>, Query, description = "Only changes by this user"),
+           ("from" = Option<String>, Query, description = "From this time (RFC 3339 or date), inclusive"),
+           ("to" = Option<String>, Query, description = "Up to this time, inclusive")),
+    responses((status = 200, description = "`{activities, pagination}`"),
+              (status = 400, description = "Bad pageSize, action or date")))]
+pub async fn list_activities(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let query = parse_activity_query(&query_pairs(&request)?)?;
+    let page = list_activity(&state.registry, &query)?;
+    let body = ActivityListBody {
+        activities: page.items.iter().map(ActivityView::of).collect(),
+        pagination: ActivityPagination {
+            total: page.total,
+            page: query.page,
+            page_size: query.page_size,
+            total_pages: page.total.div_ceil(query.page_size.max(1)),
+        },
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// One activity entry with its `changes` (the entry itself is the body).
+#[utoipa::path(get, path = "/api/activity/{id}", tag = "activity",
+    params(("id" = String, Path, description = "Activity entry id")),
+    responses((status = 200, description = "The entry with `changes:{before?, after?}`"),
+              (status = 400, description = "Malformed id"),
+              (status = 404, description = "No such entry")))]
+pub async fn get_activity(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let item = activity_entry(&state.registry, &path)?;
+    Ok(HttpResponse::Ok().json(ActivityView::of(&item)))
+}

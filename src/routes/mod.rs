@@ -1,0 +1,94 @@
+//! The HTTP routes, one file per resource, each with its own `configure`; and the small
+//! resource builder that answers a wrong method with 405 + `Allow` in the error envelope.
+
+pub mod activity;
+pub mod batch;
+pub mod comments;
+pub mod health;
+pub mod history;
+pub mod openapi;
+pub mod records;
+pub mod tables;
+pub mod trash;
+
+use actix_web::dev::{AppService, HttpServiceFactory};
+use actix_web::http::header;
+use actix_web::{web, FromRequest, Handler, HttpResponse, Responder, ResponseError};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Mounts every route.
+pub fn configure(config: &mut web::ServiceConfig) {
+    health::configure(config);
+    tables::configure(config);
+    // Before records: `/records/batch` and `/records/upsert` would otherwise be taken as ids.
+    batch::configure(config);
+    records::configure(config);
+    trash::configure(config);
+    history::configure(config);
+    comments::configure(config);
+    activity::configure(config);
+    openapi::configure(config);
+}
+
+/// The 404 for any path no route serves.
+pub async fn unknown_route() -> HttpResponse {
+    ApiError::not_found("Route not found").error_response()
+}
+
+/// A path with its methods; any other method gets 405 with `Allow`.
+pub struct Resource {
+    resource: actix_web::Resource,
+    methods: Vec<&'static str>,
+}
+
+/// Starts a resource at `path`.
+pub fn resource(path: &str) -> Resource {
+    Resource {
+        resource: web::resource(path),
+        methods: Vec::new(),
+    }
+}
+
+macro_rules! method_builders {
+    ($($name:ident => $route:ident, $method:literal;)*) => {
+        impl Resource {
+            $(
+                pub fn $name<F, Args>(mut self, handler: F) -> Self
+                where
+                    F: Handler<Args>,
+                    Args: FromRequest + 'static,
+                    F::Output: Responder + 'static,
+                {
+                    self.resource = self.resource.route(web::$route().to(handler));
+                    self.methods.push($method);
+                    self
+                }
+            )*
+        }
+    };
+}
+
+method_builders! {
+    get => get, "GET";
+    post => post, "POST";
+    put => put, "PUT";
+    patch => patch, "PATCH";
+    delete => delete, "DELETE";
+}
+
+impl HttpServiceFactory for Resource {
+    fn register(self, config: &mut AppService) {
+        let allow = self.methods.join(", ");
+        self.resource
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move {
+                    ApiError::new(ErrorCode::ValidationError, "Method not allowed")
+                        .with_header(header::ALLOW, allow)
+                        .error_response_with_status(actix_web::http::StatusCode::METHOD_NOT_ALLOWED)
+                }
+            }))
+            .register(config)
+    }
+}

@@ -1,0 +1,139 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document generated from the handlers' annotations,
+//! extended at request time with a record schema for every table of the live schema.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+use tabula_storage::{FieldDef, FieldType, TableSchema};
+use utoipa::OpenApi;
+
+use crate::error::ApiResult;
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tabula", description = "A declared schema of tables as a complete REST backend."),
+    paths(
+        routes::health::get_health,
+        routes::tables::list_tables,
+        routes::tables::get_table,
+        routes::records::list_records,
+        routes::records::create_record,
+        routes::records::get_record,
+        routes::records::update_record,
+        routes::records::delete_record,
+        routes::batch::create_records,
+        routes::batch::update_records,
+        routes::batch::delete_records,
+        routes::batch::restore_records,
+        routes::batch::upsert_records,
+        routes::trash::list_trash,
+        routes::trash::restore_record,
+        routes::history::get_record_history,
+        routes::comments::list_record_comments,
+        routes::comments::create_comment,
+        routes::comments::get_record_comment,
+        routes::comments::update_comment,
+        routes::comments::delete_comment,
+        routes::activity::list_activities,
+        routes::activity::get_activity,
+        get_openapi,
+    ),
+    tags(
+        (name = "health", description = "Liveness"),
+        (name = "tables", description = "Table definitions"),
+        (name = "records", description = "Records of a table"),
+        (name = "batch", description = "Atomic batch writes and upsert"),
+        (name = "trash", description = "Trashed records and restore"),
+        (name = "history", description = "Revision history of a record"),
+        (name = "comments", description = "Comments on a record"),
+        (name = "activity", description = "The activity log"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(super::resource("/api/openapi.json").get(get_openapi));
+}
+
+/// The JSON schema of one field's value.
+fn field_value_schema(field: &FieldDef) -> serde_json::Value {
+    let mut schema = match &field.field_type {
+        FieldType::Integer | FieldType::Rating | FieldType::Autonumber => json!({"type": "integer"}),
+        FieldType::Decimal | FieldType::Currency | FieldType::Percentage => json!({"type": "number"}),
+        FieldType::Checkbox => json!({"type": "boolean"}),
+        FieldType::Date => json!({"type": "string", "format": "date"}),
+        FieldType::Datetime | FieldType::CreatedAt | FieldType::UpdatedAt => {
+            json!({"type": "string", "format": "date-time"})
+        }
+        FieldType::Email => json!({"type": "string", "format": "email"}),
+        FieldType::Url => json!({"type": "string", "format": "uri"}),
+        FieldType::MultiSelect => json!({"type": "array", "items": {"type": "string", "enum": field.options}}),
+        FieldType::SingleSelect => json!({"type": "string", "enum": field.options}),
+        FieldType::Json => json!({}),
+        _ => json!({"type": "string"}),
+    };
+    if field.field_type.is_readonly() {
+        schema["readOnly"] = json!(true);
+    }
+    schema
+}
+
+/// `<Table>Fields` and `<Table>Record` component schemas for one table.
+fn table_schemas(table: &TableSchema) -> (String, serde_json::Value, String, serde_json::Value) {
+    let properties: serde_json::Map<String, serde_json::Value> = table
+        .fields
+        .iter()
+        .map(|field| (field.name.clone(), field_value_schema(field)))
+        .collect();
+    let required: Vec<&str> = table
+        .fields
+        .iter()
+        .filter(|field| field.required)
+        .map(|field| field.name.as_str())
+        .collect();
+    let fields_name = format!("{}_fields", table.name);
+    let record_name = format!("{}_record", table.name);
+    let fields = json!({"type": "object", "properties": properties, "required": required});
+    let record = json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "fields": {"$ref": format!("#/components/schemas/{fields_name}")},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+            "createdBy": {"type": ["string", "null"]},
+            "updatedBy": {"type": ["string", "null"]},
+            "deletedAt": {"type": "string", "format": "date-time"},
+            "deletedBy": {"type": ["string", "null"]},
+        },
+        "required": ["id", "fields", "createdAt", "updatedAt"],
+    });
+    (fields_name, fields, record_name, record)
+}
+
+/// The OpenAPI document, with the live tables' record schemas.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document")))]
+pub async fn get_openapi(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let mut document = serde_json::to_value(ApiDoc::openapi())
+        .map_err(|error| crate::error::ApiError::internal(error.to_string()))?;
+    let components = document
+        .as_object_mut()
+        .map(|object| {
+            object
+                .entry("components")
+                .or_insert_with(|| json!({}))
+        })
+        .and_then(|components| components.as_object_mut())
+        .map(|components| components.entry("schemas").or_insert_with(|| json!({})));
+    if let Some(serde_json::Value::Object(schemas)) = components {
+        for handle in state.registry.all() {
+            let (fields_name, fields, record_name, record) = table_schemas(&handle.shared.schema());
+            schemas.insert(fields_name, fields);
+            schemas.insert(record_name, record);
+        }
+    }
+    Ok(HttpResponse::Ok().json(document))
+}

@@ -1,0 +1,373 @@
+//! Records CRUD and listing (SPEC §4.1, §4.2): handlers parse the request, send one message to
+//! the table's actor (or read the store for reads) and render the reply.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::json;
+use tabula_actors::clock;
+use tabula_actors::query::{self, ListPage, ListRequest};
+use tabula_actors::lifecycle;
+use tabula_actors::table::{record_not_found, CreateRecord, UpdateRecord};
+use tabula_storage::{StoredRecord, TableSchema, TableStore, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::{parse_value, to_value, RecordView};
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            super::resource("/api/tables/{table}/records")
+                .get(list_records)
+                .post(create_record),
+        )
+        .service(
+            super::resource("/api/tables/{table}/records/{id}")
+                .get(get_record)
+                .patch(update_record)
+                .delete(delete_record),
+        );
+}
+
+/// The decoded query string, in order.
+pub fn query_pairs(request: &HttpRequest) -> ApiResult<Vec<(String, String)>> {
+    web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|error| ApiError::validation("query", format!("Invalid query string: {error}")))
+}
+
+fn flag(pairs: &[(String, String)], name: &str) -> bool {
+    pairs
+        .iter()
+        .any(|(key, value)| key == name && (value == "true" || value == "1"))
+}
+
+/// Parses a JSON request body; malformed JSON is a 400 naming `body`.
+pub fn parse_json_body(body: &[u8]) -> ApiResult<serde_json::Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::validation("body", "Request body must be a JSON object"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::validation("body", format!("Malformed JSON: {error}")))
+}
+
+/// A record write body: `{fields:{…}, updatedAt?}` or the flat object.
+pub struct RecordInput {
+    pub fields: Vec<(String, Value)>,
+    /// The `updatedAt` the client last read (optimistic concurrency on PATCH).
+    pub expected_updated_at: Option<serde_json::Value>,
+}
+
+/// Splits a write body into field values and the optional concurrency token. In the flat form
+/// `updatedAt` is the token only when `take_token` (PATCH); on create it stays a (readonly) field.
+pub fn record_input(body: serde_json::Value, take_token: bool) -> ApiResult<RecordInput> {
+    let serde_json::Value::Object(mut object) = body else {
+        return Err(ApiError::validation("body", "Request body must be a JSON object"));
+    };
+    let wrapped = matches!(object.get("fields"), Some(serde_json::Value::Object(_)));
+    let expected_updated_at = if wrapped || take_token {
+        object.remove("updatedAt")
+    } else {
+        None
+    };
+    let fields_object = if wrapped {
+        match object.remove("fields") {
+            Some(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        }
+    } else {
+        object
+    };
+    Ok(RecordInput {
+        fields: fields_object
+            .iter()
+            .map(|(name, value)| (name.clone(), to_value(value)))
+            .collect(),
+        expected_updated_at,
+    })
+}
+
+/// Record ids in paths are positive integers; anything else names no record.
+pub fn parse_record_id(text: &str) -> ApiResult<u64> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| record_not_found_text(text))
+}
+
+fn record_not_found_text(text: &str) -> ApiError {
+    ApiError::not_found(format!("Record {text} not found"))
+}
+
+/// A record in the API shape plus `commentCount`, the number of comments on it (a system
+/// attribute every record rendered by the records endpoints carries; see docs/lifecycle.md).
+#[derive(Serialize)]
+pub struct CountedRecord<'a> {
+    #[serde(flatten)]
+    pub view: RecordView<'a>,
+    #[serde(rename = "commentCount")]
+    pub comment_count: u64,
+}
+
+impl<'a> CountedRecord<'a> {
+    /// Renders `record` with its comment count read from `store`.
+    pub fn read(store: &TableStore, schema: &'a TableSchema, record: &'a StoredRecord) -> Self {
+        CountedRecord {
+            view: RecordView {
+                schema,
+                record,
+                projection: None,
+            },
+            // A count that cannot be read is shown as 0 rather than failing the whole read.
+            comment_count: store.comment_count(record.id).unwrap_or(0),
+        }
+    }
+}
+
+/// One record (with its `commentCount`) as a JSON response.
+pub fn record_response(
+    status: StatusCode,
+    store: &TableStore,
+    schema: &TableSchema,
+    record: &StoredRecord,
+) -> HttpResponse {
+    HttpResponse::build(status).json(CountedRecord::read(store, schema, record))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    page: u64,
+    limit: u64,
+    offset: u64,
+    total: i64,
+    total_pages: i64,
+    has_next_page: bool,
+    has_previous_page: bool,
+}
+
+impl Pagination {
+    fn new(request: &ListRequest, page: &ListPage) -> Pagination {
+        let limit = request.limit;
+        let offset = request.offset;
+        let returned = u64::try_from(page.records.len()).unwrap_or(u64::MAX);
+        let (total, total_pages, has_next_page) = match page.total {
+            Some(total) => {
+                let pages = if limit == 0 { 0 } else { total.div_ceil(limit) };
+                (
+                    i64::try_from(total).unwrap_or(i64::MAX),
+                    i64::try_from(pages).unwrap_or(i64::MAX),
+                    offset.saturating_add(returned) < total,
+                )
+            }
+            None => (-1, -1, limit > 0 && returned == limit),
+        };
+        Pagination {
+            page: if limit == 0 { 1 } else { offset / limit + 1 },
+            limit,
+            offset,
+            total,
+            total_pages,
+            has_next_page,
+            has_previous_page: offset > 0,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ListBody<'a> {
+    records: Vec<CountedRecord<'a>>,
+    pagination: Pagination,
+}
+
+/// Renders a list page in the `{records, pagination}` envelope.
+pub fn list_response(
+    store: &TableStore,
+    schema: &TableSchema,
+    request: &ListRequest,
+    page: &ListPage,
+) -> HttpResponse {
+    let body = ListBody {
+        records: page
+            .records
+            .iter()
+            .map(|record| CountedRecord::read(store, schema, record))
+            .collect(),
+        pagination: Pagination::new(request, page),
+    };
+    HttpResponse::Ok().json(&body)
+}
+
+/// Lists records with paging, sorting and filters.
+#[utoipa::path(get, path = "/api/tables/{table}/records", tag = "records",
+    params(("table" = String, Path, description = "Table id or name"),
+           ("limit" = Option<u64>, Query, description = "Page size (default 10, max 1000)"),
+           ("offset" = Option<u64>, Query, description = "Records to skip"),
+           ("page" = Option<u64>, Query, description = "1-based page (with perPage)"),
+           ("perPage" = Option<u64>, Query, description = "Page size for page"),
+           ("sort" = Option<String>, Query, description = "`priority:desc,createdAt:asc` or `-priority`"),
+           ("filter" = Option<String>, Query, description = "Filter expression, structured JSON or field:value"),
+           ("includeDeleted" = Option<bool>, Query, description = "Include trashed records"),
+           ("deleted" = Option<bool>, Query, description = "Only trashed records")),
+    responses((status = 200, description = "`{records, pagination}`"),
+              (status = 400, description = "Bad query parameter"),
+              (status = 404, description = "No such table")))]
+pub async fn list_records(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let handle = state.table(&path)?;
+    let schema = handle.shared.schema();
+    let pairs = query_pairs(&request)?;
+    let list_request =
+        query::parse_list_query(&schema, &pairs, state.page_limits(), parse_value)?;
+    let page = query::list(&handle.shared, &list_request)?;
+    Ok(list_response(&handle.shared.store, &schema, &list_request, &page))
+}
+
+/// Creates a record from `{fields:{…}}` or a flat object.
+#[utoipa::path(post, path = "/api/tables/{table}/records", tag = "records",
+    params(("table" = String, Path, description = "Table id or name")),
+    request_body(content = serde_json::Value, description = "`{fields:{…}}` or the flat object"),
+    responses((status = 201, description = "The created record"),
+              (status = 400, description = "Validation failed"),
+              (status = 409, description = "A unique value is taken")))]
+pub async fn create_record(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let handle = state.table(&path)?;
+    let input = record_input(parse_json_body(&body)?, false)?;
+    let record = handle
+        .addr
+        .send(CreateRecord {
+            fields: input.fields,
+            user_id: None,
+        })
+        .await??;
+    Ok(record_response(
+        StatusCode::CREATED,
+        &handle.shared.store,
+        &handle.shared.schema(),
+        &record,
+    ))
+}
+
+/// One record; `includeDeleted=true` also finds a trashed one.
+#[utoipa::path(get, path = "/api/tables/{table}/records/{id}", tag = "records",
+    params(("table" = String, Path, description = "Table id or name"),
+           ("id" = String, Path, description = "Record id"),
+           ("includeDeleted" = Option<bool>, Query, description = "Find a trashed record too")),
+    responses((status = 200, description = "The record"),
+              (status = 404, description = "No such record")))]
+pub async fn get_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (table, id) = path.into_inner();
+    let handle = state.table(&table)?;
+    let record_id = parse_record_id(&id)?;
+    let include_deleted = flag(&query_pairs(&request)?, "includeDeleted");
+    let record = handle
+        .shared
+        .store
+        .get_record(record_id)
+        .map_err(tabula_actors::DomainError::from)?
+        .filter(|record| include_deleted || !record.is_deleted())
+        .ok_or_else(|| ApiError::from(record_not_found(record_id)))?;
+    Ok(record_response(
+        StatusCode::OK,
+        &handle.shared.store,
+        &handle.shared.schema(),
+        &record,
+    ))
+}
+
+/// Parses the optimistic-concurrency token.
+fn expected_updated_at(token: Option<serde_json::Value>) -> ApiResult<Option<i64>> {
+    match token {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => clock::parse_datetime_ms(&text)
+            .map(Some)
+            .ok_or_else(|| ApiError::validation("updatedAt", "updatedAt must be an RFC 3339 time")),
+        Some(_) => Err(ApiError::validation(
+            "updatedAt",
+            "updatedAt must be an RFC 3339 time",
+        )),
+    }
+}
+
+/// Partially updates a record; `null` clears a field; `updatedAt` guards against lost updates.
+#[utoipa::path(patch, path = "/api/tables/{table}/records/{id}", tag = "records",
+    params(("table" = String, Path, description = "Table id or name"),
+           ("id" = String, Path, description = "Record id")),
+    request_body(content = serde_json::Value, description = "`{fields:{…}, updatedAt?}` or the flat object"),
+    responses((status = 200, description = "The updated record"),
+              (status = 400, description = "Validation failed"),
+              (status = 404, description = "No such record"),
+              (status = 409, description = "Modified since `updatedAt`, or a unique value is taken")))]
+pub async fn update_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let (table, id) = path.into_inner();
+    let handle = state.table(&table)?;
+    let record_id = parse_record_id(&id)?;
+    let input = record_input(parse_json_body(&body)?, true)?;
+    let record = handle
+        .addr
+        .send(UpdateRecord {
+            record_id,
+            fields: input.fields,
+            expected_updated_at: expected_updated_at(input.expected_updated_at)?,
+            user_id: None,
+        })
+        .await??;
+    Ok(record_response(
+        StatusCode::OK,
+        &handle.shared.store,
+        &handle.shared.schema(),
+        &record,
+    ))
+}
+
+/// Soft-deletes a record (204), or removes it for good with `permanent=true` (200); the
+/// relationship `onDelete` rules of every table pointing at it apply (restrict → 409).
+#[utoipa::path(delete, path = "/api/tables/{table}/records/{id}", tag = "records",
+    params(("table" = String, Path, description = "Table id or name"),
+           ("id" = String, Path, description = "Record id"),
+           ("permanent" = Option<bool>, Query, description = "Delete for good")),
+    responses((status = 204, description = "Moved to the trash"),
+              (status = 200, description = "`{success:true}` after a permanent delete"),
+              (status = 404, description = "No such record"),
+              (status = 409, description = "A `restrict` relationship points at the record")))]
+pub async fn delete_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (table, id) = path.into_inner();
+    let handle = state.table(&table)?;
+    let record_id = parse_record_id(&id)?;
+    let permanent = flag(&query_pairs(&request)?, "permanent");
+    lifecycle::delete_records(
+        &state.registry,
+        &handle,
+        vec![record_id],
+        permanent,
+        false,
+        None,
+    )
+    .await?;
+    Ok(if permanent {
+        HttpResponse::Ok().json(json!({ "success": true }))
+    } else {
+        HttpResponse::NoContent().finish()
+    })
+}

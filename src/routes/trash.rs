@@ -1,0 +1,78 @@
+//! The trash (SPEC §4.4): listing trashed records with the full query language, and restoring
+//! one record (with what its cascade took). Restoring many is `POST /records/batch/restore`
+//! (batch.rs); deleting for good from the trash is `DELETE /records/{id}?permanent=true`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use tabula_actors::lifecycle;
+use tabula_actors::query::{self, TrashMode};
+
+use crate::error::ApiResult;
+use crate::json::parse_value;
+use crate::routes::records::{list_response, parse_record_id, query_pairs, CountedRecord};
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(super::resource("/api/tables/{table}/trash").get(list_trash))
+        .service(super::resource("/api/tables/{table}/records/{id}/restore").post(restore_record));
+}
+
+/// Lists trashed records: the list envelope and query parameters of `GET /records`.
+#[utoipa::path(get, path = "/api/tables/{table}/trash", tag = "trash",
+    params(("table" = String, Path, description = "Table id or name"),
+           ("limit" = Option<u64>, Query, description = "Page size (default 10, max 1000)"),
+           ("offset" = Option<u64>, Query, description = "Records to skip"),
+           ("sort" = Option<String>, Query, description = "`priority:desc` or `-priority`"),
+           ("filter" = Option<String>, Query, description = "Any filter spelling of GET /records")),
+    responses((status = 200, description = "`{records, pagination}` of trashed records"),
+              (status = 400, description = "Bad query parameter"),
+              (status = 404, description = "No such table")))]
+pub async fn list_trash(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let handle = state.table(&path)?;
+    let schema = handle.shared.schema();
+    let pairs = query_pairs(&request)?;
+    let mut list_request =
+        query::parse_list_query(&schema, &pairs, state.page_limits(), parse_value)?;
+    list_request.trash = TrashMode::Trashed;
+    let page = query::list(&handle.shared, &list_request)?;
+    Ok(list_response(
+        &handle.shared.store,
+        &schema,
+        &list_request,
+        &page,
+    ))
+}
+
+/// Restores a trashed record, and the records a cascade took with it → `{success:true, record}`.
+#[utoipa::path(post, path = "/api/tables/{table}/records/{id}/restore", tag = "trash",
+    params(("table" = String, Path, description = "Table id or name"),
+           ("id" = String, Path, description = "Record id")),
+    responses((status = 200, description = "`{success:true, record}`"),
+              (status = 400, description = "Record is not deleted"),
+              (status = 404, description = "No such record"),
+              (status = 409, description = "A live record now holds one of its unique values")))]
+pub async fn restore_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (table, id) = path.into_inner();
+    let handle = state.table(&table)?;
+    let record_id = parse_record_id(&id)?;
+    let record = lifecycle::restore_record(&state.registry, &handle, record_id, None).await?;
+    let schema = handle.shared.schema();
+    Ok(HttpResponse::Ok().json(RestoredBody {
+        success: true,
+        record: CountedRecord::read(&handle.shared.store, &schema, &record),
+    }))
+}
+
+#[derive(Serialize)]
+struct RestoredBody<'a> {
+    success: bool,
+    record: CountedRecord<'a>,
+}

@@ -1,0 +1,82 @@
+//! Start-up and shutdown: config → tracing → store → actors → HTTP server → final flush.
+//! One [`create_app`] serves main, the tests and the benches.
+
+use std::net::TcpListener;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
+use tabula_storage::Schema;
+
+use crate::cli::ServeArgs;
+use crate::config::{self, ConfigSource};
+use crate::error::envelope_for_foreign_errors;
+use crate::routes;
+use crate::state::AppState;
+use crate::telemetry::{init_tracing, request_context};
+
+/// The application: every route, the error envelope for foreign errors, the request context.
+pub fn create_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let max_body_bytes = usize::try_from(state.config.server.max_body_bytes).unwrap_or(usize::MAX);
+    App::new()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(max_body_bytes))
+        .app_data(web::JsonConfig::default().limit(max_body_bytes))
+        .configure(routes::configure)
+        .default_service(web::to(routes::unknown_route))
+        .wrap(ErrorHandlers::new().default_handler(envelope_for_foreign_errors))
+        .wrap(from_fn(request_context))
+}
+
+/// Serves HTTP on `listener` until SIGINT/SIGTERM, drains in-flight requests, then flushes.
+pub async fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<()> {
+    let app_state = state.clone();
+    HttpServer::new(move || create_app(app_state.clone()))
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run()
+        .await?;
+    state.shutdown();
+    Ok(())
+}
+
+/// `tabula serve`: the whole life of the server process.
+pub fn serve(args: &ServeArgs) -> Result<(), String> {
+    let loaded = config::load(&args.load_options()).map_err(|error| error.to_string())?;
+    let config = loaded.config;
+    init_tracing(&config.log.level, config.log.format == "json");
+    match &loaded.source {
+        ConfigSource::File(path) => tracing::info!(config = %path.display(), "configuration loaded"),
+        ConfigSource::BuiltInDemo => {
+            tracing::info!("no config.toml found: serving the built-in demo app (tasks, contacts)")
+        }
+    }
+    let schema = Schema {
+        tables: config.tables.clone(),
+    };
+    let address = (config.server.host.clone(), config.server.port);
+    actix_web::rt::System::new().block_on(async move {
+        let data_dir = config.server.data_dir.display().to_string();
+        let state = AppState::start(config, schema).map_err(|error| error.to_string())?;
+        let listener = TcpListener::bind(&address)
+            .map_err(|error| format!("cannot listen on {}:{}: {error}", address.0, address.1))?;
+        let local = listener
+            .local_addr()
+            .map_err(|error| error.to_string())?;
+        tracing::info!(data_dir = %data_dir, "listening on http://{local}");
+        run(listener, web::Data::new(state))
+            .await
+            .map_err(|error| error.to_string())
+    })
+}

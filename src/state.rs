@@ -1,0 +1,81 @@
+//! The application state shared by every handler: configuration, the store, the table registry.
+
+use std::sync::Arc;
+
+use tabula_actors::query::PageLimits;
+use tabula_actors::registry::{Registry, TableHandle};
+use tabula_storage::{Schema, Store};
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Everything a handler may need. Built once by [`AppState::start`], shared as `web::Data`.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub registry: Arc<Registry>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the data directory {path}: {cause}")]
+    Store { path: String, cause: String },
+    #[error("cannot start table '{table}': {cause}")]
+    Table { table: String, cause: String },
+}
+
+impl AppState {
+    /// Opens the store under the configured data directory and starts an actor for every table
+    /// of `schema`. Must run inside an actix system (the table actors live on its arbiters).
+    pub fn start(config: Config, schema: Schema) -> Result<AppState, StartError> {
+        let data_dir = config.server.data_dir.clone();
+        let store = Store::open(data_dir.as_ref()).map_err(|error| StartError::Store {
+            path: data_dir.display().to_string(),
+            cause: error.to_string(),
+        })?;
+        let writer_threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .min(4);
+        let registry = Registry::new(store.clone(), writer_threads);
+        for table in schema.tables {
+            let name = table.name.clone();
+            registry.install(table).map_err(|error| StartError::Table {
+                table: name,
+                cause: error.to_string(),
+            })?;
+        }
+        // The activity log's retention purge: now, then hourly, by each table's actor.
+        tabula_actors::activity::spawn_retention(&registry, config.activity.retention_days);
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            registry,
+        })
+    }
+
+    /// The table a path names (numeric id or name), or the 404 for it.
+    pub fn table(&self, key: &str) -> Result<TableHandle, ApiError> {
+        self.registry
+            .resolve(key)
+            .ok_or_else(|| ApiError::not_found(format!("Table '{key}' not found")))
+    }
+
+    pub fn page_limits(&self) -> PageLimits {
+        PageLimits {
+            default_page_size: self.config.limits.default_page_size,
+            max_page_size: self.config.limits.max_page_size,
+        }
+    }
+
+    /// Flushes everything to disk; called once the HTTP server has drained.
+    pub fn shutdown(&self) {
+        self.registry.stop_actors();
+        if let Err(error) = self.store.close() {
+            tracing::error!(%error, "final flush failed");
+        } else {
+            tracing::info!("store flushed; goodbye");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Structured logging and the per-request context: every request gets an id (kept from a sane
+//! incoming `x-request-id` or freshly made), one tracing span, and the id echoed in the response.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served on this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Installs the global subscriber: `level` is an env-filter directive (`info`, `tabula=debug`),
+/// `json` selects one JSON object per line. `TABULA_LOG` has already been folded into `level`.
+pub fn init_tracing(level: &str, json: bool) {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    // A second initialisation (tests booting several apps) is harmless, so its error is ignored.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn acceptable_incoming_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let acceptable = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    acceptable.then(|| text.to_owned())
+}
+
+fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Middleware: request id, tracing span, `x-request-id` on every response.
+pub async fn request_context(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(acceptable_incoming_id)
+        .unwrap_or_else(new_request_id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %request.method(),
+        path = %request.path(),
+    );
+    let served = REQUEST_ID
+        .scope(request_id.clone(), next.call(request).instrument(span.clone()))
+        .await;
+    let mut response = served?;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "served"));
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}

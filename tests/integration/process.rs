@@ -1,0 +1,253 @@
+//! The real `tabula` binary over a socket: the demo app with no setup, config errors, restart,
+//! graceful shutdown, and a SIGKILL in the middle of acknowledged writes.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A running `tabula serve`.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(working_dir: &Path, args: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tabula"))
+            .current_dir(working_dir)
+            .arg("serve")
+            .args(args)
+            .args(["--port", &port.to_string()])
+            .env_remove("TABULA_CONFIG")
+            .env("TABULA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = client();
+        while Instant::now() < deadline {
+            if let Ok(response) = client.get(format!("{}/api/health", self.base)).send() {
+                if response.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not become healthy");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code (None when killed by a signal).
+    fn wait_exit(mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+}
+
+fn post_json(base: &str, path: &str, body: &Json) -> (u16, Json) {
+    let response = client()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .expect("the request is answered");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Json::Null))
+}
+
+fn get_json(base: &str, path: &str) -> (u16, Json) {
+    let response = client()
+        .get(format!("{base}{path}"))
+        .send()
+        .expect("the request is answered");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Json::Null))
+}
+
+#[test]
+fn serves_the_demo_app_with_no_config_and_shuts_down_cleanly() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(directory.path(), &[]);
+    let (status, tables) = get_json(&server.base, "/api/tables");
+    assert_eq!(status, 200);
+    let names: Vec<&str> = tables["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter_map(|table| table["name"].as_str())
+        .collect();
+    assert!(names.contains(&"tasks") && names.contains(&"contacts"), "{names:?}");
+    let (status, _) = post_json(&server.base, "/api/tables/tasks/records", &json!({"title": "hello"}));
+    assert_eq!(status, 201);
+    assert!(directory.path().join("data").exists(), "data goes under ./data");
+
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(), Some(0), "graceful shutdown exits 0");
+
+    let server = Server::start(directory.path(), &[]);
+    let (_, list) = get_json(&server.base, "/api/tables/tasks/records");
+    assert_eq!(list["records"][0]["fields"]["title"], json!("hello"), "the write survived a restart");
+    server.signal("-INT");
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+fn run_to_exit(args: &[&str], working_dir: &Path) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tabula"))
+        .current_dir(working_dir)
+        .args(args)
+        .env_remove("TABULA_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the binary should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status.code(), stderr)
+}
+
+#[test]
+fn a_named_missing_config_or_an_unknown_key_is_a_clear_error() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let (code, stderr) = run_to_exit(&["serve", "--config", "nope.toml"], directory.path());
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("nope.toml"), "{stderr}");
+
+    let file = directory.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nprot = 3000\n").expect("write config");
+    let (code, stderr) = run_to_exit(&["serve", "--config", "bad.toml"], directory.path());
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("server.prot"), "{stderr}");
+}
+
+#[test]
+fn every_acknowledged_create_survives_a_sigkill() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(directory.path(), &[]);
+    let base = server.base.clone();
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let base = base.clone();
+            let acknowledged = Arc::clone(&acknowledged);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let client = client();
+                let mut sequence = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    sequence += 1;
+                    let title = format!("w{writer}-{sequence}");
+                    let response = client
+                        .post(format!("{base}/api/tables/tasks/records"))
+                        .json(&json!({"title": title}))
+                        .send();
+                    let Ok(response) = response else { break };
+                    if response.status().as_u16() != 201 {
+                        break;
+                    }
+                    let Ok(body) = response.json::<Json>() else { break };
+                    if let Some(id) = body["id"].as_str() {
+                        acknowledged
+                            .lock()
+                            .expect("the list lock")
+                            .push((id.to_owned(), title));
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut server = server;
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        let _ = writer.join();
+    }
+    drop(server);
+    let acknowledged = acknowledged.lock().expect("the list lock").clone();
+    assert!(acknowledged.len() > 50, "the writers made progress: {}", acknowledged.len());
+
+    let server = Server::start(directory.path(), &[]);
+    let mut stored = std::collections::HashMap::new();
+    let mut after = 0u64;
+    loop {
+        let (status, page) = get_json(&server.base, &format!("/api/tables/tasks/records?limit=1000&after={after}&skipTotal=true"));
+        assert_eq!(status, 200);
+        let records = page["records"].as_array().expect("records").clone();
+        if records.is_empty() {
+            break;
+        }
+        for record in &records {
+            let id = record["id"].as_str().expect("id").to_owned();
+            after = id.parse().expect("numeric id");
+            stored.insert(id, record["fields"]["title"].as_str().unwrap_or("").to_owned());
+        }
+    }
+    for (id, title) in &acknowledged {
+        assert_eq!(stored.get(id), Some(title), "acknowledged record {id} is present after SIGKILL");
+    }
+}
