@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# HTTP load scenario: the release binary pinned to core 0, wrk pinned to core 1.
-# Usage: benches/http_load.sh [seconds] [connections]
-# Prints durable creates/s and get-by-id/s with latency percentiles, RSS and bytes on disk.
+# HTTP load scenario for the core engine: the release binary pinned to core 0, wrk pinned to
+# core 1, durable creates then get-by-id on the demo app's `tasks` table.
+#
+#   benches/http_load.sh [seconds] [connections] [fill]
+#
+# seconds     length of each measured wrk run (default 10)
+# connections wrk connections (default 64)
+# fill        keep creating until the table holds this many records before the reads and the
+#             RSS/disk figures (default 0: no extra fill), e.g. 1000000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 connections=${2:-64}
+fill=${3:-0}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --quiet
+binary="${CARGO_TARGET_DIR:-$(pwd)/target}/release/tabula"
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-(cd "$work" && TABULA_LOG=warn taskset -c 0 "$OLDPWD/target/release/tabula" serve --port "$port" --data-dir "$work/data") &
+(cd "$work" && TABULA_LOG=warn exec taskset -c 0 "$binary" serve --port "$port" --data-dir "$work/data") &
 server=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 base="http://127.0.0.1:$port"
-echo "== durable creates, $connections connections, ${duration}s (server on core 0, wrk on core 1)"
-taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -s benches/http/post_task.lua "$base/api/tables/tasks/records" | grep -E 'Requests/sec|50%|99%|Non-2xx'
-records=$(curl -s "$base/api/tables" | python3 -c 'import json,sys; print([t for t in json.load(sys.stdin)["tables"] if t["name"]=="tasks"][0]["recordCount"])')
+for _ in $(seq 200); do curl -sf "$base/api/health" >/dev/null && break; sleep 0.1; done
+
+record_count() {
+  curl -s "$base/api/tables/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["table"]["recordCount"])'
+}
+measure() { grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'; }
+
+echo "== durable creates: POST /api/tables/tasks/records, $connections connections, ${duration}s"
+taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -s benches/http/post_task.lua "$base/api/tables/tasks/records" | measure
+while [ "$(record_count)" -lt "$fill" ]; do
+  taskset -c 1 wrk -t1 -c"$connections" -d10s -s benches/http/post_task.lua "$base/api/tables/tasks/records" >/dev/null
+done
+records=$(record_count)
 echo "records stored: $records"
-echo "== get by id, $connections connections, ${duration}s"
-RECORDS=$records taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -s benches/http/get_record.lua "$base" | grep -E 'Requests/sec|50%|99%|Non-2xx'
+echo "== get by id: GET /api/tables/tasks/records/{id}, $connections connections, ${duration}s"
+RECORDS=$records taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -s benches/http/get_record.lua "$base" | measure
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
 disk=$(du -sb "$work/data" | cut -f1)
-echo "RSS: $((rss_kb / 1024)) MiB; on disk: $disk bytes = $((disk / (records > 0 ? records : 1))) bytes/record"
+echo "RSS: $((rss_kb / 1024)) MiB with $records records; on disk: $disk bytes, $((disk / records)) bytes/record"

@@ -215,6 +215,7 @@ impl From<DomainError> for ApiError {
                     None => error,
                 }
             }
+            DomainError::Unauthorized(message) => ApiError::new(ErrorCode::Unauthorized, message),
             DomainError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
             DomainError::PayloadTooLarge(message) => {
                 ApiError::new(ErrorCode::PayloadTooLarge, message)
@@ -245,7 +246,9 @@ pub fn envelope_for_foreign_errors<B: MessageBody + 'static>(
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
     if is_json {
-        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
     }
     let status = response.status();
     let code = ErrorCode::for_status(status);
@@ -266,7 +269,9 @@ pub fn envelope_for_foreign_errors<B: MessageBody + 'static>(
     let mut new_response = error.error_response();
     for (name, value) in old_response.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            new_response.headers_mut().insert(name.clone(), value.clone());
+            new_response
+                .headers_mut()
+                .insert(name.clone(), value.clone());
         }
     }
     new_response.headers_mut().insert(

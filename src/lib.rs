@@ -1,10 +1,12 @@
 //! The `tabula` binary's library: configuration, the HTTP surface (routes, error envelope,
 //! OpenAPI), and the start-up/shutdown sequence. `main.rs` only parses flags and calls [`serve`].
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod json;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -1,5 +1,5 @@
-//! Start-up and shutdown: config → tracing → store → actors → HTTP server → final flush.
-//! One [`create_app`] serves main, the tests and the benches.
+//! Start-up and shutdown: config → tracing → store → actors → first admin → HTTP server →
+//! final flush. One [`create_app`] serves main, the tests and the benches.
 
 use std::net::TcpListener;
 
@@ -9,9 +9,11 @@ use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use tabula_storage::Schema;
 
+use crate::auth;
 use crate::cli::ServeArgs;
 use crate::config::{self, ConfigSource};
 use crate::error::envelope_for_foreign_errors;
+use crate::rate_limit;
 use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::{init_tracing, request_context};
@@ -35,6 +37,9 @@ pub fn create_app(
         .app_data(web::JsonConfig::default().limit(max_body_bytes))
         .configure(routes::configure)
         .default_service(web::to(routes::unknown_route))
+        // Inside out: the caller is identified, then counted against its rate limit.
+        .wrap(from_fn(rate_limit::enforce))
+        .wrap(from_fn(auth::identify))
         .wrap(ErrorHandlers::new().default_handler(envelope_for_foreign_errors))
         .wrap(from_fn(request_context))
 }
@@ -57,7 +62,9 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     let config = loaded.config;
     init_tracing(&config.log.level, config.log.format == "json");
     match &loaded.source {
-        ConfigSource::File(path) => tracing::info!(config = %path.display(), "configuration loaded"),
+        ConfigSource::File(path) => {
+            tracing::info!(config = %path.display(), "configuration loaded")
+        }
         ConfigSource::BuiltInDemo => {
             tracing::info!("no config.toml found: serving the built-in demo app (tasks, contacts)")
         }
@@ -69,14 +76,66 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let data_dir = config.server.data_dir.display().to_string();
         let state = AppState::start(config, schema).map_err(|error| error.to_string())?;
+        first_admin(&state).await?;
         let listener = TcpListener::bind(&address)
             .map_err(|error| format!("cannot listen on {}:{}: {error}", address.0, address.1))?;
-        let local = listener
-            .local_addr()
-            .map_err(|error| error.to_string())?;
+        let local = listener.local_addr().map_err(|error| error.to_string())?;
         tracing::info!(data_dir = %data_dir, "listening on http://{local}");
         run(listener, web::Data::new(state))
             .await
             .map_err(|error| error.to_string())
     })
 }
+
+/// Sets up the first admin (SPEC §1): `TABULA_ADMIN_EMAIL`/`TABULA_ADMIN_PASSWORD` create it;
+/// otherwise, while no account exists, a one-time bootstrap token (valid for an hour) is logged
+/// for `POST /api/admin/bootstrap/claim`. Also warns loudly when auth is off.
+async fn first_admin(state: &AppState) -> Result<(), String> {
+    if !state.config.auth.enabled {
+        tracing::warn!(
+            "AUTH IS DISABLED (auth.enabled = false): every table is open to anyone, as if all \
+             its permissions were \"all\". Never run like this with data that matters."
+        );
+    }
+    let variable = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    match (variable(ENV_ADMIN_EMAIL), variable(ENV_ADMIN_PASSWORD)) {
+        (Some(email), Some(password)) => {
+            let created = state
+                .accounts
+                .ensure_admin(&email, &password)
+                .await
+                .map_err(|error| format!("{ENV_ADMIN_EMAIL}/{ENV_ADMIN_PASSWORD}: {error}"))?;
+            if created {
+                tracing::info!(email = %email, "admin account created from {ENV_ADMIN_EMAIL}");
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!(
+                "{ENV_ADMIN_EMAIL} and {ENV_ADMIN_PASSWORD} must be set together"
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(token) = state
+        .accounts
+        .issue_bootstrap_token()
+        .map_err(|error| error.to_string())?
+    {
+        tracing::warn!(
+            bootstrap_token = %token,
+            "no account exists yet: claim the first admin within 1 hour with \
+             POST /api/admin/bootstrap/claim, header 'Authorization: Bearer <bootstrap_token>', \
+             body {{\"email\",\"password\",\"name\"}} (or set {ENV_ADMIN_EMAIL}/{ENV_ADMIN_PASSWORD})"
+        );
+    }
+    Ok(())
+}
+
+/// Creates the first admin at start (with [`ENV_ADMIN_PASSWORD`]).
+pub const ENV_ADMIN_EMAIL: &str = "TABULA_ADMIN_EMAIL";
+/// The password of the admin of [`ENV_ADMIN_EMAIL`] (at least 8 characters).
+pub const ENV_ADMIN_PASSWORD: &str = "TABULA_ADMIN_PASSWORD";

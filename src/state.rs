@@ -1,19 +1,29 @@
-//! The application state shared by every handler: configuration, the store, the table registry.
+//! The application state shared by every handler: configuration, the store, the table registry,
+//! the accounts and the rate limiter.
 
 use std::sync::Arc;
 
+use tabula_actors::accounts::{AccountSettings, Accounts, AccountsClock};
+use tabula_actors::analytics::{Analytics, AnalyticsClock};
 use tabula_actors::query::PageLimits;
 use tabula_actors::registry::{Registry, TableHandle};
 use tabula_storage::{Schema, Store};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::rate_limit::RateLimiter;
 
 /// Everything a handler may need. Built once by [`AppState::start`], shared as `web::Data`.
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub registry: Arc<Registry>,
+    /// The analytics aggregator and collect path; `None` when `analytics.enabled = false`.
+    pub analytics: Option<Analytics>,
+    /// Users, sessions and API keys (SPEC §8).
+    pub accounts: Accounts,
+    /// The per-client request budgets of `[rate_limit]`.
+    pub rate_limiter: RateLimiter,
 }
 
 /// Why the server could not start.
@@ -23,6 +33,8 @@ pub enum StartError {
     Store { path: String, cause: String },
     #[error("cannot start table '{table}': {cause}")]
     Table { table: String, cause: String },
+    #[error("invalid row rule: {0}")]
+    RowRule(String),
 }
 
 impl AppState {
@@ -30,6 +42,10 @@ impl AppState {
     /// of `schema`. Must run inside an actix system (the table actors live on its arbiters).
     pub fn start(config: Config, schema: Schema) -> Result<AppState, StartError> {
         let data_dir = config.server.data_dir.clone();
+        let problems = tabula_actors::permissions::check_row_filters(&schema.tables);
+        if !problems.is_empty() {
+            return Err(StartError::RowRule(problems.join("; ")));
+        }
         let store = Store::open(data_dir.as_ref()).map_err(|error| StartError::Store {
             path: data_dir.display().to_string(),
             cause: error.to_string(),
@@ -48,10 +64,40 @@ impl AppState {
         }
         // The activity log's retention purge: now, then hourly, by each table's actor.
         tabula_actors::activity::spawn_retention(&registry, config.activity.retention_days);
+        let analytics =
+            if config.analytics.enabled {
+                let settings = crate::routes::analytics::settings_from(&config);
+                let analytics = Analytics::start(&store, settings, AnalyticsClock::system())
+                    .map_err(|error| StartError::Store {
+                        path: data_dir.display().to_string(),
+                        cause: format!("analytics: {error}"),
+                    })?;
+                Some(analytics)
+            } else {
+                None
+            };
+        let session_ttl_ms = i64::try_from(config.auth.session_ttl_hours)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(3_600_000);
+        let account_settings = AccountSettings {
+            session_ttl_ms,
+            default_role: config.auth.default_role.clone(),
+            allow_sign_up: config.auth.allow_sign_up,
+        };
+        let accounts = Accounts::start(&store, account_settings, AccountsClock::system()).map_err(
+            |error| StartError::Store {
+                path: data_dir.display().to_string(),
+                cause: format!("accounts: {error}"),
+            },
+        )?;
+        let rate_limiter = RateLimiter::new(&config.rate_limit, &config.server);
         Ok(AppState {
             config: Arc::new(config),
             store,
             registry,
+            analytics,
+            accounts,
+            rate_limiter,
         })
     }
 
@@ -71,7 +117,12 @@ impl AppState {
 
     /// Flushes everything to disk; called once the HTTP server has drained.
     pub fn shutdown(&self) {
+        // Every accepted page view is flushed before the store closes.
+        if let Some(analytics) = &self.analytics {
+            analytics.shutdown();
+        }
         self.registry.stop_actors();
+        self.accounts.shutdown();
         if let Err(error) = self.store.close() {
             tracing::error!(%error, "final flush failed");
         } else {

@@ -65,7 +65,10 @@ pub async fn request_context(
         path = %request.path(),
     );
     let served = REQUEST_ID
-        .scope(request_id.clone(), next.call(request).instrument(span.clone()))
+        .scope(
+            request_id.clone(),
+            next.call(request).instrument(span.clone()),
+        )
         .await;
     let mut response = served?;
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "served"));

@@ -7,14 +7,15 @@ use std::collections::BinaryHeap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use actix::Addr;
 use tabula_storage::journal::{ChangeAction, ChangeEntry};
-use tabula_storage::{keys, StorageResult};
+use tabula_storage::StorageResult;
 
 use crate::clock;
 use crate::error::{DomainError, DomainResult};
 use crate::history::{name_change, NamedChange};
 use crate::registry::{Registry, TableHandle};
-use crate::table::PurgeActivity;
+use crate::table::{PurgeActivity, TableActor};
 
 /// The page size when `pageSize` is not given.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -40,6 +41,8 @@ pub struct ActivityQuery {
     /// Inclusive bounds on the entry time (ms).
     pub from: Option<i64>,
     pub to: Option<i64>,
+    /// Only these tables (the ones the caller may read); `None`: every table.
+    pub readable_tables: Option<Vec<u32>>,
 }
 
 impl Default for ActivityQuery {
@@ -52,6 +55,7 @@ impl Default for ActivityQuery {
             user_id: None,
             from: None,
             to: None,
+            readable_tables: None,
         }
     }
 }
@@ -85,7 +89,9 @@ pub fn parse_activity_query(pairs: &[(String, String)]) -> DomainResult<Activity
                     .parse::<u64>()
                     .ok()
                     .filter(|page| *page >= 1)
-                    .ok_or_else(|| DomainError::bad_request("page", "page must be a positive integer"))?;
+                    .ok_or_else(|| {
+                        DomainError::bad_request("page", "page must be a positive integer")
+                    })?;
             }
             "pageSize" => {
                 query.page_size = value
@@ -152,18 +158,17 @@ type EntryStream = Box<dyn Iterator<Item = StorageResult<ChangeEntry>>>;
 
 /// The matching entries of every served table (or the named one), merged newest first.
 pub fn list_activity(registry: &Registry, query: &ActivityQuery) -> DomainResult<ActivityPage> {
-    let tables: Vec<TableHandle> = match &query.table {
+    let mut tables: Vec<TableHandle> = match &query.table {
         Some(name) => registry.resolve(name).into_iter().collect(),
         None => registry.all(),
     };
+    if let Some(readable) = &query.readable_tables {
+        tables.retain(|handle| readable.contains(&handle.shared.id));
+    }
     let fast_total = if query.unfiltered() {
         let mut total = 0u64;
         for handle in &tables {
-            let count = handle
-                .shared
-                .store
-                .get_u64(keys::META_ACTIVITY_COUNT)?
-                .unwrap_or(0);
+            let count = handle.shared.store.activity_len()?;
             total = total.saturating_add(count);
         }
         Some(total)
@@ -175,13 +180,12 @@ pub fn list_activity(registry: &Registry, query: &ActivityQuery) -> DomainResult
     let mut heap = BinaryHeap::new();
     for (index, handle) in tables.iter().enumerate() {
         let filter = query.clone();
-        let mut stream: EntryStream = Box::new(
-            handle
-                .shared
-                .store
-                .activity(true)
-                .filter(move |entry| entry.as_ref().map_or(true, |entry| filter.matches(entry))),
-        );
+        let mut stream: EntryStream =
+            Box::new(
+                handle.shared.store.activity(true).filter(move |entry| {
+                    entry.as_ref().map_or(true, |entry| filter.matches(entry))
+                }),
+            );
         let head = stream.next().transpose()?;
         if let Some(entry) = &head {
             heap.push((entry.id, index));
@@ -221,23 +225,20 @@ pub fn list_activity(registry: &Registry, query: &ActivityQuery) -> DomainResult
 
 /// One entry with its changes. A malformed id is a 400, an unknown one a 404.
 pub fn activity_entry(registry: &Registry, id_text: &str) -> DomainResult<ActivityItem> {
-    let entry_id = id_text
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| DomainError::bad_request("id", format!("'{id_text}' is not an activity id")))?;
+    let entry_id = id_text.trim().parse::<u64>().map_err(|_| {
+        DomainError::bad_request("id", format!("'{id_text}' is not an activity id"))
+    })?;
     for handle in registry.all() {
         let store = &handle.shared.store;
-        let Some(entry) = store.activity_entry(entry_id)? else {
+        let Some(entry) = store.journal_entry(entry_id)? else {
             continue;
         };
         let schema = handle.shared.schema();
-        let full = store
-            .history_entry(entry.record_id, entry.id)?
-            .unwrap_or_else(|| entry.clone());
+        let changes = name_change(&schema, entry.clone());
         return Ok(ActivityItem {
             entry,
             table_name: schema.name.clone(),
-            changes: Some(name_change(&schema, full)),
+            changes: Some(changes),
         });
     }
     Err(DomainError::NotFound(format!(
@@ -247,13 +248,34 @@ pub fn activity_entry(registry: &Registry, id_text: &str) -> DomainResult<Activi
 
 /// Removes, in every table, the activity entries older than `retention_days` before `now`
 /// (with the history of records that no longer exist). Answers how many were removed.
-pub async fn purge_expired(registry: &Registry, retention_days: u32, now: i64) -> DomainResult<u64> {
+pub async fn purge_expired(
+    registry: &Registry,
+    retention_days: u32,
+    now: i64,
+) -> DomainResult<u64> {
+    purge_tables(table_actors(registry), retention_days, now).await
+}
+
+/// The addresses of every table's actor. Unlike table handles they do not keep the store open,
+/// so a background task may hold them across an await without delaying a shutdown.
+fn table_actors(registry: &Registry) -> Vec<Addr<TableActor>> {
+    registry
+        .all()
+        .into_iter()
+        .map(|handle| handle.addr)
+        .collect()
+}
+
+async fn purge_tables(
+    actors: Vec<Addr<TableActor>>,
+    retention_days: u32,
+    now: i64,
+) -> DomainResult<u64> {
     let older_than = now.saturating_sub(i64::from(retention_days).saturating_mul(MS_PER_DAY));
     let mut purged = 0u64;
-    for handle in registry.all() {
+    for actor in actors {
         loop {
-            let removed = handle
-                .addr
+            let removed = actor
                 .send(PurgeActivity {
                     older_than,
                     max_entries: PURGE_CHUNK,
@@ -261,7 +283,7 @@ pub async fn purge_expired(registry: &Registry, retention_days: u32, now: i64) -
                 .await
                 .map_err(|error| DomainError::Unavailable(error.to_string()))??;
             purged = purged.saturating_add(removed);
-            if removed < u64::try_from(PURGE_CHUNK).unwrap_or(u64::MAX) {
+            if removed == 0 {
                 break;
             }
         }
@@ -277,10 +299,11 @@ pub fn spawn_retention(registry: &Arc<Registry>, retention_days: u32) {
         let mut interval = tokio::time::interval(RETENTION_INTERVAL);
         loop {
             interval.tick().await;
-            let Some(registry) = registry.upgrade() else {
+            // Only the actors' addresses are held across the await (see `table_actors`).
+            let Some(actors) = registry.upgrade().map(|registry| table_actors(&registry)) else {
                 break;
             };
-            match purge_expired(&registry, retention_days, clock::now_ms()).await {
+            match purge_tables(actors, retention_days, clock::now_ms()).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "expired activity entries purged"),
                 Err(error) => tracing::warn!(%error, "activity retention purge failed"),

@@ -19,7 +19,7 @@ pub mod visitor;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorContext, Addr, Arbiter, AsyncContext, Context, Handler, Message, ResponseFuture,
@@ -32,10 +32,16 @@ use crate::error::{DomainError, DomainResult};
 use client::{campaign_value, normalise_path, referrer_domain, ClientClassifier, PathGlob};
 use report::{Report, ReportKind, ReportParams};
 use rollup::{FlushSummary, PageView, RollupSettings, Rollups};
-use visitor::{day_of, AnalyticsClock, VisitorHasher, DAY_MS};
+use visitor::{day_of, VisitorHasher, DAY_MS};
+
+pub use report::{Report as AnalyticsReport, ReportKind as AnalyticsReportKind};
+pub use rollup::PageView as CollectedPageView;
+pub use visitor::AnalyticsClock;
 
 /// How often the aggregator drains the queue when nobody wakes it sooner.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(25);
+/// Most events folded in one go before the aggregator looks at its timers and mailbox again.
+const DRAIN_BATCH: usize = 20_000;
 /// How often the aggregator checks whether a new day needs a retention purge.
 const PURGE_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -152,6 +158,7 @@ pub struct AnalyticsAggregator {
     settings: AnalyticsSettings,
     rollups: Rollups,
     last_purge_day: Option<u32>,
+    last_flush: Instant,
 }
 
 impl AnalyticsAggregator {
@@ -168,16 +175,44 @@ impl AnalyticsAggregator {
     /// from what is on disk: the same loss as a crash, at most one flush interval).
     fn drain(&mut self, context: &mut Context<Self>) {
         self.ingest.wake_pending.store(false, Ordering::Release);
+        let mut folded = 0usize;
         while let Some(event) = self.ingest.queue.pop() {
             if let Err(error) = self.rollups.fold(&event) {
                 self.fail(&error, context);
                 return;
             }
+            folded += 1;
+            if folded == DRAIN_BATCH {
+                // More is waiting: come back after the other messages and timers.
+                if !self.ingest.wake_pending.swap(true, Ordering::AcqRel) {
+                    context.notify(DrainQueue);
+                }
+                break;
+            }
         }
     }
 
-    fn flush(&mut self, context: &mut Context<Self>) -> DomainResult<FlushSummary> {
+    /// Drains, then flushes if the flush interval has passed. Under sustained load the
+    /// mailbox never empties, so the flush deadline is checked here and not only on a timer.
+    fn drain_and_flush_when_due(&mut self, context: &mut Context<Self>) {
         self.drain(context);
+        if self.last_flush.elapsed() >= self.flush_interval() {
+            if let Err(error) = self.flush(context) {
+                tracing::warn!(%error, "analytics flush failed");
+            }
+        }
+    }
+
+    fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.settings.flush_interval_ms.max(10))
+    }
+
+    fn flush(&mut self, context: &mut Context<Self>) -> DomainResult<FlushSummary> {
+        // Everything queued now is folded in, however much it is.
+        while !self.ingest.queue.is_empty() {
+            self.drain(context);
+        }
+        self.last_flush = Instant::now();
         let today = day_of(self.ingest.clock.now_ms());
         match self.rollups.flush(today) {
             Ok(summary) => {
@@ -208,7 +243,11 @@ impl AnalyticsAggregator {
         let removed = self.rollups.purge_before(first_kept)?;
         self.last_purge_day = Some(today);
         if removed > 0 {
-            tracing::info!(removed, first_kept_day = first_kept, "analytics retention purge");
+            tracing::info!(
+                removed,
+                first_kept_day = first_kept,
+                "analytics retention purge"
+            );
         }
         Ok(removed)
     }
@@ -218,12 +257,8 @@ impl Actor for AnalyticsAggregator {
     type Context = Context<Self>;
 
     fn started(&mut self, context: &mut Context<Self>) {
-        context.run_interval(DRAIN_INTERVAL, |actor, context| actor.drain(context));
-        let flush_every = Duration::from_millis(self.settings.flush_interval_ms.max(10));
-        context.run_interval(flush_every, |actor, context| {
-            if let Err(error) = actor.flush(context) {
-                tracing::warn!(%error, "analytics flush failed");
-            }
+        context.run_interval(DRAIN_INTERVAL, |actor, context| {
+            actor.drain_and_flush_when_due(context)
         });
         context.run_interval(PURGE_CHECK_INTERVAL, |actor, context| {
             let today = day_of(actor.ingest.clock.now_ms());
@@ -250,7 +285,7 @@ impl Handler<DrainQueue> for AnalyticsAggregator {
     type Result = ();
 
     fn handle(&mut self, _message: DrainQueue, context: &mut Context<Self>) {
-        self.drain(context);
+        self.drain_and_flush_when_due(context);
     }
 }
 
@@ -323,7 +358,11 @@ impl Analytics {
             wake_pending: AtomicBool::new(false),
             hasher,
             classifier: ClientClassifier::default(),
-            excluded: settings.excluded_paths.iter().map(|glob| PathGlob::new(glob)).collect(),
+            excluded: settings
+                .excluded_paths
+                .iter()
+                .map(|glob| PathGlob::new(glob))
+                .collect(),
             respect_dnt: settings.respect_dnt,
             clock,
         });
@@ -340,6 +379,7 @@ impl Analytics {
             settings,
             rollups,
             last_purge_day: None,
+            last_flush: Instant::now(),
         };
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| actor);
         Ok(Analytics {

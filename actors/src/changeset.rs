@@ -1,6 +1,7 @@
 //! One table's pending change: the records a write creates, updates, trashes, restores or
-//! removes, and everything derived from them — index entries, unique claims, revision history,
-//! activity, counters — gathered into ONE [`WriteBatch`] that the table actor applies atomically.
+//! removes, and everything derived from them — index entries, unique claims, the change journal
+//! (history and activity: one `A` key per commit, each record listing its own entry ids),
+//! counters — gathered into ONE [`WriteBatch`] that the table actor applies atomically.
 //!
 //! A changeset sees its own earlier steps: a record changed twice in one batch is read back from
 //! the changeset, and a unique value released or claimed earlier in the batch counts as such for
@@ -55,13 +56,19 @@ impl UniqueClash {
     }
 }
 
+/// How many change entries a record lists at most (its newest); older ones stay in the journal
+/// (the activity log) until the retention purge but leave the record's history.
+pub const HISTORY_LIMIT: usize = 1000;
+
 /// What a finished changeset hands to the actor.
 pub struct Prepared {
     pub batch: WriteBatch,
     /// The table's live count once the batch is applied.
     pub live_count: u64,
-    /// The change entries written (history + activity), ids assigned.
-    pub entries: Vec<ChangeEntry>,
+    /// The journal entries the table has received once the batch is applied.
+    pub journal_written: u64,
+    /// Every record the batch writes, as written (history ids included); `None`: removed.
+    pub records: HashMap<u64, Option<StoredRecord>>,
 }
 
 /// The pending change of one table.
@@ -186,9 +193,9 @@ impl<'a> Changeset<'a> {
         Ok(None)
     }
 
-    /// Writes `new` over `old` (record, index entries, unique claims).
+    /// Writes `new` over `old` (index entries and unique claims now; the record itself when the
+    /// changeset finishes, once its new history entry has an id).
     fn put(&mut self, old: Option<&StoredRecord>, new: StoredRecord) -> DomainResult<()> {
-        self.batch.put_record(&new)?;
         index_entries(&mut self.batch, self.schema, old, Some(&new));
         self.track_uniques(old, Some(&new));
         self.records.insert(new.id, Some(new));
@@ -277,12 +284,7 @@ impl<'a> Changeset<'a> {
         self.batch.put(keys::trash_key(old.id).to_vec(), Vec::new());
         self.put(Some(old), trashed.clone())?;
         self.live_delta -= 1;
-        self.entry(
-            ChangeAction::Delete,
-            old.id,
-            Some(old.fields.clone()),
-            None,
-        );
+        self.entry(ChangeAction::Delete, old.id, Some(old.fields.clone()), None);
         Ok(trashed)
     }
 
@@ -312,7 +314,7 @@ impl<'a> Changeset<'a> {
     }
 
     /// Removes a record (live or trashed) for good, with its index entries and comments. Its
-    /// history stays (the activity log still describes it) until the retention purge.
+    /// journal entries stay (the activity log still describes it) until the retention purge.
     pub fn remove(&mut self, old: &StoredRecord) -> DomainResult<()> {
         self.batch.remove(keys::record_key(old.id).to_vec());
         self.batch.remove(keys::trash_key(old.id).to_vec());
@@ -321,8 +323,7 @@ impl<'a> Changeset<'a> {
         for key in self.shared.store.comment_keys(old.id) {
             self.batch.remove(key?);
         }
-        self.batch
-            .remove(keys::comment_count_key(old.id).to_vec());
+        self.batch.remove(keys::comment_count_key(old.id).to_vec());
         if !old.is_deleted() {
             self.live_delta -= 1;
         }
@@ -336,23 +337,28 @@ impl<'a> Changeset<'a> {
         Ok(())
     }
 
-    /// Assigns entry ids from the store-wide generator and adds history, activity and the
-    /// counters to the batch.
-    pub fn finish(mut self) -> DomainResult<Prepared> {
+    /// Assigns entry ids from the store-wide generator, appends each to its record's history,
+    /// and adds the records, the commit's journal group and the live count to the batch.
+    /// `journal_written` is how many entries the table's journal has received before this commit.
+    pub fn finish(mut self, journal_written: u64) -> DomainResult<Prepared> {
         let store = &self.shared.store;
         for entry in &mut self.entries {
             entry.id = store.generate_id()?;
-            self.batch.put_change_entry(entry)?;
+            if let Some(Some(record)) = self.records.get_mut(&entry.record_id) {
+                record.history.push(entry.id);
+            }
         }
-        if !self.entries.is_empty() {
-            let added = u64::try_from(self.entries.len()).unwrap_or(u64::MAX);
-            let activity_count = store
-                .get_u64(keys::META_ACTIVITY_COUNT)?
-                .unwrap_or(0)
-                .saturating_add(added);
-            self.batch
-                .put_u64(keys::META_ACTIVITY_COUNT, activity_count);
+        for record in self.records.values_mut().flatten() {
+            if record.history.len() > HISTORY_LIMIT {
+                let excess = record.history.len() - HISTORY_LIMIT;
+                record.history.drain(..excess);
+            }
+            self.batch.put_record(record)?;
         }
+        let added = u64::try_from(self.entries.len()).unwrap_or(u64::MAX);
+        let journal_written = journal_written.saturating_add(added);
+        self.batch
+            .put_journal_group(journal_written, &self.entries)?;
         let live_count = apply_delta(self.shared.live_count(), self.live_delta);
         if self.live_delta != 0 {
             self.batch.put_u64(keys::META_LIVE_COUNT, live_count);
@@ -360,7 +366,8 @@ impl<'a> Changeset<'a> {
         Ok(Prepared {
             batch: self.batch,
             live_count,
-            entries: self.entries,
+            journal_written,
+            records: self.records,
         })
     }
 }

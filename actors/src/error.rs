@@ -40,6 +40,10 @@ pub enum DomainError {
         message: String,
         field: Option<String>,
     },
+    /// No valid session or API key where one is needed (SPEC §2.2: checked before the resource
+    /// is looked up, so it reveals nothing about what exists).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may see the resource but not do this.
     #[error("{0}")]
     Forbidden(String),

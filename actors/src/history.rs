@@ -1,4 +1,5 @@
-//! Reading change entries back: a record's revision history (SPEC §4.4), and the rendering of a
+//! Reading change entries back: a record's revision history (SPEC §4.4), from the entry ids the
+//! record lists and the table's journal; and the rendering of a
 //! change's values from field ids to field names with the table's current schema (values of
 //! fields that no longer exist are skipped; a renamed field shows under its new name).
 
@@ -57,26 +58,37 @@ pub fn name_change(schema: &TableSchema, entry: ChangeEntry) -> NamedChange {
 }
 
 /// The history of one record (live or trashed), newest first: `limit` entries after skipping
-/// `offset`. A record that does not exist (or was deleted for good) is a 404.
+/// `offset`. A record that does not exist (or was deleted for good) is a 404. The record lists
+/// its entries' ids; entries the retention purge removed (ids below the journal's floor) are no
+/// longer part of it.
 pub fn record_history(
     table: &TableShared,
     record_id: u64,
     limit: u64,
     offset: u64,
 ) -> DomainResult<HistoryPage> {
-    if table.store.get_record(record_id)?.is_none() {
-        return Err(record_not_found(record_id));
-    }
+    let record = table
+        .store
+        .get_record(record_id)?
+        .ok_or_else(|| record_not_found(record_id))?;
+    let floor = table.store.journal_floor()?;
+    let kept: Vec<u64> = record
+        .history
+        .iter()
+        .copied()
+        .filter(|id| *id >= floor)
+        .collect();
     let schema = table.schema();
-    let total = table.store.history_len(record_id)?;
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     let take = usize::try_from(limit).unwrap_or(usize::MAX);
-    let changes = table
-        .store
-        .history(record_id)
-        .skip(skip)
-        .take(take)
-        .map(|entry| entry.map(|entry| name_change(&schema, entry)))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HistoryPage { changes, total })
+    let mut changes = Vec::new();
+    for entry_id in kept.iter().rev().skip(skip).take(take) {
+        if let Some(entry) = table.store.journal_entry(*entry_id)? {
+            changes.push(name_change(&schema, entry));
+        }
+    }
+    Ok(HistoryPage {
+        changes,
+        total: u64::try_from(kept.len()).unwrap_or(u64::MAX),
+    })
 }

@@ -1,6 +1,7 @@
 //! Tabula's actors and domain rules: one supervised actor per table, the registry that finds
 //! them, validation, the query engine. Knows nothing of HTTP or JSON.
 
+pub mod accounts;
 pub mod activity;
 pub mod analytics;
 pub mod changeset;
@@ -9,6 +10,7 @@ pub mod comments;
 pub mod error;
 pub mod history;
 pub mod lifecycle;
+pub mod permissions;
 pub mod query;
 pub mod registry;
 pub mod schema_rules;

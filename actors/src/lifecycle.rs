@@ -223,7 +223,11 @@ pub async fn delete_records(
         let outcome = handle
             .addr
             .send(DeleteRecords {
-                record_ids: if is_root { record_ids.clone() } else { Vec::new() },
+                record_ids: if is_root {
+                    record_ids.clone()
+                } else {
+                    Vec::new()
+                },
                 permanent: permanent && is_root,
                 skip_trashed,
                 cascaded: share.cascaded.into_iter().collect(),
@@ -245,9 +249,9 @@ fn live_children(referrer: &Referrer, parent_id: u64) -> DomainResult<Vec<u64>> 
     let store = &referrer.handle.shared.store;
     let mut children = Vec::new();
     for child in store.ids_with_value(referrer.field_id, &value)? {
-        let points_here = store
-            .get_record(child)?
-            .is_some_and(|record| !record.is_deleted() && record.value(referrer.field_id) == &value);
+        let points_here = store.get_record(child)?.is_some_and(|record| {
+            !record.is_deleted() && record.value(referrer.field_id) == &value
+        });
         if points_here {
             children.push(child);
         }
@@ -345,7 +349,11 @@ pub async fn restore_records(
         let records = handle
             .addr
             .send(RestoreRecords {
-                record_ids: if is_root { record_ids.clone() } else { Vec::new() },
+                record_ids: if is_root {
+                    record_ids.clone()
+                } else {
+                    Vec::new()
+                },
                 cascaded: shares.remove(&table_id).unwrap_or_default(),
                 user_id: user_id.clone(),
             })

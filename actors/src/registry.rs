@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use tabula_storage::{keys, Store, StorageResult, TableSchema, TableStore};
+use tabula_storage::{keys, StorageResult, Store, TableSchema, TableStore};
 
 use crate::clock;
 use crate::table::TableActor;
@@ -175,8 +175,11 @@ impl Registry {
 
     /// Every served table, by id.
     pub fn all(&self) -> Vec<TableHandle> {
-        let mut handles: Vec<TableHandle> =
-            self.tables.iter().map(|entry| entry.value().clone()).collect();
+        let mut handles: Vec<TableHandle> = self
+            .tables
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
         handles.sort_by_key(|handle| handle.shared.id);
         handles
     }

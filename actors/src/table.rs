@@ -10,8 +10,8 @@ use std::sync::{Arc, Weak};
 use actix::{Actor, ActorContext, Context, Handler, Message, ResponseFuture, Supervised};
 use tabula_storage::journal::Comment;
 use tabula_storage::{
-    keys, DurableTicket, FieldDef, FieldType, OnDelete, RecordRef, StorageError, StoredRecord,
-    TableSchema, Value, WriteBatch,
+    keys, DurableTicket, FieldDef, FieldType, JournalGroup, OnDelete, RecordRef, StorageError,
+    StoredRecord, TableSchema, Value, WriteBatch,
 };
 
 use crate::changeset::Changeset;
@@ -170,8 +170,9 @@ pub struct DeleteComment {
     pub caller: Option<Caller>,
 }
 
-/// Removes activity entries older than `older_than` (ms), at most `max_entries` of them, with
-/// the history entries of records that no longer exist. Answers how many were removed.
+/// Removes journal entries (activity and history alike) older than `older_than` (ms), whole
+/// commits at a time and about `max_entries` at most (one commit larger than that goes alone).
+/// Answers how many entries were removed.
 #[derive(Message)]
 #[rtype(result = "DomainResult<u64>")]
 pub struct PurgeActivity {
@@ -191,6 +192,9 @@ pub struct TableActor {
     registry: Weak<Registry>,
     last_record_id: u64,
     autonumbers: HashMap<u32, u64>,
+    /// Entries the table's journal has received, ever (the next commit's group continues from
+    /// it).
+    journal_written: u64,
     fault_armed: bool,
 }
 
@@ -207,6 +211,7 @@ impl TableActor {
             registry,
             last_record_id: 0,
             autonumbers: HashMap::new(),
+            journal_written: 0,
             fault_armed: false,
         };
         if let Err(error) = actor.reload() {
@@ -227,6 +232,7 @@ impl TableActor {
                 self.autonumbers.insert(field.id, last);
             }
         }
+        self.journal_written = store.journal_written()?;
         self.shared.reload_live_count()?;
         Ok(())
     }
@@ -266,7 +272,7 @@ impl TableActor {
         sequences: Option<Sequences>,
         context: &mut Context<Self>,
     ) -> DomainResult<DurableTicket> {
-        let mut prepared = changeset.finish()?;
+        let mut prepared = changeset.finish(self.journal_written)?;
         if let Some(sequences) = &sequences {
             if sequences.last_record_id != self.last_record_id {
                 prepared
@@ -283,6 +289,7 @@ impl TableActor {
         }
         let ticket = self.commit(prepared.batch, context)?;
         self.shared.set_live_count(prepared.live_count);
+        self.journal_written = prepared.journal_written;
         if let Some(sequences) = sequences {
             self.last_record_id = sequences.last_record_id;
             self.autonumbers = sequences.autonumbers;
@@ -320,7 +327,10 @@ impl TableActor {
                 FieldType::Autonumber => {
                     let next = sequences.autonumbers.get(&field.id).copied().unwrap_or(0) + 1;
                     sequences.autonumbers.insert(field.id, next);
-                    values.insert(field.id, Value::Int(i64::try_from(next).unwrap_or(i64::MAX)));
+                    values.insert(
+                        field.id,
+                        Value::Int(i64::try_from(next).unwrap_or(i64::MAX)),
+                    );
                 }
                 _ => {}
             }
@@ -335,6 +345,7 @@ impl TableActor {
             deleted_at: None,
             deleted_by: None,
             cascade_parent: None,
+            history: Vec::new(),
         }
     }
 
@@ -449,11 +460,12 @@ impl TableActor {
         prefixed: bool,
     ) -> DomainResult<Vec<StoredRecord>> {
         for patch in &patches {
-            let live = changeset
+            let record = changeset
                 .record(patch.record_id)?
-                .is_some_and(|record| !record.is_deleted());
-            if !live {
-                return Err(record_not_found(patch.record_id));
+                .filter(|record| !record.is_deleted())
+                .ok_or_else(|| record_not_found(patch.record_id))?;
+            if expected_updated_at.is_some_and(|expected| expected != record.updated_at) {
+                return Err(stale_update());
             }
         }
         let mut errors = Vec::new();
@@ -461,7 +473,9 @@ impl TableActor {
         for (index, patch) in patches.iter().enumerate() {
             match validate_write(schema, &patch.fields, WriteMode::Update) {
                 Ok(values) => validated.push((patch.record_id, values)),
-                Err(item_errors) => errors.extend(name_items(prefixed.then_some(index), item_errors)),
+                Err(item_errors) => {
+                    errors.extend(name_items(prefixed.then_some(index), item_errors))
+                }
             }
         }
         if !errors.is_empty() {
@@ -474,14 +488,6 @@ impl TableActor {
             let existing = changeset
                 .record(record_id)?
                 .ok_or_else(|| record_not_found(record_id))?;
-            if let Some(expected) = expected_updated_at {
-                if expected != existing.updated_at {
-                    return Err(DomainError::Conflict {
-                        message: "The record was modified after you last read it. Reload it and try again.".into(),
-                        field: None,
-                    });
-                }
-            }
             errors.extend(self.relationship_errors(schema, changeset, &changes, item)?);
             let updated = apply_changes(&existing, &changes, changeset);
             if let Err(clash) = changeset.update(&existing, updated.clone(), &changes)? {
@@ -602,7 +608,13 @@ impl TableActor {
                         !record.is_deleted() && record.value(field.id) == &value
                     });
                     if points_here {
-                        return Err(restrict_conflict(parent, &schema.name, child, &schema.name, &field.name));
+                        return Err(restrict_conflict(
+                            parent,
+                            &schema.name,
+                            child,
+                            &schema.name,
+                            &field.name,
+                        ));
                     }
                 }
             }
@@ -641,8 +653,9 @@ impl TableActor {
         }
     }
 
-    /// Applies a comment batch and answers with `value` once durable.
-    fn commit_comment<T: 'static>(
+    /// Applies a batch that is not a record change (comments, purges) and answers with `value`
+    /// once durable.
+    fn commit_batch<T: 'static>(
         &mut self,
         batch: WriteBatch,
         value: T,
@@ -748,10 +761,11 @@ impl<'s> MergeMatcher<'s> {
         let mut candidates: Vec<u64> = Vec::new();
         candidates.extend(self.created.get(&Self::key(values)).copied());
         let unique = self.fields.iter().position(|field| field.unique);
-        let indexed = self
-            .fields
-            .iter()
-            .position(|field| self.schema.indexed_fields().any(|indexed| indexed.id == field.id));
+        let indexed = self.fields.iter().position(|field| {
+            self.schema
+                .indexed_fields()
+                .any(|indexed| indexed.id == field.id)
+        });
         if let Some(position) = unique {
             let holder = changeset.unique_holder(self.fields[position].id, &values[position])?;
             candidates.extend(holder);
@@ -901,24 +915,35 @@ fn write_index_entries(
                 batch.remove(keys::index_entry_key(field.id, value, record.id));
             }
             if let (Some(record), Some(value)) = (new, new_value) {
-                batch.put(keys::index_entry_key(field.id, value, record.id), Vec::new());
+                batch.put(
+                    keys::index_entry_key(field.id, value, record.id),
+                    Vec::new(),
+                );
             }
         }
         if field.unique {
             // Unique entries exist only for live records with a non-empty value.
-            let (old_unique, new_unique) = (live_unique_value(old, field.id), live_unique_value(new, field.id));
+            let (old_unique, new_unique) = (
+                live_unique_value(old, field.id),
+                live_unique_value(new, field.id),
+            );
             if old_unique != new_unique {
                 if let Some(value) = old_unique {
                     batch.remove(keys::unique_key(field.id, value));
                 }
                 if let (Some(value), Some(record)) = (new_unique, new) {
-                    batch.put(keys::unique_key(field.id, value), record.id.to_be_bytes().to_vec());
+                    batch.put(
+                        keys::unique_key(field.id, value),
+                        record.id.to_be_bytes().to_vec(),
+                    );
                 }
             }
         }
     }
-    // The full-text index (`F` keys) changes in the same batch as the record.
+    // The full-text index (`F` keys) changes in the same batch as the record, and the write
+    // generation that cached totals are checked against moves on.
     crate::query::search::write_search_entries(batch, schema, old, new);
+    crate::query::counts::bump_generation(batch);
 }
 
 /// The value a record holds in a unique index: only live records with a non-empty value.
@@ -930,10 +955,7 @@ fn live_unique_value(record: Option<&StoredRecord>, field_id: u32) -> Option<&Va
 }
 
 /// The reply future: waits for the covering flush, then hands back `value`.
-fn after_durable<T: 'static>(
-    ticket: DurableTicket,
-    value: T,
-) -> ResponseFuture<DomainResult<T>> {
+fn after_durable<T: 'static>(ticket: DurableTicket, value: T) -> ResponseFuture<DomainResult<T>> {
     Box::pin(async move {
         ticket.wait().await.map_err(|error| {
             tracing::error!(%error, "a write could not be made durable");
@@ -989,7 +1011,13 @@ impl Handler<CreateRecord> for TableActor {
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let mut sequences = self.sequences();
         let staged = self
-            .stage_creates(&schema, &mut changeset, &mut sequences, vec![message.fields], false)
+            .stage_creates(
+                &schema,
+                &mut changeset,
+                &mut sequences,
+                vec![message.fields],
+                false,
+            )
             .and_then(|mut records| records.pop().ok_or_else(|| internal("no record staged")))
             .map(|record| (changeset, Some(sequences), record));
         reply(self, staged, context)
@@ -1007,7 +1035,13 @@ impl Handler<UpdateRecord> for TableActor {
             fields: message.fields,
         };
         let staged = self
-            .stage_updates(&schema, &mut changeset, vec![patch], message.expected_updated_at, false)
+            .stage_updates(
+                &schema,
+                &mut changeset,
+                vec![patch],
+                message.expected_updated_at,
+                false,
+            )
             .and_then(|mut records| records.pop().ok_or_else(|| internal("no record staged")))
             .map(|record| (changeset, None, record));
         reply(self, staged, context)
@@ -1022,7 +1056,13 @@ impl Handler<CreateRecords> for TableActor {
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let mut sequences = self.sequences();
         let staged = self
-            .stage_creates(&schema, &mut changeset, &mut sequences, message.records, true)
+            .stage_creates(
+                &schema,
+                &mut changeset,
+                &mut sequences,
+                message.records,
+                true,
+            )
             .map(|records| (changeset, Some(sequences), records));
         reply(self, staged, context)
     }
@@ -1186,7 +1226,7 @@ impl Handler<CreateComment> for TableActor {
             Ok((batch, comment))
         })();
         match staged {
-            Ok((batch, comment)) => self.commit_comment(batch, comment, context),
+            Ok((batch, comment)) => self.commit_batch(batch, comment, context),
             Err(error) => ready(Err(error)),
         }
     }
@@ -1210,7 +1250,7 @@ impl Handler<UpdateComment> for TableActor {
             Ok((batch, comment))
         })();
         match staged {
-            Ok((batch, comment)) => self.commit_comment(batch, comment, context),
+            Ok((batch, comment)) => self.commit_batch(batch, comment, context),
             Err(error) => ready(Err(error)),
         }
     }
@@ -1234,7 +1274,7 @@ impl Handler<DeleteComment> for TableActor {
             Ok(batch)
         })();
         match staged {
-            Ok(batch) => self.commit_comment(batch, (), context),
+            Ok(batch) => self.commit_batch(batch, (), context),
             Err(error) => ready(Err(error)),
         }
     }
@@ -1248,38 +1288,37 @@ impl Handler<PurgeActivity> for TableActor {
             let store = &self.shared.store;
             let mut batch = WriteBatch::new();
             let mut purged = 0u64;
-            let mut gone: HashMap<u64, bool> = HashMap::new();
-            for entry in store.activity(false).take(message.max_entries) {
-                let entry = entry?;
-                if entry.at >= message.older_than {
+            let mut floor = None;
+            let limit = u64::try_from(message.max_entries).unwrap_or(u64::MAX);
+            for group in store.journal_groups(false) {
+                let JournalGroup {
+                    first_id, entries, ..
+                } = group?;
+                // One commit's entries share their time.
+                let expired = entries
+                    .first()
+                    .is_some_and(|entry| entry.at < message.older_than);
+                let size = u64::try_from(entries.len()).unwrap_or(u64::MAX);
+                if !expired || (purged > 0 && purged.saturating_add(size) > limit) {
                     break;
                 }
-                batch.remove(keys::activity_key(entry.id).to_vec());
-                let record_gone = match gone.get(&entry.record_id) {
-                    Some(known) => *known,
-                    None => {
-                        let known = store.get_record(entry.record_id)?.is_none();
-                        gone.insert(entry.record_id, known);
-                        known
-                    }
-                };
-                if record_gone {
-                    batch.remove(keys::history_key(entry.record_id, entry.id).to_vec());
-                }
-                purged += 1;
+                batch.remove(keys::activity_key(first_id).to_vec());
+                floor = entries.last().map(|entry| entry.id.saturating_add(1));
+                purged = purged.saturating_add(size);
             }
-            if purged > 0 {
-                let remaining = store
-                    .get_u64(keys::META_ACTIVITY_COUNT)?
+            if let Some(floor) = floor {
+                let purged_ever = store
+                    .get_u64(keys::META_ACTIVITY_PURGED)?
                     .unwrap_or(0)
-                    .saturating_sub(purged);
-                batch.put_u64(keys::META_ACTIVITY_COUNT, remaining);
+                    .saturating_add(purged);
+                batch.put_u64(keys::META_ACTIVITY_PURGED, purged_ever);
+                batch.put_u64(keys::META_ACTIVITY_FLOOR, floor);
             }
             Ok((batch, purged))
         })();
         match staged {
             Ok((_, 0)) => ready(Ok(0)),
-            Ok((batch, purged)) => self.commit_comment(batch, purged, context),
+            Ok((batch, purged)) => self.commit_batch(batch, purged, context),
             Err(error) => ready(Err(error)),
         }
     }
@@ -1300,6 +1339,14 @@ fn restore_clash(record_id: u64, clash: crate::changeset::UniqueClash) -> Domain
             clash.holder, clash.field
         ),
         field: Some(clash.field),
+    }
+}
+
+/// The 409 for an update whose `updatedAt` token is not the stored one.
+fn stale_update() -> DomainError {
+    DomainError::Conflict {
+        message: "The record was modified after you last read it. Reload it and try again.".into(),
+        field: None,
     }
 }
 

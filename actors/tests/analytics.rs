@@ -130,7 +130,11 @@ fn two_decimals(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-fn model_overview(events: &[Event], range: HourRange, granularity: Granularity) -> report::Overview {
+fn model_overview(
+    events: &[Event],
+    range: HourRange,
+    granularity: Granularity,
+) -> report::Overview {
     let sessions: Vec<_> = model_sessions(events)
         .into_iter()
         .filter(|(hour, _, _)| *hour >= range.from_hour && *hour < range.to_hour)
@@ -138,7 +142,10 @@ fn model_overview(events: &[Event], range: HourRange, granularity: Granularity) 
     let session_count = sessions.len() as u64;
     let bounces = sessions.iter().filter(|(_, views, _)| *views == 1).count() as u64;
     let duration: i64 = sessions.iter().map(|(_, _, ms)| ms).sum();
-    let views: Vec<&Event> = events.iter().filter(|event| in_range(event, range)).collect();
+    let views: Vec<&Event> = events
+        .iter()
+        .filter(|event| in_range(event, range))
+        .collect();
     let unique = |from: u32, to: u32| {
         views
             .iter()
@@ -206,7 +213,10 @@ fn model_ranking(
 }
 
 fn model_shares(events: &[Event], range: HourRange, part: usize) -> Vec<(String, u64, f64)> {
-    let selected: Vec<&Event> = events.iter().filter(|event| in_range(event, range)).collect();
+    let selected: Vec<&Event> = events
+        .iter()
+        .filter(|event| in_range(event, range))
+        .collect();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for event in &selected {
         let name = event.client.split(SEPARATOR).nth(part).unwrap().to_owned();
@@ -232,13 +242,20 @@ async fn assert_reports_match(analytics: &Analytics, events: &[Event], range: Ho
         let Report::Overview(overview) = read(
             analytics,
             ReportKind::Overview,
-            ReportParams { granularity, ..query },
+            ReportParams {
+                granularity,
+                ..query
+            },
         )
         .await
         else {
             panic!("an overview")
         };
-        assert_eq!(overview, model_overview(events, range, granularity), "{range:?} {granularity:?}");
+        assert_eq!(
+            overview,
+            model_overview(events, range, granularity),
+            "{range:?} {granularity:?}"
+        );
     }
     let Report::Pages(pages) = read(analytics, ReportKind::Pages, query).await else {
         panic!("pages")
@@ -247,7 +264,13 @@ async fn assert_reports_match(analytics: &Analytics, events: &[Event], range: Ho
     let actual: Vec<(String, u64, u64)> = pages
         .rows
         .iter()
-        .map(|row| (row.name.clone().unwrap(), row.page_views, row.unique_visitors))
+        .map(|row| {
+            (
+                row.name.clone().unwrap(),
+                row.page_views,
+                row.unique_visitors,
+            )
+        })
         .collect();
     assert_eq!((actual, pages.total), (expected, total), "pages {range:?}");
 
@@ -260,9 +283,19 @@ async fn assert_reports_match(analytics: &Analytics, events: &[Event], range: Ho
     let actual: Vec<(String, u64, u64)> = referrers
         .rows
         .iter()
-        .map(|row| (row.name.clone().unwrap_or_default(), row.page_views, row.unique_visitors))
+        .map(|row| {
+            (
+                row.name.clone().unwrap_or_default(),
+                row.page_views,
+                row.unique_visitors,
+            )
+        })
         .collect();
-    assert_eq!((actual, referrers.total), (expected, total), "referrers {range:?}");
+    assert_eq!(
+        (actual, referrers.total),
+        (expected, total),
+        "referrers {range:?}"
+    );
 
     let Report::Campaigns(campaigns) = read(analytics, ReportKind::Campaigns, query).await else {
         panic!("campaigns")
@@ -285,24 +318,57 @@ async fn assert_reports_match(analytics: &Analytics, events: &[Event], range: Ho
             )
         })
         .collect();
-    assert_eq!((actual, campaigns.total), (expected, total), "campaigns {range:?}");
+    assert_eq!(
+        (actual, campaigns.total),
+        (expected, total),
+        "campaigns {range:?}"
+    );
 
-    let Report::Devices(devices) = read(analytics, ReportKind::Devices, ReportParams { limit: 100, ..query }).await else {
+    let Report::Devices(devices) = read(
+        analytics,
+        ReportKind::Devices,
+        ReportParams {
+            limit: 100,
+            ..query
+        },
+    )
+    .await
+    else {
         panic!("devices")
     };
     let flatten = |rows: &[report::ShareRow]| -> Vec<(String, u64, f64)> {
-        rows.iter().map(|row| (row.name.clone(), row.count, row.percentage)).collect()
+        rows.iter()
+            .map(|row| (row.name.clone(), row.count, row.percentage))
+            .collect()
     };
-    assert_eq!(flatten(&devices.device_types), model_shares(events, range, 0));
+    assert_eq!(
+        flatten(&devices.device_types),
+        model_shares(events, range, 0)
+    );
     assert_eq!(flatten(&devices.browsers), model_shares(events, range, 1));
-    assert_eq!(flatten(&devices.operating_systems), model_shares(events, range, 2));
+    assert_eq!(
+        flatten(&devices.operating_systems),
+        model_shares(events, range, 2)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Generated streams
 
-const PATHS: [&str; 6] = ["/", "/pricing", "/docs", "/docs/install", "/blog/a", "/blog/b"];
-const REFERRERS: [Option<&str>; 4] = [None, Some("google.com"), Some("news.ycombinator.com"), Some("t.co")];
+const PATHS: [&str; 6] = [
+    "/",
+    "/pricing",
+    "/docs",
+    "/docs/install",
+    "/blog/a",
+    "/blog/b",
+];
+const REFERRERS: [Option<&str>; 4] = [
+    None,
+    Some("google.com"),
+    Some("news.ycombinator.com"),
+    Some("t.co"),
+];
 const CLIENTS: [&str; 4] = [
     "desktop\u{1f}Chrome\u{1f}Linux",
     "mobile\u{1f}Safari\u{1f}iOS",
@@ -324,17 +390,26 @@ fn event_strategy() -> impl Strategy<Value = (i64, u64, usize, usize, Option<usi
 fn build_events(raw: Vec<(i64, u64, usize, usize, Option<usize>, usize)>) -> Vec<Event> {
     let mut events: Vec<Event> = raw
         .into_iter()
-        .map(|(offset, visitor, path, referrer, campaign, client)| Event {
-            // Cluster times so sessions both continue and time out.
-            at_ms: DAY0_MS + (offset / (7 * 60_000)) * (7 * 60_000) + i64::try_from(visitor).unwrap() * 1000,
-            visitor: visitor.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            path: PATHS[path].to_owned(),
-            referrer: REFERRERS[referrer].map(str::to_owned),
-            campaign: campaign.map(|index| {
-                campaign_value(Some(["newsletter", "ads", "x"][index]), Some("email"), Some("launch")).unwrap()
-            }),
-            client: CLIENTS[client].to_owned(),
-        })
+        .map(
+            |(offset, visitor, path, referrer, campaign, client)| Event {
+                // Cluster times so sessions both continue and time out.
+                at_ms: DAY0_MS
+                    + (offset / (7 * 60_000)) * (7 * 60_000)
+                    + i64::try_from(visitor).unwrap() * 1000,
+                visitor: visitor.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                path: PATHS[path].to_owned(),
+                referrer: REFERRERS[referrer].map(str::to_owned),
+                campaign: campaign.map(|index| {
+                    campaign_value(
+                        Some(["newsletter", "ads", "x"][index]),
+                        Some("email"),
+                        Some("launch"),
+                    )
+                    .unwrap()
+                }),
+                client: CLIENTS[client].to_owned(),
+            },
+        )
         .collect();
     events.sort_by_key(|event| event.at_ms);
     events
@@ -347,7 +422,10 @@ fn check_stream(events: Vec<Event>, clock_ms: i64) {
         let clock = AnalyticsClock::manual(clock_ms);
         let analytics = start(&store, &clock, settings());
         for event in &events {
-            assert_eq!(analytics.enqueue(event.page_view()), CollectOutcome::Counted);
+            assert_eq!(
+                analytics.enqueue(event.page_view()),
+                CollectOutcome::Counted
+            );
         }
         analytics.addr().send(FlushRollups).await.unwrap().unwrap();
         let ranges = [
@@ -358,7 +436,10 @@ fn check_stream(events: Vec<Event>, clock_ms: i64) {
             // exactly the last day
             report::hour_range(DAY0_MS + 2 * DAY_MS, DAY0_MS + 3 * DAY_MS),
             // part of the second day
-            report::hour_range(DAY0_MS + DAY_MS + 5 * HOUR_MS, DAY0_MS + DAY_MS + 17 * HOUR_MS),
+            report::hour_range(
+                DAY0_MS + DAY_MS + 5 * HOUR_MS,
+                DAY0_MS + DAY_MS + 17 * HOUR_MS,
+            ),
             // from the middle of day one to the middle of day three
             report::hour_range(DAY0_MS + 13 * HOUR_MS, DAY0_MS + 2 * DAY_MS + 9 * HOUR_MS),
             // one hour
@@ -440,10 +521,24 @@ fn restart_keeps_the_counts_and_the_visitors() {
         analytics.addr().send(FlushRollups).await.unwrap().unwrap();
         let day = report::hour_range(DAY0_MS, DAY0_MS + DAY_MS);
         assert_reports_match(&analytics, &all, day).await;
-        let Report::Overview(overview) = read(&analytics, ReportKind::Overview, params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10)).await else { panic!() };
+        let Report::Overview(overview) = read(
+            &analytics,
+            ReportKind::Overview,
+            params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10),
+        )
+        .await
+        else {
+            panic!()
+        };
         assert_eq!(overview.page_views, 240);
-        assert_eq!(overview.unique_visitors, 60, "visitors 20..40 are the same after the restart");
-        assert_eq!(overview.sessions, 60, "their sessions continue across the restart");
+        assert_eq!(
+            overview.unique_visitors, 60,
+            "visitors 20..40 are the same after the restart"
+        );
+        assert_eq!(
+            overview.sessions, 60,
+            "their sessions continue across the restart"
+        );
         analytics.shutdown();
     });
 }
@@ -470,19 +565,47 @@ fn the_salt_changes_at_midnight_and_only_the_current_one_is_kept() {
         assert_eq!(analytics.collect(&input).unwrap(), CollectOutcome::Counted);
         let day0 = u32::try_from(DAY0_MS / DAY_MS).unwrap();
         assert_eq!(analytics.salt_day(), Some(day0));
-        let salt_before = store.system_tree("analytics").unwrap().get(b"S").unwrap().unwrap();
+        let salt_before = store
+            .system_tree("analytics")
+            .unwrap()
+            .get(b"S")
+            .unwrap()
+            .unwrap();
 
         clock.set(DAY0_MS + DAY_MS + HOUR_MS);
         assert_eq!(analytics.collect(&input).unwrap(), CollectOutcome::Counted);
         assert_eq!(analytics.salt_day(), Some(day0 + 1));
-        let salt_after = store.system_tree("analytics").unwrap().get(b"S").unwrap().unwrap();
-        assert_ne!(salt_before, salt_after, "the stored salt is replaced, the old one forgotten");
+        let salt_after = store
+            .system_tree("analytics")
+            .unwrap()
+            .get(b"S")
+            .unwrap()
+            .unwrap();
+        assert_ne!(
+            salt_before, salt_after,
+            "the stored salt is replaced, the old one forgotten"
+        );
 
-        let Report::Overview(overview) = read(&analytics, ReportKind::Overview, params(DAY0_MS, DAY0_MS + 2 * DAY_MS, Granularity::Day, 10)).await else { panic!() };
+        let Report::Overview(overview) = read(
+            &analytics,
+            ReportKind::Overview,
+            params(DAY0_MS, DAY0_MS + 2 * DAY_MS, Granularity::Day, 10),
+        )
+        .await
+        else {
+            panic!()
+        };
         assert_eq!(overview.page_views, 3);
         // Same IP and User-Agent, but a new day's salt: a new visitor that cannot be linked.
         assert_eq!(overview.unique_visitors, 2);
-        assert_eq!(overview.time_series.iter().map(|period| period.unique_visitors).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(
+            overview
+                .time_series
+                .iter()
+                .map(|period| period.unique_visitors)
+                .collect::<Vec<_>>(),
+            vec![1, 1]
+        );
         analytics.shutdown();
     });
 }
@@ -515,7 +638,15 @@ fn a_restart_the_same_day_keeps_the_salt() {
     run(async move {
         let store = Store::open(&path).unwrap();
         let analytics = start(&store, &AnalyticsClock::manual(clock_ms), settings());
-        let Report::Referrers(referrers) = read(&analytics, ReportKind::Referrers, params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10)).await else { panic!() };
+        let Report::Referrers(referrers) = read(
+            &analytics,
+            ReportKind::Referrers,
+            params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10),
+        )
+        .await
+        else {
+            panic!()
+        };
         assert_eq!(referrers.rows.len(), 1);
         assert_eq!(referrers.rows[0].name.as_deref(), Some("example.com"));
         assert_eq!(referrers.rows[0].page_views, 2);
@@ -531,7 +662,14 @@ fn retention_purges_old_rollups() {
     run(async move {
         let store = Store::open(&path).unwrap();
         let clock = AnalyticsClock::manual(DAY0_MS + 12 * HOUR_MS);
-        let analytics = start(&store, &clock, AnalyticsSettings { retention_days: 2, ..settings() });
+        let analytics = start(
+            &store,
+            &clock,
+            AnalyticsSettings {
+                retention_days: 2,
+                ..settings()
+            },
+        );
         for event in fixed_events(HOUR_MS, 0..5) {
             analytics.enqueue(event.page_view());
         }
@@ -542,10 +680,22 @@ fn retention_purges_old_rollups() {
         let removed = analytics.addr().send(PurgeExpired).await.unwrap().unwrap();
         assert!(removed > 0);
         let everything = params(DAY0_MS, DAY0_MS + 3 * DAY_MS, Granularity::Day, 10);
-        let Report::Overview(overview) = read(&analytics, ReportKind::Overview, everything).await else { panic!() };
+        let Report::Overview(overview) = read(&analytics, ReportKind::Overview, everything).await
+        else {
+            panic!()
+        };
         assert_eq!(overview.page_views, 9, "day 0 is gone, day 2 is kept");
-        assert_eq!(overview.time_series.iter().map(|period| period.page_views).collect::<Vec<_>>(), vec![0, 0, 9]);
-        let Report::Pages(pages) = read(&analytics, ReportKind::Pages, everything).await else { panic!() };
+        assert_eq!(
+            overview
+                .time_series
+                .iter()
+                .map(|period| period.page_views)
+                .collect::<Vec<_>>(),
+            vec![0, 0, 9]
+        );
+        let Report::Pages(pages) = read(&analytics, ReportKind::Pages, everything).await else {
+            panic!()
+        };
         assert_eq!(pages.rows.iter().map(|row| row.page_views).sum::<u64>(), 9);
         analytics.shutdown();
     });
@@ -558,13 +708,36 @@ fn a_full_queue_sheds_load() {
     run(async move {
         let store = Store::open(&path).unwrap();
         let clock = AnalyticsClock::manual(DAY0_MS);
-        let analytics = start(&store, &clock, AnalyticsSettings { queue_capacity: 4, ..settings() });
+        let analytics = start(
+            &store,
+            &clock,
+            AnalyticsSettings {
+                queue_capacity: 4,
+                ..settings()
+            },
+        );
         let event = fixed_events(0, 0..1).remove(0);
-        let outcomes: Vec<CollectOutcome> = (0..100_000).map(|_| analytics.enqueue(event.page_view())).collect();
+        let outcomes: Vec<CollectOutcome> = (0..100_000)
+            .map(|_| analytics.enqueue(event.page_view()))
+            .collect();
         assert!(outcomes.contains(&CollectOutcome::QueueFull));
-        let accepted = outcomes.iter().filter(|outcome| **outcome == CollectOutcome::Counted).count() as u64;
-        let Report::Overview(overview) = read(&analytics, ReportKind::Overview, params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10)).await else { panic!() };
-        assert_eq!(overview.page_views, accepted, "every accepted event is counted, no more");
+        let accepted = outcomes
+            .iter()
+            .filter(|outcome| **outcome == CollectOutcome::Counted)
+            .count() as u64;
+        let Report::Overview(overview) = read(
+            &analytics,
+            ReportKind::Overview,
+            params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10),
+        )
+        .await
+        else {
+            panic!()
+        };
+        assert_eq!(
+            overview.page_views, accepted,
+            "every accepted event is counted, no more"
+        );
         analytics.shutdown();
     });
 }
@@ -576,16 +749,46 @@ fn rows_beyond_the_daily_cap_are_counted_as_other() {
     run(async move {
         let store = Store::open(&path).unwrap();
         let clock = AnalyticsClock::manual(DAY0_MS + DAY_MS);
-        let analytics = start(&store, &clock, AnalyticsSettings { rows_per_day_cap: 3, ..settings() });
-        for (index, path) in ["/a", "/b", "/c", "/d", "/e", "/a", "/e"].iter().enumerate() {
+        let analytics = start(
+            &store,
+            &clock,
+            AnalyticsSettings {
+                rows_per_day_cap: 3,
+                ..settings()
+            },
+        );
+        for (index, path) in ["/a", "/b", "/c", "/d", "/e", "/a", "/e"]
+            .iter()
+            .enumerate()
+        {
             let mut event = fixed_events(0, 0..1).remove(0);
             event.path = (*path).to_owned();
             event.at_ms += i64::try_from(index).unwrap();
             analytics.enqueue(event.page_view());
         }
-        let Report::Pages(pages) = read(&analytics, ReportKind::Pages, params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10)).await else { panic!() };
-        let rows: Vec<(String, u64)> = pages.rows.iter().map(|row| (row.name.clone().unwrap(), row.page_views)).collect();
-        assert_eq!(rows, vec![("(other)".into(), 3), ("/a".into(), 2), ("/b".into(), 1), ("/c".into(), 1)]);
+        let Report::Pages(pages) = read(
+            &analytics,
+            ReportKind::Pages,
+            params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10),
+        )
+        .await
+        else {
+            panic!()
+        };
+        let rows: Vec<(String, u64)> = pages
+            .rows
+            .iter()
+            .map(|row| (row.name.clone().unwrap(), row.page_views))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("(other)".into(), 3),
+                ("/a".into(), 2),
+                ("/b".into(), 1),
+                ("/c".into(), 1)
+            ]
+        );
         assert_eq!(pages.total, 4);
         analytics.shutdown();
     });
@@ -598,7 +801,14 @@ fn collect_validates_the_path_and_honours_dnt_and_exclusions() {
     run(async move {
         let store = Store::open(&path).unwrap();
         let clock = AnalyticsClock::manual(DAY0_MS);
-        let analytics = start(&store, &clock, AnalyticsSettings { excluded_paths: vec!["/admin/*".into(), "/secret".into()], ..settings() });
+        let analytics = start(
+            &store,
+            &clock,
+            AnalyticsSettings {
+                excluded_paths: vec!["/admin/*".into(), "/secret".into()],
+                ..settings()
+            },
+        );
         let input = |path: PathField<'static>, dnt: bool| CollectInput {
             path,
             referrer: None,
@@ -609,17 +819,58 @@ fn collect_validates_the_path_and_honours_dnt_and_exclusions() {
             user_agent: "curl/8",
             do_not_track: dnt,
         };
-        for bad in [PathField::Missing, PathField::NotText, PathField::Text(""), PathField::Text("  ")] {
+        for bad in [
+            PathField::Missing,
+            PathField::NotText,
+            PathField::Text(""),
+            PathField::Text("  "),
+        ] {
             assert!(analytics.collect(&input(bad, false)).is_err());
         }
-        assert_eq!(analytics.collect(&input(PathField::Text("/x"), true)).unwrap(), CollectOutcome::Ignored);
-        assert_eq!(analytics.collect(&input(PathField::Text("/admin/users/1"), false)).unwrap(), CollectOutcome::Ignored);
-        assert_eq!(analytics.collect(&input(PathField::Text("/secret?x=1"), false)).unwrap(), CollectOutcome::Ignored);
-        assert_eq!(analytics.collect(&input(PathField::Text("/ok?utm_source=x#top"), false)).unwrap(), CollectOutcome::Counted);
-        let Report::Pages(pages) = read(&analytics, ReportKind::Pages, params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10)).await else { panic!() };
+        assert_eq!(
+            analytics
+                .collect(&input(PathField::Text("/x"), true))
+                .unwrap(),
+            CollectOutcome::Ignored
+        );
+        assert_eq!(
+            analytics
+                .collect(&input(PathField::Text("/admin/users/1"), false))
+                .unwrap(),
+            CollectOutcome::Ignored
+        );
+        assert_eq!(
+            analytics
+                .collect(&input(PathField::Text("/secret?x=1"), false))
+                .unwrap(),
+            CollectOutcome::Ignored
+        );
+        assert_eq!(
+            analytics
+                .collect(&input(PathField::Text("/ok?utm_source=x#top"), false))
+                .unwrap(),
+            CollectOutcome::Counted
+        );
+        let Report::Pages(pages) = read(
+            &analytics,
+            ReportKind::Pages,
+            params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10),
+        )
+        .await
+        else {
+            panic!()
+        };
         assert_eq!(pages.total, 1);
         assert_eq!(pages.rows[0].name.as_deref(), Some("/ok"));
-        let Report::Campaigns(campaigns) = read(&analytics, ReportKind::Campaigns, params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10)).await else { panic!() };
+        let Report::Campaigns(campaigns) = read(
+            &analytics,
+            ReportKind::Campaigns,
+            params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10),
+        )
+        .await
+        else {
+            panic!()
+        };
         assert_eq!(campaigns.rows[0].source.as_deref(), Some("news"));
         assert_eq!(campaigns.rows[0].medium, None);
         analytics.shutdown();
@@ -640,14 +891,20 @@ fn the_estimator_is_exact_when_small_and_within_error_when_large() {
     assert_eq!(exact.count(), 2000);
     // Disjoint and overlapping day sketches, unioned as a multi-day range does.
     let ids = |range: std::ops::Range<u64>| -> Vec<u64> {
-        range.map(|id| {
-            let mut x = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            x ^ (x >> 31)
-        }).collect()
+        range
+            .map(|id| {
+                let mut x = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                x ^ (x >> 31)
+            })
+            .collect()
     };
-    for (days, per_day, overlap) in [(30u64, 1_000u64, 200u64), (30, 20_000, 5_000), (7, 150_000, 50_000)] {
+    for (days, per_day, overlap) in [
+        (30u64, 1_000u64, 200u64),
+        (30, 20_000, 5_000),
+        (7, 150_000, 50_000),
+    ] {
         let mut union = DistinctSketch::default();
         for day in 0..days {
             let start = day * (per_day - overlap);
@@ -656,7 +913,11 @@ fn the_estimator_is_exact_when_small_and_within_error_when_large() {
         let truth = (days - 1) * (per_day - overlap) + per_day;
         let error = (union.count() as f64 - truth as f64).abs() / truth as f64;
         // p = 14: standard error 0.81 %; allow four of them.
-        assert!(error < 0.0325, "{days} days × {per_day}: estimate {} for {truth} ({error})", union.count());
+        assert!(
+            error < 0.0325,
+            "{days} days × {per_day}: estimate {} for {truth} ({error})",
+            union.count()
+        );
     }
 }
 
@@ -664,7 +925,10 @@ fn the_estimator_is_exact_when_small_and_within_error_when_large() {
 fn referrer_domains_drop_www_ports_and_credentials() {
     let cases = [
         ("https://www.google.com/search?q=x", Some("google.com")),
-        ("http://user:pw@News.YCombinator.com:8080/item", Some("news.ycombinator.com")),
+        (
+            "http://user:pw@News.YCombinator.com:8080/item",
+            Some("news.ycombinator.com"),
+        ),
         ("android-app://com.slack", Some("com.slack")),
         ("example.org/path", Some("example.org")),
         ("https://[2001:db8::1]:443/", Some("[2001:db8::1]")),
@@ -707,23 +971,40 @@ fn user_agents_are_classified_and_cached() {
         let value = classifier.classify(user_agent);
         let parts: Vec<&str> = value.split(SEPARATOR).collect();
         assert_eq!((parts[0], parts[1]), (device, browser), "{user_agent}");
-        assert!(Arc::ptr_eq(&value, &classifier.classify(user_agent)), "cached");
+        assert!(
+            Arc::ptr_eq(&value, &classifier.classify(user_agent)),
+            "cached"
+        );
     }
 }
 
 #[test]
 fn report_parameters_are_validated_together() {
     let error = report::parse_params(None, None, Some("year"), Some("0")).unwrap_err();
-    let tabula_actors::DomainError::BadRequest { errors, .. } = error else { panic!() };
+    let tabula_actors::DomainError::BadRequest { errors, .. } = error else {
+        panic!()
+    };
     let fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
     assert_eq!(fields, vec!["from", "to", "granularity", "limit"]);
     let parsed = report::parse_params(Some("2026-11-22"), Some("2026-11-22"), None, None).unwrap();
-    assert_eq!(parsed.range.to_hour - parsed.range.from_hour, 24, "a date-only `to` includes its day");
+    assert_eq!(
+        parsed.range.to_hour - parsed.range.from_hour,
+        24,
+        "a date-only `to` includes its day"
+    );
     assert_eq!(parsed.granularity, Granularity::Day);
     assert_eq!(parsed.limit, 10);
-    let parsed = report::parse_params(Some("2026-11-22T10:30:00Z"), Some("2026-11-22T12:00:00.000Z"), Some("hour"), Some("3")).unwrap();
+    let parsed = report::parse_params(
+        Some("2026-11-22T10:30:00Z"),
+        Some("2026-11-22T12:00:00.000Z"),
+        Some("hour"),
+        Some("3"),
+    )
+    .unwrap();
     assert_eq!(parsed.range.to_hour - parsed.range.from_hour, 2);
-    assert!(report::parse_params(Some("2026-11-23"), Some("2026-11-22T00:00:00Z"), None, None).is_err());
+    assert!(
+        report::parse_params(Some("2026-11-23"), Some("2026-11-22T00:00:00Z"), None, None).is_err()
+    );
     assert!(report::parse_params(Some("yesterday"), Some("2026-11-22"), None, None).is_err());
 }
 
@@ -734,7 +1015,10 @@ fn periods_are_calendar_aligned() {
     let weeks = report::periods(range, Granularity::Week);
     assert_eq!(weeks.len(), 2);
     assert_eq!(weeks[0].0, DAY0_MS - 6 * DAY_MS);
-    let months = report::periods(report::hour_range(DAY0_MS, DAY0_MS + 20 * DAY_MS), Granularity::Month);
+    let months = report::periods(
+        report::hour_range(DAY0_MS, DAY0_MS + 20 * DAY_MS),
+        Granularity::Month,
+    );
     assert_eq!(months.len(), 2, "November and December");
     assert_eq!(months[1].0, DAY0_MS + 9 * DAY_MS);
 }

@@ -7,7 +7,9 @@ mod query_support;
 
 use tabula_actors::query::aggregate::AggregateSpec;
 use tabula_actors::query::filter::{Attribute, CompareOp, Filter};
-use tabula_actors::query::{check_view, parse_list_query, parse_view_query, ListRequest, SortKey, TrashMode};
+use tabula_actors::query::{
+    check_view, parse_list_query, parse_view_query, ListRequest, SortKey, TrashMode,
+};
 use tabula_actors::DomainError;
 use tabula_storage::{TableSchema, Value};
 
@@ -68,10 +70,22 @@ fn the_structured_form_has_fifteen_operators() {
         format!(r#"{{"field":"{field}","operator":"{operator}","value":{value}}}"#)
     };
     let cases: Vec<(String, Filter)> = vec![
-        (condition("status", "equals", r#""a""#), compare(STATUS, CompareOp::Eq, text("a"))),
-        (condition("status", "notEquals", r#""a""#), compare(STATUS, CompareOp::Ne, text("a"))),
-        (condition("priority", "greaterThan", "2"), compare(PRIORITY, CompareOp::Gt, Value::Int(2))),
-        (condition("priority", "lessThan", r#""2""#), compare(PRIORITY, CompareOp::Lt, Value::Int(2))),
+        (
+            condition("status", "equals", r#""a""#),
+            compare(STATUS, CompareOp::Eq, text("a")),
+        ),
+        (
+            condition("status", "notEquals", r#""a""#),
+            compare(STATUS, CompareOp::Ne, text("a")),
+        ),
+        (
+            condition("priority", "greaterThan", "2"),
+            compare(PRIORITY, CompareOp::Gt, Value::Int(2)),
+        ),
+        (
+            condition("priority", "lessThan", r#""2""#),
+            compare(PRIORITY, CompareOp::Lt, Value::Int(2)),
+        ),
         (
             condition("priority", "greaterThanOrEqual", "2"),
             compare(PRIORITY, CompareOp::Gte, Value::Int(2)),
@@ -80,20 +94,44 @@ fn the_structured_form_has_fifteen_operators() {
             condition("priority", "lessThanOrEqual", "2.5"),
             compare(PRIORITY, CompareOp::Lte, Value::Float(2.5)),
         ),
-        (condition("title", "contains", r#""50%""#), like(TITLE, r"%50\%%")),
-        (condition("tags", "contains", r#""x""#), compare(TAGS, CompareOp::Eq, text("x"))),
-        (condition("title", "startsWith", r#""ab""#), like(TITLE, "ab%")),
-        (condition("title", "endsWith", r#""a_b""#), like(TITLE, r"%a\_b")),
-        (condition("owner", "isNull", "null"), compare(OWNER, CompareOp::Eq, Value::Null)),
-        (r#"{"field":"owner","operator":"isNotNull"}"#.into(), compare(OWNER, CompareOp::Ne, Value::Null)),
+        (
+            condition("title", "contains", r#""50%""#),
+            like(TITLE, r"%50\%%"),
+        ),
+        (
+            condition("tags", "contains", r#""x""#),
+            compare(TAGS, CompareOp::Eq, text("x")),
+        ),
+        (
+            condition("title", "startsWith", r#""ab""#),
+            like(TITLE, "ab%"),
+        ),
+        (
+            condition("title", "endsWith", r#""a_b""#),
+            like(TITLE, r"%a\_b"),
+        ),
+        (
+            condition("owner", "isNull", "null"),
+            compare(OWNER, CompareOp::Eq, Value::Null),
+        ),
+        (
+            r#"{"field":"owner","operator":"isNotNull"}"#.into(),
+            compare(OWNER, CompareOp::Ne, Value::Null),
+        ),
         (
             condition("title", "isEmpty", "null"),
             Filter::IsEmpty {
                 attribute: Attribute::Field(TITLE),
             },
         ),
-        (condition("done", "isTrue", "null"), compare(DONE, CompareOp::Eq, Value::Bool(true))),
-        (condition("done", "isFalse", "null"), compare(DONE, CompareOp::Eq, Value::Bool(false))),
+        (
+            condition("done", "isTrue", "null"),
+            compare(DONE, CompareOp::Eq, Value::Bool(true)),
+        ),
+        (
+            condition("done", "isFalse", "null"),
+            compare(DONE, CompareOp::Eq, Value::Bool(false)),
+        ),
         (
             condition("status", "in", r#"["a","b"]"#),
             Filter::In {
@@ -127,13 +165,20 @@ fn the_structured_form_nests_and_or_not() {
 #[test]
 fn structured_mistakes_are_400s() {
     assert_eq!(
-        failure(&[("filter", r#"{"field":"status","operator":"like","value":"a"}"#)]).1,
+        failure(&[(
+            "filter",
+            r#"{"field":"status","operator":"like","value":"a"}"#
+        )])
+        .1,
         "unknown operator 'like' (expected one of: equals, notEquals, greaterThan, lessThan, \
          greaterThanOrEqual, lessThanOrEqual, contains, startsWith, endsWith, isNull, isNotNull, \
          isEmpty, isTrue, isFalse, in)"
     );
     assert_eq!(
-        failure(&[("filter", r#"{"field":"nosuch","operator":"equals","value":1}"#)]),
+        failure(&[(
+            "filter",
+            r#"{"field":"nosuch","operator":"equals","value":1}"#
+        )]),
         ("filter".into(), "unknown field: nosuch".into())
     );
     assert_eq!(
@@ -141,22 +186,43 @@ fn structured_mistakes_are_400s() {
         "operator isTrue cannot be used with single-line-text field 'title'"
     );
     assert_eq!(
-        failure(&[("filter", r#"{"field":"priority","operator":"equals","value":"x"}"#)]).1,
+        failure(&[(
+            "filter",
+            r#"{"field":"priority","operator":"equals","value":"x"}"#
+        )])
+        .1,
         "'x' is not a number for integer field 'priority'"
     );
-    assert!(failure(&[("filter", r#"{"and": 3"#)]).1.starts_with("invalid JSON filter: "));
+    assert!(failure(&[("filter", r#"{"and": 3"#)])
+        .1
+        .starts_with("invalid JSON filter: "));
 }
 
 #[test]
 fn the_shortcut_is_typed_equality() {
-    assert_eq!(filter(&[("filter", "status:a")]), compare(STATUS, CompareOp::Eq, text("a")));
-    assert_eq!(filter(&[("filter", "priority:3")]), compare(PRIORITY, CompareOp::Eq, Value::Int(3)));
-    assert_eq!(filter(&[("filter", "done:true")]), compare(DONE, CompareOp::Eq, Value::Bool(true)));
+    assert_eq!(
+        filter(&[("filter", "status:a")]),
+        compare(STATUS, CompareOp::Eq, text("a"))
+    );
+    assert_eq!(
+        filter(&[("filter", "priority:3")]),
+        compare(PRIORITY, CompareOp::Eq, Value::Int(3))
+    );
+    assert_eq!(
+        filter(&[("filter", "done:true")]),
+        compare(DONE, CompareOp::Eq, Value::Bool(true))
+    );
     assert_eq!(
         failure(&[("filter", "priority:x")]),
-        ("filter".into(), "'x' is not a number for integer field 'priority'".into())
+        (
+            "filter".into(),
+            "'x' is not a number for integer field 'priority'".into()
+        )
     );
-    assert_eq!(failure(&[("filter", "nosuch:1")]).1, "unknown field: nosuch");
+    assert_eq!(
+        failure(&[("filter", "nosuch:1")]).1,
+        "unknown field: nosuch"
+    );
 }
 
 #[test]
@@ -165,7 +231,10 @@ fn sonicjs_bracket_filters() {
         filter(&[("filters[status][$eq]", "a")]),
         compare(STATUS, CompareOp::Eq, text("a"))
     );
-    assert_eq!(filter(&[("filters[status]", "a")]), compare(STATUS, CompareOp::Eq, text("a")));
+    assert_eq!(
+        filter(&[("filters[status]", "a")]),
+        compare(STATUS, CompareOp::Eq, text("a"))
+    );
     // Repeated keys are OR-ed.
     assert_eq!(
         filter(&[("filters[status][$eq]", "a"), ("filters[status][$eq]", "b")]),
@@ -176,7 +245,10 @@ fn sonicjs_bracket_filters() {
     );
     // Different operators on one field make a range.
     assert_eq!(
-        filter(&[("filters[priority][$gte]", "2"), ("filters[priority][$lte]", "4")]),
+        filter(&[
+            ("filters[priority][$gte]", "2"),
+            ("filters[priority][$lte]", "4")
+        ]),
         Filter::And(vec![
             compare(PRIORITY, CompareOp::Gte, Value::Int(2)),
             compare(PRIORITY, CompareOp::Lte, Value::Int(4)),
@@ -199,15 +271,22 @@ fn sonicjs_bracket_filters() {
             values: vec![text("a"), text("b")],
         }
     );
-    assert_eq!(filter(&[("filters[title][$contains]", "jo")]), like(TITLE, "%jo%"));
+    assert_eq!(
+        filter(&[("filters[title][$contains]", "jo")]),
+        like(TITLE, "%jo%")
+    );
     assert_eq!(
         failure(&[("filters[title][$regex]", "x")]),
         (
             "filters".into(),
-            "unknown operator '$regex' (expected $eq, $ne, $gt, $gte, $lt, $lte, $contains or $in)".into()
+            "unknown operator '$regex' (expected $eq, $ne, $gt, $gte, $lt, $lte, $contains or $in)"
+                .into()
         )
     );
-    assert_eq!(failure(&[("filters[nosuch][$eq]", "x")]).1, "unknown field: nosuch");
+    assert_eq!(
+        failure(&[("filters[nosuch][$eq]", "x")]).1,
+        "unknown field: nosuch"
+    );
 }
 
 #[test]
@@ -220,7 +299,10 @@ fn filter_by_formula() {
         ])
     );
     assert_eq!(
-        filter(&[("filterByFormula", r#"OR({status} = "a", NOT({priority} != 2))"#)]),
+        filter(&[(
+            "filterByFormula",
+            r#"OR({status} = "a", NOT({priority} != 2))"#
+        )]),
         Filter::Or(vec![
             compare(STATUS, CompareOp::Eq, text("a")),
             Filter::Not(Box::new(compare(PRIORITY, CompareOp::Ne, Value::Int(2)))),
@@ -243,10 +325,19 @@ fn filter_by_formula() {
     );
     assert_eq!(
         failure(&[("filterByFormula", "AND({status}='a'")]),
-        ("filterByFormula".into(), "expected ')' at end of formula".into())
+        (
+            "filterByFormula".into(),
+            "expected ')' at end of formula".into()
+        )
     );
-    assert_eq!(failure(&[("filterByFormula", "{nosuch}=1")]).1, "unknown field: nosuch");
-    assert_eq!(failure(&[("filterByFormula", "{title}='abc")]).1, "unterminated string at position 8");
+    assert_eq!(
+        failure(&[("filterByFormula", "{nosuch}=1")]).1,
+        "unknown field: nosuch"
+    );
+    assert_eq!(
+        failure(&[("filterByFormula", "{title}='abc")]).1,
+        "unterminated string at position 8"
+    );
     assert_eq!(
         failure(&[("filterByFormula", "{title} # 'a'")]).1,
         "unexpected character '#' at position 8"
@@ -280,17 +371,35 @@ fn several_spellings_are_anded() {
 #[test]
 fn paging_parameters() {
     let default = request(&[]);
-    assert_eq!((default.limit, default.offset, default.skip_total), (10, 0, false));
-    assert_eq!(request(&[("limit", "5000")]).limit, 1000, "clamped to the maximum");
+    assert_eq!(
+        (default.limit, default.offset, default.skip_total),
+        (10, 0, false)
+    );
+    assert_eq!(
+        request(&[("limit", "5000")]).limit,
+        1000,
+        "clamped to the maximum"
+    );
     let paged = request(&[("page", "3"), ("perPage", "20")]);
     assert_eq!((paged.limit, paged.offset), (20, 40));
-    let offset = request(&[("limit", "5"), ("offset", "7"), ("skipTotal", "true"), ("after", "12")]);
-    assert_eq!((offset.limit, offset.offset, offset.skip_total, offset.after), (5, 7, true, Some(12)));
+    let offset = request(&[
+        ("limit", "5"),
+        ("offset", "7"),
+        ("skipTotal", "true"),
+        ("after", "12"),
+    ]);
+    assert_eq!(
+        (offset.limit, offset.offset, offset.skip_total, offset.after),
+        (5, 7, true, Some(12))
+    );
     assert_eq!(request(&[("includeDeleted", "true")]).trash, TrashMode::All);
     assert_eq!(request(&[("deleted", "true")]).trash, TrashMode::Trashed);
     assert_eq!(
         failure(&[("limit", "ten")]),
-        ("limit".into(), "'limit' must be a non-negative integer".into())
+        (
+            "limit".into(),
+            "'limit' must be a non-negative integer".into()
+        )
     );
 }
 
@@ -306,7 +415,10 @@ fn the_three_sort_spellings_agree() {
             descending: false,
         },
     ];
-    assert_eq!(request(&[("sort", "priority:desc,createdAt:asc")]).sort, expected);
+    assert_eq!(
+        request(&[("sort", "priority:desc,createdAt:asc")]).sort,
+        expected
+    );
     assert_eq!(request(&[("sort", "-priority,+createdAt")]).sort, expected);
     // `+` arrives as a space once the query string is decoded.
     assert_eq!(request(&[("sort", "-priority, createdAt")]).sort, expected);
@@ -326,7 +438,10 @@ fn the_three_sort_spellings_agree() {
 
 #[test]
 fn fields_project_by_id() {
-    assert_eq!(request(&[("fields", "status,title,id")]).projection, Some(vec![STATUS, TITLE]));
+    assert_eq!(
+        request(&[("fields", "status,title,id")]).projection,
+        Some(vec![STATUS, TITLE])
+    );
     assert_eq!(request(&[]).projection, None);
     assert_eq!(
         failure(&[("fields", "title,nosuch")]),
@@ -336,7 +451,9 @@ fn fields_project_by_id() {
 
 #[test]
 fn search_expand_aggregate_group_by() {
-    let parsed = request(&[("search", "alpha -beta")]).search.expect("a search");
+    let parsed = request(&[("search", "alpha -beta")])
+        .search
+        .expect("a search");
     assert_eq!(parsed.clauses[0].required, vec![vec!["alpha".to_string()]]);
     assert_eq!(
         request(&[("expand", "owner, owner.team,items_via_owner")]).expand,
@@ -348,7 +465,10 @@ fn search_expand_aggregate_group_by() {
     );
     assert_eq!(
         failure(&[("expand", "a.b.c")]),
-        ("expand".into(), "expand 'a.b.c' is too deep (max 2 levels)".into())
+        (
+            "expand".into(),
+            "expand 'a.b.c' is too deep (max 2 levels)".into()
+        )
     );
     assert_eq!(
         failure(&[("expand", "a,b,c,d,e,f,g,h,i,j,k")]).1,
@@ -362,7 +482,11 @@ fn search_expand_aggregate_group_by() {
         max: vec![7],
     };
     assert_eq!(
-        request(&[("aggregate", "count,sum:priority,avg:score,min:title,max:due")]).aggregate,
+        request(&[(
+            "aggregate",
+            "count,sum:priority,avg:score,min:title,max:due"
+        )])
+        .aggregate,
         Some(expected.clone())
     );
     assert_eq!(
@@ -375,7 +499,10 @@ fn search_expand_aggregate_group_by() {
     );
     assert_eq!(
         failure(&[("aggregate", "sum:title")]),
-        ("aggregate".into(), "sum needs a number field, 'title' is single-line-text".into())
+        (
+            "aggregate".into(),
+            "sum needs a number field, 'title' is single-line-text".into()
+        )
     );
     assert_eq!(
         failure(&[("aggregate", "median:priority")]).1,
@@ -424,7 +551,10 @@ fn a_view_ands_its_filter_and_lends_its_sort_and_fields() {
     assert_eq!(applied.projection, Some(vec![TITLE, STATUS]));
     assert_eq!(applied.view.as_deref(), Some("open"));
     // By name too; the request's own sort and fields win.
-    let own = request_in(&schema, &[("view", "open view"), ("sort", "title"), ("fields", "due")]);
+    let own = request_in(
+        &schema,
+        &[("view", "open view"), ("sort", "title"), ("fields", "due")],
+    );
     assert_eq!(
         own.sort,
         vec![SortKey {
@@ -433,8 +563,12 @@ fn a_view_ands_its_filter_and_lends_its_sort_and_fields() {
         }]
     );
     assert_eq!(own.projection, Some(vec![7]));
-    let structured = parse_view_query(&schema, "structured", &[], LIMITS, parse_json).expect("parses");
-    assert_eq!(structured.filter, Some(compare(DONE, CompareOp::Eq, Value::Bool(true))));
+    let structured =
+        parse_view_query(&schema, "structured", &[], LIMITS, parse_json).expect("parses");
+    assert_eq!(
+        structured.filter,
+        Some(compare(DONE, CompareOp::Eq, Value::Bool(true)))
+    );
     assert!(matches!(
         parse_list_query(&schema, &pairs(&[("view", "nosuch")]), LIMITS, parse_json),
         Err(DomainError::NotFound(message)) if message == "View 'nosuch' not found"
@@ -455,12 +589,17 @@ fn view_checks_name_unknown_fields_and_operator_mismatches() {
             "view 'broken' lists unknown field 'ghost'".to_string(),
             "view 'broken' groups by unknown field 'phantom'".to_string(),
             "view 'broken' sorts by unknown field 'nosuch'".to_string(),
-            "view 'broken' filter: operator ~ cannot be used with integer field 'priority'".to_string(),
+            "view 'broken' filter: operator ~ cannot be used with integer field 'priority'"
+                .to_string(),
         ]
     );
     let mut structured = view("s");
-    structured.filter = parse_json(r#"{"and":[{"field":"nosuch","operator":"equals","value":1}]}"#).ok();
-    assert_eq!(check_view(&schema, &structured), vec!["view 's' filter: unknown field: nosuch".to_string()]);
+    structured.filter =
+        parse_json(r#"{"and":[{"field":"nosuch","operator":"equals","value":1}]}"#).ok();
+    assert_eq!(
+        check_view(&schema, &structured),
+        vec!["view 's' filter: unknown field: nosuch".to_string()]
+    );
     let mut fine = view("fine");
     fine.filter = Some(text("status IN ('a','b') AND done = true"));
     fine.sort = Some("priority:desc,title".into());

@@ -5,8 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use tabula_actors::activity::{activity_entry, list_activity, parse_activity_query, ActivityItem};
 use tabula_actors::clock;
+use tabula_actors::permissions;
 
-use crate::error::ApiResult;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
 use crate::routes::history::ChangesView;
 use crate::routes::records::query_pairs;
 use crate::state::AppState;
@@ -90,9 +92,15 @@ struct ActivityListBody<'a> {
               (status = 400, description = "Bad pageSize, action or date")))]
 pub async fn list_activities(
     state: web::Data<AppState>,
+    caller: Caller,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let query = parse_activity_query(&query_pairs(&request)?)?;
+    caller.require_activity_reader()?;
+    let mut query = parse_activity_query(&query_pairs(&request)?)?;
+    if !caller.unrestricted() {
+        let readable = permissions::readable_tables(&caller, &state.registry);
+        query.readable_tables = Some(readable.iter().map(|handle| handle.shared.id).collect());
+    }
     let page = list_activity(&state.registry, &query)?;
     let body = ActivityListBody {
         activities: page.items.iter().map(ActivityView::of).collect(),
@@ -114,8 +122,28 @@ pub async fn list_activities(
               (status = 404, description = "No such entry")))]
 pub async fn get_activity(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let item = activity_entry(&state.registry, &path)?;
+    caller.require_activity_reader()?;
+    let mut item = activity_entry(&state.registry, &path)?;
+    let entry = &item.entry;
+    let not_found = || ApiError::not_found(format!("Activity entry {} not found", entry.id));
+    let handle = state.registry.by_id(entry.table_id).ok_or_else(not_found)?;
+    let access = permissions::table_access(&caller, handle)?.ok_or_else(not_found)?;
+    if access.has_row_rule() {
+        let record = access
+            .handle
+            .shared
+            .store
+            .get_record(entry.record_id)
+            .map_err(tabula_actors::DomainError::from)?;
+        if !record.is_some_and(|record| access.sees(&record)) {
+            return Err(not_found());
+        }
+    }
+    if let Some(changes) = &mut item.changes {
+        access.strip_change(changes);
+    }
     Ok(HttpResponse::Ok().json(ActivityView::of(&item)))
 }

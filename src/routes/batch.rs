@@ -9,9 +9,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use tabula_actors::lifecycle;
+use tabula_actors::permissions::Action;
 use tabula_actors::table::{CreateRecords, RecordPatch, UpdateRecords, UpsertRecords};
+use tabula_actors::validate::WriteMode;
 use tabula_storage::{StoredRecord, TableSchema, TableStore, Value};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::records::{parse_json_body, query_pairs, record_input, CountedRecord};
 use crate::state::AppState;
@@ -32,7 +35,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
 fn body_object(body: &[u8]) -> ApiResult<Map<String, Json>> {
     match parse_json_body(body)? {
         Json::Object(object) => Ok(object),
-        _ => Err(ApiError::validation("body", "Request body must be a JSON object")),
+        _ => Err(ApiError::validation(
+            "body",
+            "Request body must be a JSON object",
+        )),
     }
 }
 
@@ -44,7 +50,12 @@ fn batch_items(
 ) -> ApiResult<Vec<Json>> {
     let items = match object.remove(name) {
         Some(Json::Array(items)) => items,
-        Some(_) => return Err(ApiError::validation(name, format!("'{name}' must be an array"))),
+        Some(_) => {
+            return Err(ApiError::validation(
+                name,
+                format!("'{name}' must be an array"),
+            ))
+        }
         None => return Err(ApiError::validation(name, format!("'{name}' is required"))),
     };
     lifecycle::check_batch_size(items.len(), state.config.limits.max_batch, name)?;
@@ -56,7 +67,10 @@ fn flag_member(object: &Map<String, Json>, name: &str) -> ApiResult<Option<bool>
     match object.get(name) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Bool(flag)) => Ok(Some(*flag)),
-        Some(_) => Err(ApiError::validation(name, format!("'{name}' must be a boolean"))),
+        Some(_) => Err(ApiError::validation(
+            name,
+            format!("'{name}' must be a boolean"),
+        )),
     }
 }
 
@@ -125,10 +139,12 @@ struct CreatedBody<'a> {
               (status = 413, description = "More than `limits.max_batch` items")))]
 pub async fn create_records(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
+    let access = caller.table(&state, &path, Action::Create)?;
+    let handle = &access.handle;
     let mut object = body_object(&body)?;
     let return_records = flag_member(&object, "returnRecords")?.unwrap_or(false);
     let items = batch_items(&mut object, "records", &state)?;
@@ -137,14 +153,15 @@ pub async fn create_records(
         .enumerate()
         .map(|(index, item)| item_fields(item, index))
         .collect::<ApiResult<Vec<_>>>()?;
+    access.check_writes(&records, WriteMode::Create)?;
     let created = handle
         .addr
         .send(CreateRecords {
             records,
-            user_id: None,
+            user_id: caller.acting_user(),
         })
         .await??;
-    let schema = handle.shared.schema();
+    let schema = &access.schema;
     let body = CreatedBody {
         created: created.len(),
         records: return_records.then(|| rendered(&handle.shared.store, &schema, &created)),
@@ -171,10 +188,12 @@ struct UpdatedBody<'a> {
               (status = 413, description = "More than `limits.max_batch` items")))]
 pub async fn update_records(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
+    let access = caller.table(&state, &path, Action::Update)?;
+    let handle = &access.handle;
     let mut object = body_object(&body)?;
     let return_records = flag_member(&object, "returnRecords")?.unwrap_or(false);
     let items = batch_items(&mut object, "records", &state)?;
@@ -201,14 +220,19 @@ pub async fn update_records(
             fields: item_fields(Json::Object(item), index)?,
         });
     }
+    let fields: Vec<Vec<(String, Value)>> =
+        patches.iter().map(|patch| patch.fields.clone()).collect();
+    access.check_writes(&fields, WriteMode::Update)?;
+    let ids: Vec<u64> = patches.iter().map(|patch| patch.record_id).collect();
+    access.check_rows(&ids)?;
     let updated = handle
         .addr
         .send(UpdateRecords {
             patches,
-            user_id: None,
+            user_id: caller.acting_user(),
         })
         .await??;
-    let schema = handle.shared.schema();
+    let schema = &access.schema;
     let body = UpdatedBody {
         updated: updated.len(),
         records: return_records.then(|| rendered(&handle.shared.store, &schema, &updated)),
@@ -229,19 +253,31 @@ pub async fn update_records(
               (status = 413, description = "More than `limits.max_batch` ids")))]
 pub async fn delete_records(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     request: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
+    let access = caller.table(&state, &path, Action::Delete)?;
     let mut object = body_object(&body)?;
     let in_query = query_pairs(&request)?
         .iter()
         .any(|(key, value)| key == "permanent" && (value == "true" || value == "1"));
     let permanent = flag_member(&object, "permanent")?.unwrap_or(false) || in_query;
     let ids = batch_ids(&mut object, &state)?;
-    let deleted =
-        lifecycle::delete_records(&state.registry, &handle, ids, permanent, true, None).await?;
+    if permanent {
+        access.require(Action::PermanentDelete)?;
+    }
+    access.check_rows(&ids)?;
+    let deleted = lifecycle::delete_records(
+        &state.registry,
+        &access.handle,
+        ids,
+        permanent,
+        true,
+        caller.acting_user(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
 }
 
@@ -257,13 +293,17 @@ pub async fn delete_records(
               (status = 413, description = "More than `limits.max_batch` ids")))]
 pub async fn restore_records(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
+    let access = caller.table(&state, &path, Action::Restore)?;
     let mut object = body_object(&body)?;
     let ids = batch_ids(&mut object, &state)?;
-    let restored = lifecycle::restore_records(&state.registry, &handle, ids, None).await?;
+    access.check_rows(&ids)?;
+    let restored =
+        lifecycle::restore_records(&state.registry, &access.handle, ids, caller.acting_user())
+            .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "restored": restored.len() })))
 }
 
@@ -288,7 +328,10 @@ fn merge_fields(object: &Map<String, Json>) -> ApiResult<Vec<String>> {
         }
     };
     let Json::Array(items) = value else {
-        return Err(ApiError::validation(name, format!("'{name}' must be an array of field names")));
+        return Err(ApiError::validation(
+            name,
+            format!("'{name}' must be an array of field names"),
+        ));
     };
     items
         .iter()
@@ -312,10 +355,14 @@ fn merge_fields(object: &Map<String, Json>) -> ApiResult<Vec<String>> {
               (status = 413, description = "More than `limits.max_batch` items")))]
 pub async fn upsert_records(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
+    let access = caller.table(&state, &path, Action::Create)?;
+    access.require(Action::Update)?;
+    access.check_upsert_allowed()?;
+    let handle = &access.handle;
     let mut object = body_object(&body)?;
     let return_records = flag_member(&object, "returnRecords")?.unwrap_or(true);
     let merge_fields = merge_fields(&object)?;
@@ -325,15 +372,17 @@ pub async fn upsert_records(
         .enumerate()
         .map(|(index, item)| item_fields(item, index))
         .collect::<ApiResult<Vec<_>>>()?;
+    access.check_merge_fields(&merge_fields)?;
+    access.check_writes(&records, WriteMode::Update)?;
     let outcome = handle
         .addr
         .send(UpsertRecords {
             records,
             merge_fields,
-            user_id: None,
+            user_id: caller.acting_user(),
         })
         .await??;
-    let schema = handle.shared.schema();
+    let schema = &access.schema;
     let body = UpsertBody {
         records: return_records.then(|| rendered(&handle.shared.store, &schema, &outcome.records)),
         created: outcome.created,

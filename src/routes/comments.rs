@@ -1,7 +1,7 @@
 //! Comments on a record (SPEC §4.4): list and create under `/records/{id}/comments`, read,
 //! edit and delete one under `/records/{id}/comments/{cid}`. Writes are messages to the table's
-//! actor; only the author or an admin may edit or delete (until authentication is wired in,
-//! every caller is anonymous and allowed: the messages carry `caller: None`).
+//! actor; only the author or an admin may edit or delete (the messages carry the caller; with
+//! auth off, `caller: None` and everyone may).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,9 +9,11 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use tabula_actors::clock;
 use tabula_actors::comments::{get_comment, list_comments};
+use tabula_actors::permissions::Action;
 use tabula_actors::table::{CreateComment, DeleteComment, UpdateComment};
 use tabula_storage::journal::Comment;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::history::number_parameter;
 use crate::routes::records::{parse_json_body, parse_record_id, query_pairs};
@@ -103,7 +105,10 @@ fn parse_comment_id(text: &str) -> ApiResult<u64> {
 /// `{content}` (alias `body`): the comment's text.
 fn comment_content(body: &[u8]) -> ApiResult<String> {
     let Json::Object(object) = parse_json_body(body)? else {
-        return Err(ApiError::validation("body", "Request body must be a JSON object"));
+        return Err(ApiError::validation(
+            "body",
+            "Request body must be a JSON object",
+        ));
     };
     match object.get("content").or_else(|| object.get("body")) {
         Some(Json::String(content)) => Ok(content.clone()),
@@ -122,12 +127,15 @@ fn comment_content(body: &[u8]) -> ApiResult<String> {
               (status = 404, description = "No such record")))]
 pub async fn list_record_comments(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Read)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
+    access.check_rows(&[record_id])?;
     let pairs = query_pairs(&request)?;
     let limits = state.page_limits();
     let limit = number_parameter(&pairs, "limit")?
@@ -162,19 +170,22 @@ pub async fn list_record_comments(
               (status = 404, description = "No such record")))]
 pub async fn create_comment(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Comment)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
+    access.check_rows(&[record_id])?;
     let content = comment_content(&body)?;
     let comment = handle
         .addr
         .send(CreateComment {
             record_id,
             content,
-            user_id: None,
+            user_id: caller.acting_user(),
         })
         .await??;
     Ok(HttpResponse::build(StatusCode::CREATED).json(CommentBody {
@@ -191,11 +202,14 @@ pub async fn create_comment(
               (status = 404, description = "No such record or comment")))]
 pub async fn get_record_comment(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (table, id, comment_id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Read)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
+    access.check_rows(&[record_id])?;
     let comment_id = parse_comment_id(&comment_id)?;
     let comment = get_comment(&handle.shared, record_id, comment_id)?;
     Ok(HttpResponse::Ok().json(CommentBody {
@@ -215,12 +229,15 @@ pub async fn get_record_comment(
               (status = 404, description = "No such record or comment")))]
 pub async fn update_comment(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String, String)>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (table, id, comment_id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Comment)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
+    access.check_rows(&[record_id])?;
     let comment_id = parse_comment_id(&comment_id)?;
     let content = comment_content(&body)?;
     let comment = handle
@@ -229,7 +246,7 @@ pub async fn update_comment(
             record_id,
             comment_id,
             content,
-            caller: None,
+            caller: caller.comment_caller(),
         })
         .await??;
     Ok(HttpResponse::Ok().json(CommentBody {
@@ -247,18 +264,21 @@ pub async fn update_comment(
               (status = 404, description = "No such record or comment")))]
 pub async fn delete_comment(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (table, id, comment_id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Comment)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
+    access.check_rows(&[record_id])?;
     let comment_id = parse_comment_id(&comment_id)?;
     handle
         .addr
         .send(DeleteComment {
             record_id,
             comment_id,
-            caller: None,
+            caller: caller.comment_caller(),
         })
         .await??;
     Ok(HttpResponse::NoContent().finish())

@@ -7,8 +7,10 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use tabula_actors::clock;
 use tabula_actors::history::{record_history, NamedChange};
+use tabula_actors::permissions::Action;
 use tabula_storage::Value;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::records::{parse_record_id, query_pairs};
 use crate::state::AppState;
@@ -94,19 +96,25 @@ pub fn number_parameter(pairs: &[(String, String)], name: &str) -> ApiResult<Opt
               (status = 404, description = "No such record")))]
 pub async fn get_record_history(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Read)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
+    access.check_rows(&[record_id])?;
     let pairs = query_pairs(&request)?;
     let limits = state.page_limits();
     let limit = number_parameter(&pairs, "limit")?
         .unwrap_or(limits.default_page_size)
         .min(limits.max_page_size);
     let offset = number_parameter(&pairs, "offset")?.unwrap_or(0);
-    let page = record_history(&handle.shared, record_id, limit, offset)?;
+    let mut page = record_history(&handle.shared, record_id, limit, offset)?;
+    page.changes
+        .iter_mut()
+        .for_each(|change| access.strip_change(change));
     let body = HistoryBody {
         history: page
             .changes

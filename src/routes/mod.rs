@@ -2,7 +2,10 @@
 //! resource builder that answers a wrong method with 405 + `Allow` in the error envelope.
 
 pub mod activity;
+pub mod analytics;
+pub mod auth;
 pub mod batch;
+pub mod bootstrap;
 pub mod comments;
 pub mod health;
 pub mod history;
@@ -10,6 +13,7 @@ pub mod openapi;
 pub mod records;
 pub mod tables;
 pub mod trash;
+pub mod views;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::header;
@@ -19,8 +23,13 @@ use crate::error::{ApiError, ErrorCode};
 
 /// Mounts every route.
 pub fn configure(config: &mut web::ServiceConfig) {
+    // First: the collect path is the hottest route, matched before the table routes' patterns.
+    analytics::configure(config);
     health::configure(config);
+    auth::configure(config);
+    bootstrap::configure(config);
     tables::configure(config);
+    views::configure(config);
     // Before records: `/records/batch` and `/records/upsert` would otherwise be taken as ids.
     batch::configure(config);
     records::configure(config);
@@ -38,6 +47,7 @@ pub async fn unknown_route() -> HttpResponse {
 
 /// A path with its methods; any other method gets 405 with `Allow`.
 pub struct Resource {
+    path: String,
     resource: actix_web::Resource,
     methods: Vec<&'static str>,
 }
@@ -45,9 +55,32 @@ pub struct Resource {
 /// Starts a resource at `path`.
 pub fn resource(path: &str) -> Resource {
     Resource {
+        path: path.to_owned(),
         resource: web::resource(path),
         methods: Vec::new(),
     }
+}
+
+thread_local! {
+    /// Set only while [`mounted_routes`] runs `configure`: collects every (method, path).
+    static ROUTE_COLLECTOR: std::cell::RefCell<Option<Vec<(&'static str, String)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn note_route(method: &'static str, path: &str) {
+    ROUTE_COLLECTOR.with(|collector| {
+        if let Some(routes) = collector.borrow_mut().as_mut() {
+            routes.push((method, path.to_owned()));
+        }
+    });
+}
+
+/// Every (method, path) that [`configure`] mounts, for the OpenAPI coverage check.
+pub fn mounted_routes() -> Vec<(&'static str, String)> {
+    ROUTE_COLLECTOR.with(|collector| *collector.borrow_mut() = Some(Vec::new()));
+    // `App::configure` runs the closure at once; the app itself is never started.
+    let _app = actix_web::App::new().configure(configure);
+    ROUTE_COLLECTOR.with(|collector| collector.borrow_mut().take().unwrap_or_default())
 }
 
 macro_rules! method_builders {
@@ -62,6 +95,7 @@ macro_rules! method_builders {
                 {
                     self.resource = self.resource.route(web::$route().to(handler));
                     self.methods.push($method);
+                    note_route($method, &self.path);
                     self
                 }
             )*

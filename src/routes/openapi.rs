@@ -17,6 +17,10 @@ use crate::state::AppState;
         routes::health::get_health,
         routes::tables::list_tables,
         routes::tables::get_table,
+        routes::tables::get_table_permissions,
+        routes::views::list_views,
+        routes::views::get_view,
+        routes::views::list_view_records,
         routes::records::list_records,
         routes::records::create_record,
         routes::records::get_record,
@@ -37,17 +41,41 @@ use crate::state::AppState;
         routes::comments::delete_comment,
         routes::activity::list_activities,
         routes::activity::get_activity,
+        routes::analytics::collect_page_view,
+        routes::analytics::get_tracker_script,
+        routes::analytics::get_overview,
+        routes::analytics::get_pages,
+        routes::analytics::get_referrers,
+        routes::analytics::get_devices,
+        routes::analytics::get_campaigns,
+        routes::auth::sign_up,
+        routes::auth::sign_in,
+        routes::auth::sign_out,
+        routes::auth::get_session,
+        routes::auth::change_password,
+        routes::auth::list_users,
+        routes::auth::create_user,
+        routes::auth::set_role,
+        routes::auth::ban_user,
+        routes::auth::remove_user,
+        routes::auth::create_api_key,
+        routes::auth::list_api_keys,
+        routes::auth::delete_api_key,
+        routes::bootstrap::claim_bootstrap,
         get_openapi,
     ),
     tags(
         (name = "health", description = "Liveness"),
         (name = "tables", description = "Table definitions"),
         (name = "records", description = "Records of a table"),
+        (name = "views", description = "Saved views"),
         (name = "batch", description = "Atomic batch writes and upsert"),
         (name = "trash", description = "Trashed records and restore"),
         (name = "history", description = "Revision history of a record"),
         (name = "comments", description = "Comments on a record"),
         (name = "activity", description = "The activity log"),
+        (name = "analytics", description = "Cookie-free page-view analytics"),
+        (name = "auth", description = "Accounts, sessions, API keys and the first admin"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -60,8 +88,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// The JSON schema of one field's value.
 fn field_value_schema(field: &FieldDef) -> serde_json::Value {
     let mut schema = match &field.field_type {
-        FieldType::Integer | FieldType::Rating | FieldType::Autonumber => json!({"type": "integer"}),
-        FieldType::Decimal | FieldType::Currency | FieldType::Percentage => json!({"type": "number"}),
+        FieldType::Integer | FieldType::Rating | FieldType::Autonumber => {
+            json!({"type": "integer"})
+        }
+        FieldType::Decimal | FieldType::Currency | FieldType::Percentage => {
+            json!({"type": "number"})
+        }
         FieldType::Checkbox => json!({"type": "boolean"}),
         FieldType::Date => json!({"type": "string", "format": "date"}),
         FieldType::Datetime | FieldType::CreatedAt | FieldType::UpdatedAt => {
@@ -69,7 +101,9 @@ fn field_value_schema(field: &FieldDef) -> serde_json::Value {
         }
         FieldType::Email => json!({"type": "string", "format": "email"}),
         FieldType::Url => json!({"type": "string", "format": "uri"}),
-        FieldType::MultiSelect => json!({"type": "array", "items": {"type": "string", "enum": field.options}}),
+        FieldType::MultiSelect => {
+            json!({"type": "array", "items": {"type": "string", "enum": field.options}})
+        }
         FieldType::SingleSelect => json!({"type": "string", "enum": field.options}),
         FieldType::Json => json!({}),
         _ => json!({"type": "string"}),
@@ -121,11 +155,7 @@ pub async fn get_openapi(state: web::Data<AppState>) -> ApiResult<HttpResponse> 
         .map_err(|error| crate::error::ApiError::internal(error.to_string()))?;
     let components = document
         .as_object_mut()
-        .map(|object| {
-            object
-                .entry("components")
-                .or_insert_with(|| json!({}))
-        })
+        .map(|object| object.entry("components").or_insert_with(|| json!({})))
         .and_then(|components| components.as_object_mut())
         .map(|components| components.entry("schemas").or_insert_with(|| json!({})));
     if let Some(serde_json::Value::Object(schemas)) = components {

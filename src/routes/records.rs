@@ -5,14 +5,22 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 use tabula_actors::clock;
-use tabula_actors::query::{self, ListPage, ListRequest};
+
 use tabula_actors::lifecycle;
+use tabula_actors::permissions::Action;
+use tabula_actors::query::aggregate::Aggregations;
+use tabula_actors::query::expand::{Expanded, ExpandedRecord, ReadAccess};
+use tabula_actors::query::{self, ListPage, ListRequest};
+use tabula_actors::registry::Registry;
 use tabula_actors::table::{record_not_found, CreateRecord, UpdateRecord};
+use tabula_actors::validate::WriteMode;
 use tabula_storage::{StoredRecord, TableSchema, TableStore, Value};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::json::{parse_value, to_value, RecordView};
+use crate::json::{from_value, parse_value, to_value, RecordView};
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -46,7 +54,10 @@ fn flag(pairs: &[(String, String)], name: &str) -> bool {
 /// Parses a JSON request body; malformed JSON is a 400 naming `body`.
 pub fn parse_json_body(body: &[u8]) -> ApiResult<serde_json::Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::validation("body", "Request body must be a JSON object"));
+        return Err(ApiError::validation(
+            "body",
+            "Request body must be a JSON object",
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|error| ApiError::validation("body", format!("Malformed JSON: {error}")))
@@ -63,7 +74,10 @@ pub struct RecordInput {
 /// `updatedAt` is the token only when `take_token` (PATCH); on create it stays a (readonly) field.
 pub fn record_input(body: serde_json::Value, take_token: bool) -> ApiResult<RecordInput> {
     let serde_json::Value::Object(mut object) = body else {
-        return Err(ApiError::validation("body", "Request body must be a JSON object"));
+        return Err(ApiError::validation(
+            "body",
+            "Request body must be a JSON object",
+        ));
     };
     let wrapped = matches!(object.get("fields"), Some(serde_json::Value::Object(_)));
     let expected_updated_at = if wrapped || take_token {
@@ -159,10 +173,10 @@ impl Pagination {
                 (
                     i64::try_from(total).unwrap_or(i64::MAX),
                     i64::try_from(pages).unwrap_or(i64::MAX),
-                    offset.saturating_add(returned) < total,
+                    page.has_more || offset.saturating_add(returned) < total,
                 )
             }
-            None => (-1, -1, limit > 0 && returned == limit),
+            None => (-1, -1, page.has_more),
         };
         Pagination {
             page: if limit == 0 { 1 } else { offset / limit + 1 },
@@ -176,28 +190,113 @@ impl Pagination {
     }
 }
 
-#[derive(Serialize)]
-struct ListBody<'a> {
-    records: Vec<CountedRecord<'a>>,
-    pagination: Pagination,
+/// `{count?, sum?, avg?, min?, max?}`: only what was asked for.
+fn aggregations_json(aggregations: &Aggregations) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    if let Some(count) = aggregations.count {
+        object.insert("count".into(), json!(count));
+    }
+    for (name, values) in [
+        ("sum", &aggregations.sum),
+        ("avg", &aggregations.avg),
+        ("min", &aggregations.min),
+        ("max", &aggregations.max),
+    ] {
+        if !values.is_empty() {
+            let rendered: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .map(|(field, value)| (field.clone(), from_value(value)))
+                .collect();
+            object.insert(name.into(), serde_json::Value::Object(rendered));
+        }
+    }
+    serde_json::Value::Object(object)
 }
 
-/// Renders a list page in the `{records, pagination}` envelope.
+/// An expanded related record: the usual record shape plus its own nested `expand`.
+fn expanded_record_json(expanded: &ExpandedRecord) -> serde_json::Value {
+    let view = RecordView {
+        schema: &expanded.table,
+        record: &expanded.record,
+        projection: None,
+    };
+    let mut rendered = serde_json::to_value(&view).unwrap_or(serde_json::Value::Null);
+    if !expanded.expand.is_empty() {
+        rendered["expand"] = expand_json(&expanded.expand);
+    }
+    rendered
+}
+
+fn expand_json(expand: &BTreeMap<String, Expanded>) -> serde_json::Value {
+    let object: serde_json::Map<String, serde_json::Value> = expand
+        .iter()
+        .map(|(name, expanded)| {
+            let rendered = match expanded {
+                Expanded::One(record) => expanded_record_json(record),
+                Expanded::Many(records) => records.iter().map(expanded_record_json).collect(),
+            };
+            (name.clone(), rendered)
+        })
+        .collect();
+    serde_json::Value::Object(object)
+}
+
+/// Renders a list page: `{records, pagination}` plus `aggregations` / `groups` when asked, the
+/// `fields=` projection, and `expand` under each record that has expanded relations (what
+/// `reader` may not read left out).
 pub fn list_response(
+    registry: &Registry,
+    reader: &dyn ReadAccess,
     store: &TableStore,
     schema: &TableSchema,
     request: &ListRequest,
     page: &ListPage,
-) -> HttpResponse {
-    let body = ListBody {
-        records: page
-            .records
-            .iter()
-            .map(|record| CountedRecord::read(store, schema, record))
-            .collect(),
-        pagination: Pagination::new(request, page),
+) -> ApiResult<HttpResponse> {
+    let expansions = if request.expand.is_empty() {
+        Vec::new()
+    } else {
+        query::expand::expand(registry, schema, &page.records, &request.expand, reader)?
     };
-    HttpResponse::Ok().json(&body)
+    let records: Vec<serde_json::Value> = page
+        .records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let counted = CountedRecord {
+                view: RecordView {
+                    schema,
+                    record,
+                    projection: request.projection.as_deref(),
+                },
+                comment_count: store.comment_count(record.id).unwrap_or(0),
+            };
+            let mut rendered = serde_json::to_value(&counted).unwrap_or(serde_json::Value::Null);
+            if let Some(expand) = expansions.get(index).filter(|expand| !expand.is_empty()) {
+                rendered["expand"] = expand_json(expand);
+            }
+            rendered
+        })
+        .collect();
+    let mut body = json!({
+        "records": records,
+        "pagination": Pagination::new(request, page),
+    });
+    if let Some(aggregations) = &page.aggregations {
+        body["aggregations"] = aggregations_json(aggregations);
+    }
+    if let Some(groups) = &page.groups {
+        body["groups"] = groups
+            .iter()
+            .map(|group| {
+                let mut rendered = json!({"name": from_value(&group.name), "count": group.count});
+                if let Some(aggregations) = &group.aggregations {
+                    rendered["aggregations"] = aggregations_json(aggregations);
+                }
+                rendered
+            })
+            .collect();
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// Lists records with paging, sorting and filters.
@@ -216,16 +315,23 @@ pub fn list_response(
               (status = 404, description = "No such table")))]
 pub async fn list_records(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
-    let schema = handle.shared.schema();
+    let access = caller.table(&state, &path, Action::Read)?;
+    let (handle, schema) = (&access.handle, &access.schema);
     let pairs = query_pairs(&request)?;
-    let list_request =
-        query::parse_list_query(&schema, &pairs, state.page_limits(), parse_value)?;
+    let list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
     let page = query::list(&handle.shared, &list_request)?;
-    Ok(list_response(&handle.shared.store, &schema, &list_request, &page))
+    list_response(
+        &state.registry,
+        access.principal(),
+        &handle.shared.store,
+        &schema,
+        &list_request,
+        &page,
+    )
 }
 
 /// Creates a record from `{fields:{…}}` or a flat object.
@@ -237,22 +343,25 @@ pub async fn list_records(
               (status = 409, description = "A unique value is taken")))]
 pub async fn create_record(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
+    let access = caller.table(&state, &path, Action::Create)?;
+    let handle = &access.handle;
     let input = record_input(parse_json_body(&body)?, false)?;
+    access.check_write(&input.fields, WriteMode::Create, None)?;
     let record = handle
         .addr
         .send(CreateRecord {
             fields: input.fields,
-            user_id: None,
+            user_id: caller.acting_user(),
         })
         .await??;
     Ok(record_response(
         StatusCode::CREATED,
         &handle.shared.store,
-        &handle.shared.schema(),
+        &access.schema,
         &record,
     ))
 }
@@ -266,11 +375,13 @@ pub async fn create_record(
               (status = 404, description = "No such record")))]
 pub async fn get_record(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Read)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
     let include_deleted = flag(&query_pairs(&request)?, "includeDeleted");
     let record = handle
@@ -279,11 +390,12 @@ pub async fn get_record(
         .get_record(record_id)
         .map_err(tabula_actors::DomainError::from)?
         .filter(|record| include_deleted || !record.is_deleted())
+        .filter(|record| access.sees(record))
         .ok_or_else(|| ApiError::from(record_not_found(record_id)))?;
     Ok(record_response(
         StatusCode::OK,
         &handle.shared.store,
-        &handle.shared.schema(),
+        &access.schema,
         &record,
     ))
 }
@@ -313,26 +425,30 @@ fn expected_updated_at(token: Option<serde_json::Value>) -> ApiResult<Option<i64
               (status = 409, description = "Modified since `updatedAt`, or a unique value is taken")))]
 pub async fn update_record(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Update)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
     let input = record_input(parse_json_body(&body)?, true)?;
+    access.check_write(&input.fields, WriteMode::Update, None)?;
+    access.check_rows(&[record_id])?;
     let record = handle
         .addr
         .send(UpdateRecord {
             record_id,
             fields: input.fields,
             expected_updated_at: expected_updated_at(input.expected_updated_at)?,
-            user_id: None,
+            user_id: caller.acting_user(),
         })
         .await??;
     Ok(record_response(
         StatusCode::OK,
         &handle.shared.store,
-        &handle.shared.schema(),
+        &access.schema,
         &record,
     ))
 }
@@ -349,20 +465,27 @@ pub async fn update_record(
               (status = 409, description = "A `restrict` relationship points at the record")))]
 pub async fn delete_record(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let handle = state.table(&table)?;
-    let record_id = parse_record_id(&id)?;
     let permanent = flag(&query_pairs(&request)?, "permanent");
+    let action = if permanent {
+        Action::PermanentDelete
+    } else {
+        Action::Delete
+    };
+    let access = caller.table(&state, &table, action)?;
+    let record_id = parse_record_id(&id)?;
+    access.check_rows(&[record_id])?;
     lifecycle::delete_records(
         &state.registry,
-        &handle,
+        &access.handle,
         vec![record_id],
         permanent,
         false,
-        None,
+        caller.acting_user(),
     )
     .await?;
     Ok(if permanent {

@@ -1,26 +1,31 @@
-//! `GET /api/tables` and `GET /api/tables/{t}`: the tables a caller may read and their schema.
+//! `GET /api/tables`, `GET /api/tables/{t}` and `GET /api/tables/{t}/permissions`: the tables a
+//! caller may read, their schema as it sees it (fields it may not read left out), and what it
+//! may do with one.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use tabula_actors::clock;
+use tabula_actors::permissions::{self, Action};
 use tabula_actors::registry::TableHandle;
 
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(super::resource("/api/tables").get(list_tables))
-        .service(super::resource("/api/tables/{table}").get(get_table));
+        .service(super::resource("/api/tables/{table}").get(get_table))
+        .service(super::resource("/api/tables/{table}/permissions").get(get_table_permissions));
 }
 
-fn table_summary(handle: &TableHandle) -> serde_json::Value {
+fn table_summary(handle: &TableHandle, field_count: usize) -> serde_json::Value {
     let shared = &handle.shared;
     let schema = shared.schema();
     json!({
         "id": shared.id,
         "name": schema.name,
-        "fieldCount": schema.fields.len(),
+        "fieldCount": field_count,
         "recordCount": shared.live_count(),
         "createdAt": clock::format_ms(shared.created_at()),
         "updatedAt": clock::format_ms(shared.updated_at()),
@@ -30,8 +35,13 @@ fn table_summary(handle: &TableHandle) -> serde_json::Value {
 /// Every table with its field and record counts.
 #[utoipa::path(get, path = "/api/tables", tag = "tables",
     responses((status = 200, description = "`{tables:[{id,name,fieldCount,recordCount,createdAt,updatedAt}]}`")))]
-pub async fn list_tables(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let tables: Vec<serde_json::Value> = state.registry.all().iter().map(table_summary).collect();
+pub async fn list_tables(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    let mut tables = Vec::new();
+    for handle in state.registry.all() {
+        if let Some(access) = permissions::table_access(&caller, handle)? {
+            tables.push(table_summary(&access.handle, access.schema.fields.len()));
+        }
+    }
     Ok(HttpResponse::Ok().json(json!({ "tables": tables })))
 }
 
@@ -42,11 +52,12 @@ pub async fn list_tables(state: web::Data<AppState>) -> ApiResult<HttpResponse> 
               (status = 404, description = "No such table")))]
 pub async fn get_table(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
-    let shared = &handle.shared;
-    let schema = shared.schema();
+    let access = caller.table(&state, &path, Action::Read)?;
+    let shared = &access.handle.shared;
+    let schema = &access.schema;
     Ok(HttpResponse::Ok().json(json!({
         "table": {
             "id": shared.id,
@@ -60,4 +71,34 @@ pub async fn get_table(
             "updatedAt": clock::format_ms(shared.updated_at()),
         }
     })))
+}
+
+/// What the caller may do with a table: `{table:{read, comment, create, update, delete, restore,
+/// permanentDelete}, fields:{<name>:{read, write}}}` (fields it cannot read left out).
+#[utoipa::path(get, path = "/api/tables/{table}/permissions", tag = "tables",
+    params(("table" = String, Path, description = "Table id or name")),
+    responses((status = 200, description = "`{table:{read, comment, create, update, delete, restore, permanentDelete}, fields:{<name>:{read, write}}}`"),
+              (status = 401, description = "Not signed in and the table is not public"),
+              (status = 404, description = "No such table (or not readable)")))]
+pub async fn get_table_permissions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let access = caller.table(&state, &path, Action::Read)?;
+    let table: serde_json::Map<String, serde_json::Value> = Action::ALL
+        .iter()
+        .map(|action| (action.name().to_owned(), json!(access.can(*action))))
+        .collect();
+    let fields: serde_json::Map<String, serde_json::Value> = access
+        .field_grants()
+        .into_iter()
+        .map(|grant| {
+            (
+                grant.name,
+                json!({"read": grant.read, "write": grant.write}),
+            )
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "table": table, "fields": fields })))
 }

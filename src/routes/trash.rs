@@ -5,8 +5,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use tabula_actors::lifecycle;
+use tabula_actors::permissions::Action;
 use tabula_actors::query::{self, TrashMode};
 
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::json::parse_value;
 use crate::routes::records::{list_response, parse_record_id, query_pairs, CountedRecord};
@@ -30,22 +32,24 @@ pub fn configure(config: &mut web::ServiceConfig) {
               (status = 404, description = "No such table")))]
 pub async fn list_trash(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let handle = state.table(&path)?;
-    let schema = handle.shared.schema();
+    let access = caller.table(&state, &path, Action::Read)?;
+    let (handle, schema) = (&access.handle, &access.schema);
     let pairs = query_pairs(&request)?;
-    let mut list_request =
-        query::parse_list_query(&schema, &pairs, state.page_limits(), parse_value)?;
+    let mut list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
     list_request.trash = TrashMode::Trashed;
     let page = query::list(&handle.shared, &list_request)?;
-    Ok(list_response(
+    list_response(
+        &state.registry,
+        access.principal(),
         &handle.shared.store,
         &schema,
         &list_request,
         &page,
-    ))
+    )
 }
 
 /// Restores a trashed record, and the records a cascade took with it → `{success:true, record}`.
@@ -58,13 +62,17 @@ pub async fn list_trash(
               (status = 409, description = "A live record now holds one of its unique values")))]
 pub async fn restore_record(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let handle = state.table(&table)?;
+    let access = caller.table(&state, &table, Action::Restore)?;
+    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
-    let record = lifecycle::restore_record(&state.registry, &handle, record_id, None).await?;
-    let schema = handle.shared.schema();
+    access.check_rows(&[record_id])?;
+    let record =
+        lifecycle::restore_record(&state.registry, handle, record_id, caller.acting_user()).await?;
+    let schema = &access.schema;
     Ok(HttpResponse::Ok().json(RestoredBody {
         success: true,
         record: CountedRecord::read(&handle.shared.store, &schema, &record),

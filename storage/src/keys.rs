@@ -28,18 +28,24 @@ pub const META_CREATED_AT: &[u8] = b"Mcreated";
 /// Meta key prefix of an autonumber field's sequence: `Mauto ++ field_id(u32 BE)`.
 pub const META_AUTONUMBER: &[u8] = b"Mauto";
 
-/// `H ++ record_id(u64 BE) ++ entry_id(u64 BE)` → encoded `ChangeEntry` (with `before`/`after`):
-/// the record's revision history, oldest first in key order.
-pub const HISTORY: u8 = b'H';
-/// `A ++ entry_id(u64 BE)` → encoded `ChangeEntry` without `before`/`after` (the activity log's
-/// summary; the changes are read from the `H` entry with the same ids).
+/// `A ++ first_entry_id(u64 BE)` → encoded `(written: u64, Vec<ChangeEntry>)`: the change
+/// journal (revision history and activity log at once). One key per commit, not per record: it
+/// holds every change entry of that commit (with `before`/`after`, ids ascending) — a batch of
+/// 1000 adds one key — and `written`, how many entries the table's journal has received so far,
+/// this commit's included (so no counter key is rewritten by every commit). A record lists the
+/// ids of its own entries (`StoredRecord::history`), which is how its history is found. Within a
+/// table every id of a commit is above every id of the commits before it (one actor allocates
+/// them in order), so the keys are in entry-id order.
 pub const ACTIVITY: u8 = b'A';
 /// `C ++ record_id(u64 BE) ++ comment_id(u64 BE)` → encoded `Comment`.
 pub const COMMENT: u8 = b'C';
 /// `N ++ record_id(u64 BE)` → u64 BE: how many comments the record has (absent = 0).
 pub const COMMENT_COUNT: u8 = b'N';
-/// Meta key of the number of `A` entries in the table (kept with every write and purge).
-pub const META_ACTIVITY_COUNT: &[u8] = b"Mactivity";
+/// Meta key of how many journal entries the retention purge has removed, ever (u64 BE). The
+/// entries in the journal are the newest group's `written` minus this.
+pub const META_ACTIVITY_PURGED: &[u8] = b"Mactpurged";
+/// Meta key of the journal's floor (u64 BE): every entry with a smaller id was purged.
+pub const META_ACTIVITY_FLOOR: &[u8] = b"Mactfloor";
 
 pub fn record_key(record_id: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
@@ -55,17 +61,7 @@ pub fn trash_key(record_id: u64) -> [u8; 9] {
     key
 }
 
-/// `H ++ record_id`: the prefix of one record's history.
-pub fn history_prefix(record_id: u64) -> [u8; 9] {
-    prefixed_id(HISTORY, record_id)
-}
-
-/// `H ++ record_id ++ entry_id`.
-pub fn history_key(record_id: u64, entry_id: u64) -> [u8; 17] {
-    prefixed_id_pair(HISTORY, record_id, entry_id)
-}
-
-/// `A ++ entry_id`.
+/// `A ++ first_entry_id` (the key of a commit's journal group).
 pub fn activity_key(entry_id: u64) -> [u8; 9] {
     prefixed_id(ACTIVITY, entry_id)
 }
@@ -98,16 +94,6 @@ fn prefixed_id_pair(prefix: u8, first: u64, second: u64) -> [u8; 17] {
     key[1..9].copy_from_slice(&first.to_be_bytes());
     key[9..].copy_from_slice(&second.to_be_bytes());
     key
-}
-
-/// The two ids of a `H` or `C` key (`prefix ++ u64 ++ u64`).
-pub fn id_pair(key: &[u8]) -> Option<(u64, u64)> {
-    if key.len() != 17 {
-        return None;
-    }
-    let first: [u8; 8] = key[1..9].try_into().ok()?;
-    let second: [u8; 8] = key[9..].try_into().ok()?;
-    Some((u64::from_be_bytes(first), u64::from_be_bytes(second)))
 }
 
 /// The record id at the end of a `R`, `T` or `I` key.

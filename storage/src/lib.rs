@@ -14,6 +14,8 @@ pub mod value;
 pub use durability::DurableTicket;
 pub use error::{StorageError, StorageResult};
 pub use record::{RecordRef, StoredRecord};
-pub use schema::{Access, FieldDef, FieldType, OnDelete, Permissions, Schema, TableSchema, ViewDef};
-pub use store::{Store, TableStore, WriteBatch};
+pub use schema::{
+    Access, FieldDef, FieldType, OnDelete, Permissions, Schema, TableSchema, ViewDef,
+};
+pub use store::{JournalGroup, Store, TableStore, WriteBatch};
 pub use value::Value;

@@ -22,6 +22,10 @@ pub struct StoredRecord {
     /// Set while the record is in the trash because a `cascade` relationship took it with its
     /// parent: restoring that parent restores this record too. Cleared on restore.
     pub cascade_parent: Option<RecordRef>,
+    /// The ids of the record's change entries in the table's journal (`A` groups), oldest first:
+    /// its revision history. Written with the record in every change, so the history costs no
+    /// key of its own; capped by the table actor to the newest changes.
+    pub history: Vec<u64>,
 }
 
 /// A record of some table, by ids.

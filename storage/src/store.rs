@@ -190,24 +190,21 @@ impl WriteBatch {
         self.put(key.to_vec(), number.to_be_bytes().to_vec());
     }
 
-    /// Writes a change entry twice: in full under the record's history (`H`) and as a summary
-    /// without `before`/`after` in the activity log (`A`).
-    pub fn put_change_entry(&mut self, entry: &ChangeEntry) -> StorageResult<()> {
-        let summary = ChangeEntry {
-            id: entry.id,
-            at: entry.at,
-            user_id: entry.user_id.clone(),
-            action: entry.action,
-            table_id: entry.table_id,
-            record_id: entry.record_id,
-            before: None,
-            after: None,
+    /// Writes the journal group of one commit (`A ++ first id`): its change entries (with
+    /// `before`/`after`, ids ascending) and `written`, the table's entries ever written including
+    /// these. Nothing for an empty list.
+    pub fn put_journal_group(
+        &mut self,
+        written: u64,
+        entries: &[ChangeEntry],
+    ) -> StorageResult<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
         };
         self.put(
-            keys::history_key(entry.record_id, entry.id).to_vec(),
-            codec::encode(entry)?,
+            keys::activity_key(first.id).to_vec(),
+            codec::encode(&(written, entries))?,
         );
-        self.put(keys::activity_key(entry.id).to_vec(), codec::encode(&summary)?);
         Ok(())
     }
 
@@ -344,41 +341,33 @@ impl TableStore {
         .collect()
     }
 
-    /// One record's history, newest first.
-    pub fn history(&self, record_id: u64) -> impl Iterator<Item = StorageResult<ChangeEntry>> {
-        self.tree
-            .scan_prefix(keys::history_prefix(record_id))
-            .rev()
-            .map(|entry| {
-                let (_key, bytes) = entry?;
-                codec::decode(&bytes, "history entry")
-            })
+    /// The journal's floor: every entry with a smaller id was purged (0 before any purge).
+    pub fn journal_floor(&self) -> StorageResult<u64> {
+        Ok(self.get_u64(keys::META_ACTIVITY_FLOOR)?.unwrap_or(0))
     }
 
-    /// How many history entries a record has (keys only, nothing decoded).
-    pub fn history_len(&self, record_id: u64) -> StorageResult<u64> {
-        let mut count = 0u64;
-        for entry in self.tree.scan_prefix(keys::history_prefix(record_id)).keys() {
-            entry?;
-            count += 1;
-        }
-        Ok(count)
-    }
-
-    /// One history entry (with its changes).
-    pub fn history_entry(
-        &self,
-        record_id: u64,
-        entry_id: u64,
-    ) -> StorageResult<Option<ChangeEntry>> {
-        match self.tree.get(keys::history_key(record_id, entry_id))? {
-            Some(bytes) => Ok(Some(codec::decode(&bytes, "history entry")?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The activity summaries of the table, newest first (`reverse`) or oldest first.
+    /// The table's change entries one by one (with their changes), newest first (`reverse`) or
+    /// oldest first.
     pub fn activity(&self, reverse: bool) -> impl Iterator<Item = StorageResult<ChangeEntry>> {
+        self.journal_groups(reverse).flat_map(move |group| {
+            let entries: Vec<StorageResult<ChangeEntry>> = match group {
+                Ok(mut group) => {
+                    if reverse {
+                        group.entries.reverse();
+                    }
+                    group.entries.into_iter().map(Ok).collect()
+                }
+                Err(error) => vec![Err(error)],
+            };
+            entries
+        })
+    }
+
+    /// The journal groups (one per commit), newest first (`reverse`) or oldest first.
+    pub fn journal_groups(
+        &self,
+        reverse: bool,
+    ) -> impl Iterator<Item = StorageResult<JournalGroup>> {
         let range = self.tree.scan_prefix([keys::ACTIVITY]);
         let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
             Box::new(range.rev())
@@ -386,17 +375,37 @@ impl TableStore {
             Box::new(range)
         };
         iter.map(|entry| {
-            let (_key, bytes) = entry?;
-            codec::decode(&bytes, "activity entry")
+            let (key, bytes) = entry?;
+            decode_journal_group(&key, &bytes)
         })
     }
 
-    /// One activity summary.
-    pub fn activity_entry(&self, entry_id: u64) -> StorageResult<Option<ChangeEntry>> {
-        match self.tree.get(keys::activity_key(entry_id))? {
-            Some(bytes) => Ok(Some(codec::decode(&bytes, "activity entry")?)),
-            None => Ok(None),
+    /// How many entries the table's journal has received, ever (the newest group's `written`;
+    /// when the purge removed every group, all of them were purged).
+    pub fn journal_written(&self) -> StorageResult<u64> {
+        match self.journal_groups(true).next() {
+            Some(group) => Ok(group?.written),
+            None => Ok(self.get_u64(keys::META_ACTIVITY_PURGED)?.unwrap_or(0)),
         }
+    }
+
+    /// How many entries the table's journal holds now.
+    pub fn activity_len(&self) -> StorageResult<u64> {
+        let purged = self.get_u64(keys::META_ACTIVITY_PURGED)?.unwrap_or(0);
+        Ok(self.journal_written()?.saturating_sub(purged))
+    }
+
+    /// One change entry (with its changes), found in the group of the commit that wrote it (the
+    /// group with the greatest first id not above `entry_id`).
+    pub fn journal_entry(&self, entry_id: u64) -> StorageResult<Option<ChangeEntry>> {
+        let start = vec![keys::ACTIVITY];
+        let end = keys::activity_key(entry_id).to_vec();
+        let Some(group) = self.tree.range(start..=end).next_back() else {
+            return Ok(None);
+        };
+        let (key, bytes) = group?;
+        let group = decode_journal_group(&key, &bytes)?;
+        Ok(group.entries.into_iter().find(|entry| entry.id == entry_id))
     }
 
     /// One record's comments, oldest first.
@@ -435,6 +444,26 @@ impl TableStore {
     pub fn tree(&self) -> &sled::Tree {
         &self.tree
     }
+}
+
+/// The change entries of one commit (see [`keys::ACTIVITY`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalGroup {
+    /// The id of the first entry (the key).
+    pub first_id: u64,
+    /// Entries the table's journal had received once this commit was written.
+    pub written: u64,
+    /// Ids ascending, with their changes.
+    pub entries: Vec<ChangeEntry>,
+}
+
+fn decode_journal_group(key: &[u8], bytes: &[u8]) -> StorageResult<JournalGroup> {
+    let (written, entries): (u64, Vec<ChangeEntry>) = codec::decode(bytes, "journal group")?;
+    Ok(JournalGroup {
+        first_id: keys::trailing_record_id(key).unwrap_or(0),
+        written,
+        entries,
+    })
 }
 
 /// The smallest key greater than every key starting with `prefix`.

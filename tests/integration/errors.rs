@@ -77,7 +77,10 @@ async fn every_response_carries_a_request_id() {
         .uri("/api/health")
         .insert_header(("x-request-id", "trace-me-123"));
     let echoed = send_request(&service, request).await;
-    assert_eq!(echoed.header("x-request-id").as_deref(), Some("trace-me-123"));
+    assert_eq!(
+        echoed.header("x-request-id").as_deref(),
+        Some("trace-me-123")
+    );
 }
 
 #[actix_web::test]
@@ -89,6 +92,10 @@ async fn health_reports_status_time_and_version() {
     assert_eq!(reply.body["status"], json!("ok"));
     assert_eq!(reply.body["version"], json!(env!("CARGO_PKG_VERSION")));
     let timestamp = reply.body["timestamp"].as_str().expect("a timestamp");
-    assert_eq!(timestamp.len(), "2026-11-22T10:00:00.000Z".len(), "{timestamp}");
+    assert_eq!(
+        timestamp.len(),
+        "2026-11-22T10:00:00.000Z".len(),
+        "{timestamp}"
+    );
     assert!(timestamp.ends_with('Z'));
 }

@@ -88,6 +88,24 @@ impl Drop for Server {
     }
 }
 
+/// Writes the demo config into `directory` with auth and rate limits off, for tests whose
+/// subject is durability rather than access control; returns its path.
+fn unthrottled_demo_config(directory: &Path) -> std::path::PathBuf {
+    let demo = tabula::config::DEMO_CONFIG_TOML
+        .replacen("[auth]\n", "[auth]\nenabled = false\n", 1)
+        .replacen(
+            "\nenabled = true\n# Whether anyone may create",
+            "\n# Whether anyone may create",
+            1,
+        )
+        .replace("tables_get = 100", "tables_get = 0")
+        .replace("tables_post = 50", "tables_post = 0");
+    assert!(demo.contains("tables_post = 0") && demo.contains("enabled = false"));
+    let path = directory.join("unthrottled.toml");
+    std::fs::write(&path, demo).expect("write the test config");
+    path
+}
+
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -95,9 +113,10 @@ fn client() -> reqwest::blocking::Client {
         .expect("an HTTP client")
 }
 
-fn post_json(base: &str, path: &str, body: &Json) -> (u16, Json) {
+fn post_json(base: &str, path: &str, body: &Json, token: &str) -> (u16, Json) {
     let response = client()
         .post(format!("{base}{path}"))
+        .bearer_auth(token)
         .json(body)
         .send()
         .expect("the request is answered");
@@ -105,20 +124,36 @@ fn post_json(base: &str, path: &str, body: &Json) -> (u16, Json) {
     (status, response.json().unwrap_or(Json::Null))
 }
 
-fn get_json(base: &str, path: &str) -> (u16, Json) {
+fn get_json(base: &str, path: &str, token: &str) -> (u16, Json) {
     let response = client()
         .get(format!("{base}{path}"))
+        .bearer_auth(token)
         .send()
         .expect("the request is answered");
     let status = response.status().as_u16();
     (status, response.json().unwrap_or(Json::Null))
 }
 
+/// Signs up (the demo tables are for signed-in members) and returns the session token.
+fn sign_up(base: &str, email: &str) -> String {
+    let (status, body) = post_json(
+        base,
+        "/api/auth/sign-up/email",
+        &json!({"email": email, "password": "process-test-password", "name": "Tester"}),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("a session token").to_owned()
+}
+
 #[test]
 fn serves_the_demo_app_with_no_config_and_shuts_down_cleanly() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(directory.path(), &[]);
-    let (status, tables) = get_json(&server.base, "/api/tables");
+    let (status, _) = get_json(&server.base, "/api/tables/tasks/records", "");
+    assert_eq!(status, 401, "the demo's tables are for signed-in users");
+    let token = sign_up(&server.base, "demo@example.com");
+    let (status, tables) = get_json(&server.base, "/api/tables", &token);
     assert_eq!(status, 200);
     let names: Vec<&str> = tables["tables"]
         .as_array()
@@ -126,17 +161,32 @@ fn serves_the_demo_app_with_no_config_and_shuts_down_cleanly() {
         .iter()
         .filter_map(|table| table["name"].as_str())
         .collect();
-    assert!(names.contains(&"tasks") && names.contains(&"contacts"), "{names:?}");
-    let (status, _) = post_json(&server.base, "/api/tables/tasks/records", &json!({"title": "hello"}));
+    assert!(
+        names.contains(&"tasks") && names.contains(&"contacts"),
+        "{names:?}"
+    );
+    let (status, _) = post_json(
+        &server.base,
+        "/api/tables/tasks/records",
+        &json!({"title": "hello"}),
+        &token,
+    );
     assert_eq!(status, 201);
-    assert!(directory.path().join("data").exists(), "data goes under ./data");
+    assert!(
+        directory.path().join("data").exists(),
+        "data goes under ./data"
+    );
 
     server.signal("-TERM");
     assert_eq!(server.wait_exit(), Some(0), "graceful shutdown exits 0");
 
     let server = Server::start(directory.path(), &[]);
-    let (_, list) = get_json(&server.base, "/api/tables/tasks/records");
-    assert_eq!(list["records"][0]["fields"]["title"], json!("hello"), "the write survived a restart");
+    let (_, list) = get_json(&server.base, "/api/tables/tasks/records", &token);
+    assert_eq!(
+        list["records"][0]["fields"]["title"],
+        json!("hello"),
+        "the write survived a restart"
+    );
     server.signal("-INT");
     assert_eq!(server.wait_exit(), Some(0));
 }
@@ -185,8 +235,11 @@ fn a_named_missing_config_or_an_unknown_key_is_a_clear_error() {
 #[test]
 fn every_acknowledged_create_survives_a_sigkill() {
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(directory.path(), &[]);
+    let config = unthrottled_demo_config(directory.path());
+    let config = config.to_str().expect("a UTF-8 path");
+    let server = Server::start(directory.path(), &["--config", config]);
     let base = server.base.clone();
+    let token = sign_up(&base, "writer@example.com");
     let acknowledged = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..8)
@@ -194,6 +247,7 @@ fn every_acknowledged_create_survives_a_sigkill() {
             let base = base.clone();
             let acknowledged = Arc::clone(&acknowledged);
             let stop = Arc::clone(&stop);
+            let token = token.clone();
             std::thread::spawn(move || {
                 let client = client();
                 let mut sequence = 0;
@@ -202,13 +256,16 @@ fn every_acknowledged_create_survives_a_sigkill() {
                     let title = format!("w{writer}-{sequence}");
                     let response = client
                         .post(format!("{base}/api/tables/tasks/records"))
+                        .bearer_auth(&token)
                         .json(&json!({"title": title}))
                         .send();
                     let Ok(response) = response else { break };
                     if response.status().as_u16() != 201 {
                         break;
                     }
-                    let Ok(body) = response.json::<Json>() else { break };
+                    let Ok(body) = response.json::<Json>() else {
+                        break;
+                    };
                     if let Some(id) = body["id"].as_str() {
                         acknowledged
                             .lock()
@@ -229,13 +286,23 @@ fn every_acknowledged_create_survives_a_sigkill() {
     }
     drop(server);
     let acknowledged = acknowledged.lock().expect("the list lock").clone();
-    assert!(acknowledged.len() > 50, "the writers made progress: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > 50,
+        "the writers made progress: {}",
+        acknowledged.len()
+    );
 
-    let server = Server::start(directory.path(), &[]);
+    let config = unthrottled_demo_config(directory.path());
+    let config = config.to_str().expect("a UTF-8 path");
+    let server = Server::start(directory.path(), &["--config", config]);
     let mut stored = std::collections::HashMap::new();
     let mut after = 0u64;
     loop {
-        let (status, page) = get_json(&server.base, &format!("/api/tables/tasks/records?limit=1000&after={after}&skipTotal=true"));
+        let (status, page) = get_json(
+            &server.base,
+            &format!("/api/tables/tasks/records?limit=1000&after={after}&skipTotal=true"),
+            &token,
+        );
         assert_eq!(status, 200);
         let records = page["records"].as_array().expect("records").clone();
         if records.is_empty() {
@@ -244,10 +311,61 @@ fn every_acknowledged_create_survives_a_sigkill() {
         for record in &records {
             let id = record["id"].as_str().expect("id").to_owned();
             after = id.parse().expect("numeric id");
-            stored.insert(id, record["fields"]["title"].as_str().unwrap_or("").to_owned());
+            stored.insert(
+                id,
+                record["fields"]["title"].as_str().unwrap_or("").to_owned(),
+            );
         }
     }
     for (id, title) in &acknowledged {
-        assert_eq!(stored.get(id), Some(title), "acknowledged record {id} is present after SIGKILL");
+        assert_eq!(
+            stored.get(id),
+            Some(title),
+            "acknowledged record {id} is present after SIGKILL"
+        );
     }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let config = directory.path().join("config.toml");
+    std::fs::write(&config, "[log]\nformat = \"json\"\nlevel = \"info\"\n").expect("write config");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tabula"))
+        .current_dir(directory.path())
+        .args(["serve", "--port", &port.to_string()])
+        .env_remove("TABULA_CONFIG")
+        .env_remove("TABULA_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client().get(format!("{base}/api/health")).send().is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("the server exits");
+    assert_eq!(output.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert!(!lines.is_empty(), "the server logged something");
+    for line in lines {
+        let entry: Json = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(
+            entry["level"].is_string() && entry["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(logs.contains("listening on"), "{logs}");
 }

@@ -11,17 +11,40 @@ use crate::service;
 async fn a_failed_write_restarts_the_actor_and_the_table_keeps_serving() {
     let app = TestApp::demo();
     let service = service!(app);
-    let before = post(&service, "/api/tables/tasks/records", json!({"title": "kept"})).await;
+    let before = post(
+        &service,
+        "/api/tables/tasks/records",
+        json!({"title": "kept"}),
+    )
+    .await;
     assert_eq!(before.status.as_u16(), 201);
-    let tasks = app.state.registry.resolve("tasks").expect("the tasks table");
+    let tasks = app
+        .state
+        .registry
+        .resolve("tasks")
+        .expect("the tasks table");
     assert_eq!(tasks.shared.restarts(), 0);
 
-    tasks.addr.send(ArmStorageFault).await.expect("the actor takes the message");
-    let failed = post(&service, "/api/tables/tasks/records", json!({"title": "lost"})).await;
+    tasks
+        .addr
+        .send(ArmStorageFault)
+        .await
+        .expect("the actor takes the message");
+    let failed = post(
+        &service,
+        "/api/tables/tasks/records",
+        json!({"title": "lost"}),
+    )
+    .await;
     failed.assert_error(503, "SERVICE_UNAVAILABLE");
     assert!(failed.header("retry-after").is_some());
 
-    let after = post(&service, "/api/tables/tasks/records", json!({"title": "after"})).await;
+    let after = post(
+        &service,
+        "/api/tables/tasks/records",
+        json!({"title": "after"}),
+    )
+    .await;
     assert_eq!(after.status.as_u16(), 201, "{:?}", after.body);
     assert_eq!(after.body["id"], json!("2"), "the failed write took no id");
     assert_eq!(tasks.shared.restarts(), 1, "restarted exactly once");

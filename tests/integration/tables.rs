@@ -9,8 +9,18 @@ use crate::service;
 async fn lists_tables_with_counts() {
     let app = TestApp::demo();
     let service = service!(app);
-    post(&service, "/api/tables/tasks/records", json!({"title": "one"})).await;
-    post(&service, "/api/tables/tasks/records", json!({"title": "two"})).await;
+    post(
+        &service,
+        "/api/tables/tasks/records",
+        json!({"title": "one"}),
+    )
+    .await;
+    post(
+        &service,
+        "/api/tables/tasks/records",
+        json!({"title": "two"}),
+    )
+    .await;
     let reply = get(&service, "/api/tables").await;
     assert_eq!(reply.status.as_u16(), 200);
     let tables = reply.body["tables"].as_array().expect("tables");
@@ -22,7 +32,9 @@ async fn lists_tables_with_counts() {
     assert_eq!(tasks["recordCount"], json!(2));
     assert_eq!(tasks["fieldCount"], json!(4));
     assert!(tasks["createdAt"].is_string() && tasks["updatedAt"].is_string());
-    assert!(tables.iter().any(|table| table["name"] == json!("contacts")));
+    assert!(tables
+        .iter()
+        .any(|table| table["name"] == json!("contacts")));
 }
 
 #[actix_web::test]
@@ -43,6 +55,10 @@ async fn a_table_by_id_or_name() {
     assert_eq!(status["type"], json!("single-select"));
     assert_eq!(status["options"], json!(["todo", "doing", "done"]));
     assert_eq!(table["views"][0]["id"], json!("open"));
-    get(&service, "/api/tables/nope").await.assert_error(404, "NOT_FOUND");
-    get(&service, "/api/tables/999").await.assert_error(404, "NOT_FOUND");
+    get(&service, "/api/tables/nope")
+        .await
+        .assert_error(404, "NOT_FOUND");
+    get(&service, "/api/tables/999")
+        .await
+        .assert_error(404, "NOT_FOUND");
 }

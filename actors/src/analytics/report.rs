@@ -429,7 +429,10 @@ impl<'a> Reader<'a> {
             }
             let mask = super::rollup::hours_mask(day, range.from_hour, range.to_hour);
             let visitors = self.day_visitors(day)?;
-            let count = visitors.values().filter(|hours| **hours & mask != 0).count();
+            let count = visitors
+                .values()
+                .filter(|hours| **hours & mask != 0)
+                .count();
             return Ok(u64::try_from(count).unwrap_or(u64::MAX));
         }
         let mut union = DistinctSketch::default();
@@ -599,8 +602,7 @@ impl<'a> Reader<'a> {
         }
         let mut sketches: FxHashMap<u32, DistinctSketch> = FxHashMap::default();
         for day in range.first_day()..=range.last_day() {
-            let closed =
-                range.covers_whole_day(day) && self.day_summary(day)?.is_some();
+            let closed = range.covers_whole_day(day) && self.day_summary(day)?.is_some();
             if closed {
                 for row in rows {
                     if let Some(bytes) = self.tree.get(layout::row_sketch_key(dim, day, *row))? {

@@ -130,7 +130,10 @@ impl DayState {
                         .entry((pair.visitor, pair.row, dim.tag()))
                         .or_insert(0);
                     if *slot == 0 {
-                        state.day_rows[dim.index()].entry(pair.row).or_default().uniques += 1;
+                        state.day_rows[dim.index()]
+                            .entry(pair.row)
+                            .or_default()
+                            .uniques += 1;
                     }
                     *slot |= pair.hours;
                 }
@@ -414,7 +417,11 @@ impl Rollups {
             self.days.insert(day, state);
         }
         let path = self.row_for(day, Dimension::Path, &event.path)?;
-        let referrer = self.row_for(day, Dimension::Referrer, event.referrer.as_deref().unwrap_or(""))?;
+        let referrer = self.row_for(
+            day,
+            Dimension::Referrer,
+            event.referrer.as_deref().unwrap_or(""),
+        )?;
         let campaign = match &event.campaign {
             Some(value) => Some(self.row_for(day, Dimension::Campaign, value)?),
             None => None,
@@ -472,8 +479,8 @@ impl Rollups {
         Ok(row)
     }
 
-    /// Writes every change since the last flush in one batch and closes the days before
-    /// `today`. Returns once the batch is applied (not yet fsynced: see [`Store::durable`]).
+    /// Writes every change since the last flush in one batch, then closes the days before
+    /// `today` (one batch each). Returns once the batch is applied (not yet fsynced: see [`Store::durable`]).
     pub fn flush(&mut self, today: u32) -> StorageResult<FlushSummary> {
         let closing: Vec<u32> = self.days.range(..today).map(|(day, _)| *day).collect();
         if !self.dirty && closing.is_empty() {
@@ -482,11 +489,6 @@ impl Rollups {
         let mut batch = sled::Batch::default();
         for state in self.days.values_mut() {
             state.write_changes(&mut batch)?;
-        }
-        for day in &closing {
-            if let Some(state) = self.days.get(day) {
-                state.write_closing(&mut batch)?;
-            }
         }
         let mut named = [false; 4];
         for (dim, row, value) in std::mem::take(&mut self.pending_names) {
@@ -503,7 +505,14 @@ impl Rollups {
             }
         }
         self.tree.apply_batch(batch)?;
+        // Each closing day in its own batch (a day's products can be large). A crash between
+        // batches leaves the day open on disk; it is closed again when next touched or flushed.
         for day in &closing {
+            if let Some(state) = self.days.get(day) {
+                let mut closing_batch = sled::Batch::default();
+                state.write_closing(&mut closing_batch)?;
+                self.tree.apply_batch(closing_batch)?;
+            }
             self.days.remove(day);
         }
         for interned in &mut self.interned {
@@ -532,16 +541,28 @@ impl Rollups {
             key
         };
         let mut ranges: Vec<(Vec<u8>, Vec<u8>)> = vec![
-            (vec![layout::HOUR_TOTALS], layout::hour_totals_key(first_kept_hour).to_vec()),
+            (
+                vec![layout::HOUR_TOTALS],
+                layout::hour_totals_key(first_kept_hour).to_vec(),
+            ),
             (vec![layout::PAIR_LOG], day_bound(layout::PAIR_LOG)),
             (vec![layout::VISITOR_LOG], day_bound(layout::VISITOR_LOG)),
             (vec![layout::DAY_SUMMARY], day_bound(layout::DAY_SUMMARY)),
         ];
         for dim in Dimension::ALL {
             let tag = dim.tag();
-            ranges.push((vec![layout::HOUR_ROWS, tag], layout::hour_rows_key(dim, first_kept_hour).to_vec()));
-            ranges.push((vec![layout::DAY_ROWS, tag], layout::day_rows_key(dim, first_kept_day).to_vec()));
-            ranges.push((vec![layout::ROW_SKETCH, tag], layout::row_sketch_key(dim, first_kept_day, 0).to_vec()));
+            ranges.push((
+                vec![layout::HOUR_ROWS, tag],
+                layout::hour_rows_key(dim, first_kept_hour).to_vec(),
+            ));
+            ranges.push((
+                vec![layout::DAY_ROWS, tag],
+                layout::day_rows_key(dim, first_kept_day).to_vec(),
+            ));
+            ranges.push((
+                vec![layout::ROW_SKETCH, tag],
+                layout::row_sketch_key(dim, first_kept_day, 0).to_vec(),
+            ));
         }
         let mut removed = 0usize;
         let mut batch = sled::Batch::default();
@@ -558,7 +579,11 @@ impl Rollups {
         if removed > 0 {
             self.tree.apply_batch(batch)?;
         }
-        let stale: Vec<u32> = self.days.range(..first_kept_day).map(|(day, _)| *day).collect();
+        let stale: Vec<u32> = self
+            .days
+            .range(..first_kept_day)
+            .map(|(day, _)| *day)
+            .collect();
         for day in stale {
             self.days.remove(&day);
         }
@@ -578,4 +603,3 @@ pub fn hours_mask(day: u32, from_hour: u32, to_hour: u32) -> u32 {
     }
     mask
 }
-

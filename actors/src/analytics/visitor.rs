@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use tabula_storage::{codec, Store, StorageResult};
+use tabula_storage::{codec, StorageResult, Store};
 
 /// Milliseconds in a UTC day.
 pub const DAY_MS: i64 = 86_400_000;

@@ -59,7 +59,12 @@ fn resolve_field(schema: &TableSchema, function: &str, name: &str) -> DomainResu
     Ok(field.id)
 }
 
-fn add(spec: &mut AggregateSpec, schema: &TableSchema, function: &str, field: Option<&str>) -> DomainResult<()> {
+fn add(
+    spec: &mut AggregateSpec,
+    schema: &TableSchema,
+    function: &str,
+    field: Option<&str>,
+) -> DomainResult<()> {
     match (function, field) {
         ("count", None) => spec.count = true,
         ("count", Some(_)) => return Err(bad("count takes no field")),
@@ -76,7 +81,9 @@ fn add(spec: &mut AggregateSpec, schema: &TableSchema, function: &str, field: Op
             }
         }
         ("sum" | "avg" | "min" | "max", None) => {
-            return Err(bad(format!("{function} needs a field, e.g. {function}:budget")))
+            return Err(bad(format!(
+                "{function} needs a field, e.g. {function}:budget"
+            )))
         }
         (other, _) => {
             return Err(bad(format!(
@@ -88,11 +95,17 @@ fn add(spec: &mut AggregateSpec, schema: &TableSchema, function: &str, field: Op
 }
 
 /// Parses `count,sum:budget,avg:priority,min:x,max:x` or the JSON object form.
-pub fn parse_aggregate(schema: &TableSchema, text: &str, parse_json: JsonParser) -> DomainResult<AggregateSpec> {
+pub fn parse_aggregate(
+    schema: &TableSchema,
+    text: &str,
+    parse_json: JsonParser,
+) -> DomainResult<AggregateSpec> {
     let mut spec = AggregateSpec::default();
     let text = text.trim();
     if text.starts_with('{') {
-        let Value::Map(entries) = parse_json(text).map_err(|message| bad(format!("invalid JSON: {message}")))? else {
+        let Value::Map(entries) =
+            parse_json(text).map_err(|message| bad(format!("invalid JSON: {message}")))?
+        else {
             return Err(bad("the JSON form of aggregate must be an object"));
         };
         for (function, argument) in &entries {
@@ -108,11 +121,19 @@ pub fn parse_aggregate(schema: &TableSchema, text: &str, parse_json: JsonParser)
                         add(&mut spec, schema, function, Some(name))?;
                     }
                 }
-                _ => return Err(bad(format!("{function} expects a field name or a list of them"))),
+                _ => {
+                    return Err(bad(format!(
+                        "{function} expects a field name or a list of them"
+                    )))
+                }
             }
         }
     } else {
-        for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        for part in text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+        {
             match part.split_once(':') {
                 Some((function, field)) => add(&mut spec, schema, function.trim(), Some(field))?,
                 None => add(&mut spec, schema, part, None)?,
@@ -157,7 +178,7 @@ impl Sum {
             }
         }
         // The integer part beyond f64 precision is rounded, as any decimal total is.
-        Value::Float(self.integers as f64 + self.decimals)
+        whole_number(self.integers as f64 + self.decimals)
     }
 
     fn average(&self) -> Value {
@@ -234,15 +255,30 @@ impl Accumulator {
         };
         Aggregations {
             count: spec.count.then_some(self.count),
-            sum: spec.sum.iter().map(name).zip(self.sums.iter().map(Sum::total)).collect(),
+            sum: spec
+                .sum
+                .iter()
+                .map(name)
+                .zip(self.sums.iter().map(Sum::total))
+                .collect(),
             avg: spec
                 .avg
                 .iter()
                 .map(name)
                 .zip(self.averages.iter().map(Sum::average))
                 .collect(),
-            min: spec.min.iter().map(name).zip(self.minimums.iter().cloned()).collect(),
-            max: spec.max.iter().map(name).zip(self.maximums.iter().cloned()).collect(),
+            min: spec
+                .min
+                .iter()
+                .map(name)
+                .zip(self.minimums.iter().cloned())
+                .collect(),
+            max: spec
+                .max
+                .iter()
+                .map(name)
+                .zip(self.maximums.iter().cloned())
+                .collect(),
         }
     }
 }

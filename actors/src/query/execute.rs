@@ -12,6 +12,7 @@ use tabula_storage::{codec, StorageError, StoredRecord, TableSchema, Value};
 
 use crate::error::DomainResult;
 use crate::query::aggregate::{Accumulator, AggregateSpec, Aggregations, Group, Grouper};
+use crate::query::counts;
 use crate::query::filter::{compare_values, Attribute, Filter};
 use crate::query::plan::{self, AccessPath, Delivery, Order, Plan};
 use crate::query::search::{self, SearchHit, SearchQuery};
@@ -37,6 +38,7 @@ pub enum TrashMode {
 }
 
 impl TrashMode {
+    /// Whether a record is listed in this mode.
     pub fn admits(self, record: &StoredRecord) -> bool {
         match self {
             TrashMode::Live => !record.is_deleted(),
@@ -102,7 +104,10 @@ pub fn list(table: &TableShared, request: &ListRequest) -> DomainResult<ListPage
 /// Orders two records by the sort keys, then by id ascending.
 pub fn compare_records(sort: &[SortKey], left: &StoredRecord, right: &StoredRecord) -> Ordering {
     for key in sort {
-        let ordering = compare_values(&key.attribute.value_ref(left), &key.attribute.value_ref(right));
+        let ordering = compare_values(
+            &key.attribute.value_ref(left),
+            &key.attribute.value_ref(right),
+        );
         let ordering = if key.descending {
             ordering.reverse()
         } else {
@@ -130,6 +135,7 @@ impl Candidate {
     }
 }
 
+type IndexEntries<'a> = Box<dyn Iterator<Item = DomainResult<(Vec<u8>, u64)>> + 'a>;
 type Groups<'a> = Box<dyn Iterator<Item = DomainResult<Vec<Candidate>>> + 'a>;
 type Candidates<'a> = Box<dyn Iterator<Item = DomainResult<Candidate>> + 'a>;
 
@@ -154,7 +160,11 @@ fn storage<T>(result: Result<T, StorageError>) -> DomainResult<T> {
 }
 
 /// The key range `[start, end)` of a field's index entries between two values.
-fn index_key_range(field_id: u32, lower: &Bound<Value>, upper: &Bound<Value>) -> (Vec<u8>, Vec<u8>) {
+fn index_key_range(
+    field_id: u32,
+    lower: &Bound<Value>,
+    upper: &Bound<Value>,
+) -> (Vec<u8>, Vec<u8>) {
     let field_prefix = keys::index_field_prefix(field_id);
     let start = match lower {
         Bound::Unbounded => field_prefix.clone(),
@@ -203,7 +213,10 @@ fn decode_trailing_id(key: &[u8], _value: &[u8]) -> DomainResult<u64> {
 /// An index entry as (the key without its record id — the value group —, the record id).
 fn decode_index_entry(key: &[u8], _value: &[u8]) -> DomainResult<(Vec<u8>, u64)> {
     let group_end = key.len().saturating_sub(8);
-    Ok((key[..group_end].to_vec(), keys::trailing_record_id(key).unwrap_or(0)))
+    Ok((
+        key[..group_end].to_vec(),
+        keys::trailing_record_id(key).unwrap_or(0),
+    ))
 }
 
 fn decode_record(_key: &[u8], value: &[u8]) -> DomainResult<StoredRecord> {
@@ -286,7 +299,7 @@ impl Iterator for MergeAscending<'_> {
 
 /// Index entries grouped by value: each item is the ids of one value, in walk order.
 struct ValueGroups<'a> {
-    entries: std::iter::Peekable<Box<dyn Iterator<Item = DomainResult<(Vec<u8>, u64)>> + 'a>>,
+    entries: std::iter::Peekable<IndexEntries<'a>>,
 }
 
 impl Iterator for ValueGroups<'_> {
@@ -450,7 +463,10 @@ impl<'a> Executor<'a> {
         })
     }
 
-    fn count_admitted(&mut self, ids: impl Iterator<Item = DomainResult<u64>>) -> DomainResult<u64> {
+    fn count_admitted(
+        &mut self,
+        ids: impl Iterator<Item = DomainResult<u64>>,
+    ) -> DomainResult<u64> {
         let mut count = 0u64;
         for id in ids {
             if self.admits_id(id?)? {
@@ -485,16 +501,22 @@ impl<'a> Executor<'a> {
             }));
         }
         let table = self.table;
-        match access {
-            AccessPath::IndexEquality { field_id, values } => {
-                let mut total = 0u64;
-                for value in distinct_values(values) {
-                    let prefix = keys::index_value_prefix(*field_id, &value);
+        let access = access.clone();
+        let trash_mode = match self.request.trash {
+            TrashMode::Live => 0u8,
+            TrashMode::All => 1,
+            TrashMode::Trashed => 2,
+        };
+        // Each count is of whole key ranges: the ranges (and the trash mode) identify it.
+        let ranges: Vec<(Vec<u8>, Vec<u8>)> = match &access {
+            AccessPath::IndexEquality { field_id, values } => distinct_values(values)
+                .iter()
+                .map(|value| {
+                    let prefix = keys::index_value_prefix(*field_id, value);
                     let end = prefix_successor(prefix.clone());
-                    total += self.count_admitted(key_range(table, prefix, end, false, decode_trailing_id))?;
-                }
-                Ok(Some(total))
-            }
+                    (prefix, end)
+                })
+                .collect(),
             AccessPath::IndexRange {
                 field_id,
                 lower,
@@ -505,20 +527,36 @@ impl<'a> Executor<'a> {
                 lower,
                 upper,
                 ..
-            } => {
-                let (start, end) = index_key_range(*field_id, lower, upper);
-                self.count_admitted(key_range(table, start, end, false, decode_trailing_id))
-                    .map(Some)
+            } => vec![index_key_range(*field_id, lower, upper)],
+            _ => return Ok(None),
+        };
+        let mut what = vec![trash_mode];
+        for (start, end) in &ranges {
+            for key in [start, end] {
+                what.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+                what.extend_from_slice(key);
             }
-            _ => Ok(None),
         }
+        let total = counts::cached_count(table, what, || {
+            let mut total = 0u64;
+            for (start, end) in ranges {
+                total +=
+                    self.count_admitted(key_range(table, start, end, false, decode_trailing_id))?;
+            }
+            Ok(total)
+        })?;
+        Ok(Some(total))
     }
 
     /// The candidates of the plan's access path. In streaming mode (`after` not needed for
     /// the count) the id-ordered paths seek past `after`.
     fn stream(&mut self) -> DomainResult<Stream<'a>> {
         let table = self.table;
-        let seek = if self.need_all { None } else { self.request.after };
+        let seek = if self.need_all {
+            None
+        } else {
+            self.request.after
+        };
         let by_id = self.plan.order.by_id();
         let ordered = self.plan.delivery != Delivery::NeedsSort;
         Ok(match &self.plan.access {
@@ -575,7 +613,8 @@ impl<'a> Executor<'a> {
             } => {
                 let (start, end) = index_key_range(*field_id, lower, upper);
                 Stream::Ordered(Box::new(ValueGroups {
-                    entries: key_range(table, start, end, *descending, decode_index_entry).peekable(),
+                    entries: key_range(table, start, end, *descending, decode_index_entry)
+                        .peekable(),
                 }))
             }
             AccessPath::Trash => {
@@ -583,7 +622,13 @@ impl<'a> Executor<'a> {
                     Some(after) => keys::trash_key(after.saturating_add(1)).to_vec(),
                     None => vec![keys::TRASH],
                 };
-                let ids = key_range(table, start, vec![keys::TRASH + 1], false, decode_trailing_id);
+                let ids = key_range(
+                    table,
+                    start,
+                    vec![keys::TRASH + 1],
+                    false,
+                    decode_trailing_id,
+                );
                 match by_id {
                     Some(false) => Stream::Ordered(singles(ids.map(|id| id.map(Candidate::Id)))),
                     Some(true) => {
@@ -643,7 +688,11 @@ impl<'a> Executor<'a> {
                 self.need_all = true;
             }
         }
-        let skip_before = if self.need_all { None } else { self.request.after };
+        let skip_before = if self.need_all {
+            None
+        } else {
+            self.request.after
+        };
         let stream = self.stream()?;
         let order = &self.plan.order;
         let mut collector = Collector::new(self.request, self.need_all);
@@ -696,7 +745,10 @@ impl<'a> Executor<'a> {
                 let offset = usize::try_from(collector.request.offset).unwrap_or(usize::MAX);
                 let limit = usize::try_from(collector.request.limit).unwrap_or(usize::MAX);
                 collector.has_more = collector.pageable
-                    > collector.request.offset.saturating_add(collector.request.limit);
+                    > collector
+                        .request
+                        .offset
+                        .saturating_add(collector.request.limit);
                 collector.page = buffer.into_iter().skip(offset).take(limit).collect();
             }
         }
@@ -789,7 +841,9 @@ pub fn list_by_scan(table: &TableShared, request: &ListRequest) -> DomainResult<
     for record in matching {
         collector.emit(record);
     }
-    let page_scores = scores.as_ref().map(|_| collector.page.iter().map(score_of).collect());
+    let page_scores = scores
+        .as_ref()
+        .map(|_| collector.page.iter().map(score_of).collect());
     Ok(ListPage {
         aggregations: match (&request.aggregate, &collector.accumulator) {
             (Some(spec), Some(accumulator)) => Some(accumulator.finish(spec, &schema)),

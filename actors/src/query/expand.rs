@@ -193,7 +193,11 @@ fn related_id(value: &Value) -> Option<u64> {
 }
 
 /// Removes the fields the caller may not read (and any the schema no longer has).
-fn readable(schema: &TableSchema, mut record: StoredRecord, access: &dyn ReadAccess) -> StoredRecord {
+fn readable(
+    schema: &TableSchema,
+    mut record: StoredRecord,
+    access: &dyn ReadAccess,
+) -> StoredRecord {
     record.fields.retain(|field_id, _| {
         schema
             .field_by_id(*field_id)
@@ -242,8 +246,11 @@ fn expand_level(
                     })
                     .collect();
                 for (record, expansions) in records.iter().zip(out.iter_mut()) {
-                    if let Some(related) = related_id(record.value(*field_id)).and_then(|id| by_id.get(&id)) {
-                        expansions.insert(node.name.clone(), Expanded::One(Box::new(related.clone())));
+                    if let Some(related) =
+                        related_id(record.value(*field_id)).and_then(|id| by_id.get(&id))
+                    {
+                        expansions
+                            .insert(node.name.clone(), Expanded::One(Box::new(related.clone())));
                     }
                 }
             }
@@ -279,7 +286,9 @@ fn expand_level(
                         if record.is_deleted() {
                             continue;
                         }
-                        if let Some(parent) = related_id(record.value(*field_id)).filter(|id| parents.contains(id)) {
+                        if let Some(parent) =
+                            related_id(record.value(*field_id)).filter(|id| parents.contains(id))
+                        {
                             let list = children.entry(parent).or_default();
                             if list.len() < MAX_EXPANDED_CHILDREN {
                                 list.push(record);

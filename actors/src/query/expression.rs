@@ -41,7 +41,9 @@ enum TokenKind {
     Number(Literal),
     Variable(String),
     Compare(CompareOp),
-    Like { negated: bool },
+    Like {
+        negated: bool,
+    },
     AndSymbol,
     OrSymbol,
     OpenParen,
@@ -190,7 +192,9 @@ fn tokenize(text: &str) -> Vec<Token> {
                     TokenKind::Variable(characters[start + 1..at].iter().collect())
                 }
             }
-            other => TokenKind::Invalid(format!("unexpected character '{other}' at position {start}")),
+            other => TokenKind::Invalid(format!(
+                "unexpected character '{other}' at position {start}"
+            )),
         };
         let stop = matches!(kind, TokenKind::Invalid(_));
         tokens.push(Token {
@@ -361,7 +365,9 @@ impl Parser<'_> {
         match token.kind {
             TokenKind::Text(text) => Ok(Literal::Text(text)),
             TokenKind::Number(literal) => Ok(literal),
-            TokenKind::Identifier(word) if word.eq_ignore_ascii_case("true") => Ok(Literal::Bool(true)),
+            TokenKind::Identifier(word) if word.eq_ignore_ascii_case("true") => {
+                Ok(Literal::Bool(true))
+            }
             TokenKind::Identifier(word) if word.eq_ignore_ascii_case("false") => {
                 Ok(Literal::Bool(false))
             }
@@ -376,13 +382,15 @@ impl Parser<'_> {
                             token.position
                         ))
                     })?;
-                Literal::from_value(value).ok_or_else(|| {
-                    error(format!("variable @{name} is not a single value"))
-                })
+                Literal::from_value(value)
+                    .ok_or_else(|| error(format!("variable @{name} is not a single value")))
             }
             TokenKind::Invalid(message) => Err(error(message)),
             TokenKind::End => Err(error("expected a value at end of filter expression")),
-            _ => Err(error(format!("expected a value at position {}", token.position))),
+            _ => Err(error(format!(
+                "expected a value at position {}",
+                token.position
+            ))),
         }
     }
 }
@@ -423,8 +431,14 @@ pub fn parse_expression_with(
     match rest.kind {
         TokenKind::End => Ok(filter),
         TokenKind::Invalid(message) => Err(error(message)),
-        TokenKind::CloseParen => Err(error(format!("unexpected ')' at position {}", rest.position))),
-        _ => Err(error(format!("expected AND or OR at position {}", rest.position))),
+        TokenKind::CloseParen => Err(error(format!(
+            "unexpected ')' at position {}",
+            rest.position
+        ))),
+        _ => Err(error(format!(
+            "expected AND or OR at position {}",
+            rest.position
+        ))),
     }
 }
 

@@ -37,7 +37,11 @@ impl Attribute {
     /// Fields of the system-maintained types (`created-at`, `updated-at`, `created-by`,
     /// `updated-by`) resolve to the system attribute they mirror, so they filter and sort by
     /// the record's own bookkeeping.
-    pub fn resolve_for(schema: &TableSchema, name: &str, parameter: &str) -> DomainResult<Attribute> {
+    pub fn resolve_for(
+        schema: &TableSchema,
+        name: &str,
+        parameter: &str,
+    ) -> DomainResult<Attribute> {
         let system = match name {
             "id" => Some(Attribute::Id),
             "createdAt" => Some(Attribute::CreatedAt),
@@ -74,7 +78,9 @@ impl Attribute {
             Attribute::CreatedBy => "createdBy",
             Attribute::UpdatedBy => "updatedBy",
             Attribute::DeletedAt => "deletedAt",
-            Attribute::Field(field_id) => return schema.field_by_id(*field_id).map(|f| f.name.as_str()),
+            Attribute::Field(field_id) => {
+                return schema.field_by_id(*field_id).map(|f| f.name.as_str())
+            }
         })
     }
 
@@ -176,7 +182,9 @@ pub enum Filter {
         negated: bool,
     },
     /// The value is null, the empty string or the empty array (`isEmpty`).
-    IsEmpty { attribute: Attribute },
+    IsEmpty {
+        attribute: Attribute,
+    },
 }
 
 impl Filter {
@@ -459,8 +467,17 @@ mod tests {
 
     #[test]
     fn numbers_compare_exactly_across_kinds() {
-        assert_eq!(compare_values(&Value::Int(3), &Value::Float(3.0)), Ordering::Equal);
-        assert_eq!(compare_values(&Value::Int(3), &Value::Float(3.5)), Ordering::Less);
-        assert_eq!(compare_values(&Value::Null, &Value::Int(-9)), Ordering::Less);
+        assert_eq!(
+            compare_values(&Value::Int(3), &Value::Float(3.0)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_values(&Value::Int(3), &Value::Float(3.5)),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_values(&Value::Null, &Value::Int(-9)),
+            Ordering::Less
+        );
     }
 }

@@ -32,7 +32,11 @@ struct FormulaParser<'a> {
 
 impl FormulaParser<'_> {
     fn skip_space(&mut self) {
-        while self.characters.get(self.at).is_some_and(|c| c.is_whitespace()) {
+        while self
+            .characters
+            .get(self.at)
+            .is_some_and(|c| c.is_whitespace())
+        {
             self.at += 1;
         }
     }
@@ -167,7 +171,9 @@ impl FormulaParser<'_> {
                     self.at += 1;
                 }
                 if self.at >= self.characters.len() {
-                    return Err(error(format!("unterminated field reference at position {start}")));
+                    return Err(error(format!(
+                        "unterminated field reference at position {start}"
+                    )));
                 }
                 let name: String = self.characters[name_start..self.at].iter().collect();
                 self.at += 1;

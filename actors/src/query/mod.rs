@@ -5,6 +5,7 @@
 //! pairs, then [`list`], then optionally [`expand::expand`] on the page.
 
 pub mod aggregate;
+pub mod counts;
 pub mod execute;
 pub mod expand;
 pub mod expression;

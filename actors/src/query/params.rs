@@ -135,7 +135,10 @@ fn parse_request(
     if let Some(text) = parameter(pairs, "aggregate").filter(|text| !text.trim().is_empty()) {
         request.aggregate = Some(parse_aggregate(schema, text, parse_json)?);
     }
-    if let Some(name) = parameter(pairs, "groupBy").map(str::trim).filter(|name| !name.is_empty()) {
+    if let Some(name) = parameter(pairs, "groupBy")
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         request.group_by = Some(parse_group_by(schema, name)?);
     }
     Ok(request)
@@ -234,7 +237,10 @@ pub fn parse_shortcut(schema: &TableSchema, text: &str) -> DomainResult<Filter> 
 /// SonicJs `filters[field][$op]=value` (`filters[field]=value` is `$eq`). Identical keys are
 /// OR-ed (`filters[s][$eq]=a&filters[s][$eq]=b`); different keys are AND-ed (so `$gte` and
 /// `$lte` on one field make a range). `$in` takes a comma-separated list.
-fn parse_bracket_filters(schema: &TableSchema, pairs: &[(String, String)]) -> DomainResult<Option<Filter>> {
+fn parse_bracket_filters(
+    schema: &TableSchema,
+    pairs: &[(String, String)],
+) -> DomainResult<Option<Filter>> {
     const PARAMETER: &str = "filters";
     let mut groups: Vec<((String, String), Vec<Filter>)> = Vec::new();
     for (key, value) in pairs {
@@ -242,14 +248,19 @@ fn parse_bracket_filters(schema: &TableSchema, pairs: &[(String, String)]) -> Do
             continue;
         };
         let Some((field, rest)) = rest.split_once(']') else {
-            return Err(DomainError::bad_request(PARAMETER, format!("malformed filter key '{key}'")));
+            return Err(DomainError::bad_request(
+                PARAMETER,
+                format!("malformed filter key '{key}'"),
+            ));
         };
         let operator = if rest.is_empty() {
             "$eq".to_owned()
         } else {
             rest.strip_prefix('[')
                 .and_then(|rest| rest.strip_suffix(']'))
-                .ok_or_else(|| DomainError::bad_request(PARAMETER, format!("malformed filter key '{key}'")))?
+                .ok_or_else(|| {
+                    DomainError::bad_request(PARAMETER, format!("malformed filter key '{key}'"))
+                })?
                 .to_owned()
         };
         let attribute = Attribute::resolve_for(schema, field, PARAMETER)?;
@@ -281,7 +292,10 @@ fn parse_bracket_filters(schema: &TableSchema, pairs: &[(String, String)]) -> Do
             }
         };
         let group_key = (field.to_owned(), operator);
-        match groups.iter_mut().find(|(existing, _)| *existing == group_key) {
+        match groups
+            .iter_mut()
+            .find(|(existing, _)| *existing == group_key)
+        {
             Some((_, conditions)) => conditions.push(condition),
             None => groups.push((group_key, vec![condition])),
         }
@@ -297,14 +311,20 @@ fn parse_bracket_filters(schema: &TableSchema, pairs: &[(String, String)]) -> Do
 }
 
 /// `sort` (each occurrence, in order) then `sort[0]`, `sort[1]`, … by index.
-fn parse_sort_parameters(schema: &TableSchema, pairs: &[(String, String)]) -> DomainResult<Vec<SortKey>> {
+fn parse_sort_parameters(
+    schema: &TableSchema,
+    pairs: &[(String, String)],
+) -> DomainResult<Vec<SortKey>> {
     let mut keys = Vec::new();
     for text in parameters(pairs, "sort") {
         keys.extend(parse_sort(schema, text)?);
     }
     let mut indexed: Vec<(u64, &str)> = Vec::new();
     for (key, value) in pairs {
-        if let Some(index) = key.strip_prefix("sort[").and_then(|rest| rest.strip_suffix(']')) {
+        if let Some(index) = key
+            .strip_prefix("sort[")
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
             let index = index.trim().parse::<u64>().map_err(|_| {
                 DomainError::bad_request("sort", format!("malformed sort key '{key}'"))
             })?;
@@ -328,7 +348,11 @@ fn parse_sort_parameters(schema: &TableSchema, pairs: &[(String, String)]) -> Do
 /// `priority:desc,createdAt:asc` or `-priority,+title` (no direction means ascending).
 pub fn parse_sort(schema: &TableSchema, text: &str) -> DomainResult<Vec<SortKey>> {
     let mut keys = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+    for part in text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
         let (name, descending) = if let Some(name) = part.strip_prefix('-') {
             (name.trim(), true)
         } else if let Some(name) = part.strip_prefix('+') {
@@ -341,7 +365,10 @@ pub fn parse_sort(schema: &TableSchema, text: &str) -> DomainResult<Vec<SortKey>
                     _ => {
                         return Err(DomainError::bad_request(
                             "sort",
-                            format!("unknown sort direction '{}' (expected asc or desc)", direction.trim()),
+                            format!(
+                                "unknown sort direction '{}' (expected asc or desc)",
+                                direction.trim()
+                            ),
                         ))
                     }
                 },
@@ -359,9 +386,17 @@ pub fn parse_sort(schema: &TableSchema, text: &str) -> DomainResult<Vec<SortKey>
 
 /// `fields=a,b` → field ids (system attribute names are accepted and ignored: they are always
 /// rendered). `None` when the list is blank.
-pub fn parse_projection(schema: &TableSchema, text: &str, parameter: &str) -> DomainResult<Option<Vec<u32>>> {
+pub fn parse_projection(
+    schema: &TableSchema,
+    text: &str,
+    parameter: &str,
+) -> DomainResult<Option<Vec<u32>>> {
     let mut ids = Vec::new();
-    for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         if crate::validate::SYSTEM_ATTRIBUTES.contains(&name) {
             continue;
         }
@@ -381,10 +416,20 @@ pub fn parse_projection(schema: &TableSchema, text: &str, parameter: &str) -> Do
 /// `expand=owner,project.client` → paths of names (checked against the registry later).
 pub fn parse_expand(text: &str) -> DomainResult<Vec<Vec<String>>> {
     let mut paths: Vec<Vec<String>> = Vec::new();
-    for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
-        let path: Vec<String> = entry.split('.').map(|name| name.trim().to_owned()).collect();
+    for entry in text
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let path: Vec<String> = entry
+            .split('.')
+            .map(|name| name.trim().to_owned())
+            .collect();
         if path.iter().any(String::is_empty) {
-            return Err(DomainError::bad_request("expand", format!("malformed expand name '{entry}'")));
+            return Err(DomainError::bad_request(
+                "expand",
+                format!("malformed expand name '{entry}'"),
+            ));
         }
         if path.len() > MAX_EXPAND_DEPTH {
             return Err(DomainError::bad_request(

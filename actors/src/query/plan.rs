@@ -11,9 +11,9 @@
 //! 4. a range (`> >= < <=`, several on one field merged) on an indexed field → the index range;
 //!    if the first sort key is that field the range is walked in sort order, otherwise the ids
 //!    are collected (keys only) and sorted;
-//! 5. a sort whose first key is an indexed field → the whole index walked in that order, value
+//! 5. `deleted=true` → the trash keys (sorted in memory when the order is not by id);
+//! 6. a sort whose first key is an indexed field → the whole index walked in that order, value
 //!    group by value group (each group sorted by the remaining keys, then id);
-//! 6. `deleted=true` → the trash keys;
 //! 7. otherwise the records in id order (an id range from `id` predicates and `after` seeks).
 //!
 //! The whole filter is always re-applied to every record read, so a path only has to return a
@@ -131,8 +131,12 @@ impl Plan {
             AccessPath::IndexEquality { field_id, .. } => {
                 format!("index-equality({})", field_name(field_id))
             }
-            AccessPath::IndexRange { field_id, .. } => format!("index-range({})", field_name(field_id)),
-            AccessPath::IndexWalk { field_id, .. } => format!("index-walk({})", field_name(field_id)),
+            AccessPath::IndexRange { field_id, .. } => {
+                format!("index-range({})", field_name(field_id))
+            }
+            AccessPath::IndexWalk { field_id, .. } => {
+                format!("index-walk({})", field_name(field_id))
+            }
             AccessPath::Trash => "trash".into(),
             AccessPath::IdScan { .. } => "id-scan".into(),
         }
@@ -143,8 +147,14 @@ impl Plan {
 #[derive(Debug, Clone)]
 enum Predicate {
     Ids(Vec<u64>),
-    IdRange { lower: Bound<u64>, upper: Bound<u64> },
-    Equal { field_id: u32, values: Vec<Value> },
+    IdRange {
+        lower: Bound<u64>,
+        upper: Bound<u64>,
+    },
+    Equal {
+        field_id: u32,
+        values: Vec<Value>,
+    },
     Range {
         field_id: u32,
         lower: Bound<Value>,
@@ -168,7 +178,10 @@ pub fn conjuncts(filter: Option<&Filter>) -> Vec<&Filter> {
 }
 
 fn positive_id(value: &Value) -> Option<u64> {
-    value.as_i64().and_then(|number| u64::try_from(number).ok()).filter(|id| *id > 0)
+    value
+        .as_i64()
+        .and_then(|number| u64::try_from(number).ok())
+        .filter(|id| *id > 0)
 }
 
 fn id_bounds(op: CompareOp, number: i64) -> (Bound<u64>, Bound<u64>) {
@@ -217,7 +230,9 @@ fn predicate(schema: &TableSchema, conjunct: &Filter) -> Option<Predicate> {
         Filter::In {
             attribute: Attribute::Id,
             values,
-        } => Some(Predicate::Ids(values.iter().filter_map(positive_id).collect())),
+        } => Some(Predicate::Ids(
+            values.iter().filter_map(positive_id).collect(),
+        )),
         Filter::Compare {
             attribute: Attribute::Field(field_id),
             op,
@@ -413,7 +428,10 @@ pub fn plan(schema: &TableSchema, request: &ListRequest) -> Plan {
             upper,
         } = found
         {
-            match ranges.iter_mut().find(|(existing, ..)| existing == field_id) {
+            match ranges
+                .iter_mut()
+                .find(|(existing, ..)| existing == field_id)
+            {
                 Some((_, existing_lower, existing_upper, count)) => {
                     *existing_lower = tighter_lower(existing_lower.clone(), lower.clone());
                     *existing_upper = tighter_upper(existing_upper.clone(), upper.clone());
@@ -425,11 +443,15 @@ pub fn plan(schema: &TableSchema, request: &ListRequest) -> Plan {
     }
     let chosen_range = ranges
         .iter()
-        .find(|(field_id, ..)| first_sort_field.is_some_and(|(sort_field, _)| sort_field == *field_id))
+        .find(|(field_id, ..)| {
+            first_sort_field.is_some_and(|(sort_field, _)| sort_field == *field_id)
+        })
         .or_else(|| ranges.first());
     if let Some((field_id, lower, upper, covered)) = chosen_range.cloned() {
         let exact = only(covered);
-        if let Some((sort_field, descending)) = first_sort_field.filter(|(sort_field, _)| *sort_field == field_id) {
+        if let Some((sort_field, descending)) =
+            first_sort_field.filter(|(sort_field, _)| *sort_field == field_id)
+        {
             return Plan {
                 access: AccessPath::IndexWalk {
                     field_id: sort_field,
@@ -454,7 +476,17 @@ pub fn plan(schema: &TableSchema, request: &ListRequest) -> Plan {
         };
     }
 
-    // 5. A sort on an indexed field walks its index.
+    // 5. The trash (normally far smaller than the table: read it and sort).
+    if request.trash == TrashMode::Trashed {
+        return Plan {
+            access: AccessPath::Trash,
+            delivery: in_id_order(true),
+            exact: no_filter,
+            order,
+        };
+    }
+
+    // 6. A sort on an indexed field walks its index.
     if let Some((field_id, descending)) =
         first_sort_field.filter(|(field_id, _)| walkable_field(schema, *field_id))
     {
@@ -466,16 +498,6 @@ pub fn plan(schema: &TableSchema, request: &ListRequest) -> Plan {
                 descending,
             },
             delivery: Delivery::GroupsInOrder,
-            exact: no_filter,
-            order,
-        };
-    }
-
-    // 6. The trash.
-    if request.trash == TrashMode::Trashed {
-        return Plan {
-            access: AccessPath::Trash,
-            delivery: in_id_order(true),
             exact: no_filter,
             order,
         };

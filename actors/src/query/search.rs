@@ -42,7 +42,7 @@ pub fn search_fields(schema: &TableSchema) -> Vec<&FieldDef> {
         Some(names) => schema
             .fields
             .iter()
-            .filter(|field| names.iter().any(|name| *name == field.name))
+            .filter(|field| names.contains(&field.name))
             .collect(),
         None => schema
             .fields
@@ -56,7 +56,12 @@ pub fn search_fields(schema: &TableSchema) -> Vec<&FieldDef> {
 pub fn tokenize(text: &str) -> Vec<String> {
     text.split(|character: char| !character.is_alphanumeric())
         .filter(|word| !word.is_empty())
-        .map(|word| word.chars().take(MAX_TOKEN_CHARS).flat_map(char::to_lowercase).collect())
+        .map(|word| {
+            word.chars()
+                .take(MAX_TOKEN_CHARS)
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
         .collect()
 }
 
@@ -158,10 +163,16 @@ pub fn write_search_entries(
     }
     if let Some((record_id, document)) = &new_document {
         for (term, positions) in &document.terms {
-            batch.put(posting_key(term, *record_id), posting_value(document.length, positions));
+            batch.put(
+                posting_key(term, *record_id),
+                posting_value(document.length, positions),
+            );
         }
         if document.length > 0 {
-            batch.put(document_key(*record_id), document.length.to_be_bytes().to_vec());
+            batch.put(
+                document_key(*record_id),
+                document.length.to_be_bytes().to_vec(),
+            );
         } else {
             batch.remove(document_key(*record_id));
         }
@@ -222,9 +233,9 @@ pub fn parse_search(text: &str) -> DomainResult<Option<SearchQuery>> {
             }
             let word: String = characters[start..at].iter().collect();
             if !excluded && word.eq_ignore_ascii_case("or") {
-                let current_has_items = clauses
-                    .last()
-                    .is_some_and(|clause| !clause.required.is_empty() || !clause.excluded.is_empty());
+                let current_has_items = clauses.last().is_some_and(|clause| {
+                    !clause.required.is_empty() || !clause.excluded.is_empty()
+                });
                 if current_has_items {
                     clauses.push(SearchClause::default());
                 }
@@ -265,10 +276,15 @@ pub struct SearchHit {
 }
 
 struct Posting {
+    record_id: u64,
     document_length: u32,
     term_frequency: u32,
-    positions: Option<Vec<u32>>,
+    /// Read only for the words of phrases.
+    positions: Vec<u32>,
 }
+
+/// A term's postings in record-id order.
+type PostingList = Vec<Posting>;
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let chunk: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
@@ -279,30 +295,36 @@ fn load_postings(
     table: &TableShared,
     term: &str,
     with_positions: bool,
-) -> DomainResult<HashMap<u64, Posting>> {
-    let mut postings = HashMap::new();
+) -> DomainResult<PostingList> {
+    let mut postings = Vec::new();
     for entry in table.store.tree().scan_prefix(term_prefix(term)) {
         let (key, value) = entry.map_err(tabula_storage::StorageError::from)?;
         let Some(record_id) = tabula_storage::keys::trailing_record_id(&key) else {
             continue;
         };
-        let document_length = read_u32(&value, 0).unwrap_or(0);
         let count = value.len().saturating_sub(4) / 4;
-        let positions = with_positions.then(|| {
+        let positions = if with_positions {
             (0..count)
                 .filter_map(|index| read_u32(&value, 4 + index * 4))
-                .collect::<Vec<u32>>()
-        });
-        postings.insert(
+                .collect()
+        } else {
+            Vec::new()
+        };
+        postings.push(Posting {
             record_id,
-            Posting {
-                document_length,
-                term_frequency: u32::try_from(count).unwrap_or(u32::MAX),
-                positions,
-            },
-        );
+            document_length: read_u32(&value, 0).unwrap_or(0),
+            term_frequency: u32::try_from(count).unwrap_or(u32::MAX),
+            positions,
+        });
     }
     Ok(postings)
+}
+
+fn find(postings: &[Posting], record_id: u64) -> Option<&Posting> {
+    postings
+        .binary_search_by_key(&record_id, |posting| posting.record_id)
+        .ok()
+        .and_then(|index| postings.get(index))
 }
 
 /// The average document length, from a sample of the `F d` entries.
@@ -327,47 +349,55 @@ fn average_document_length(table: &TableShared) -> DomainResult<f64> {
     })
 }
 
-/// The records matching `item` (every word; for a phrase, in sequence).
-fn item_matches(item: &SearchItem, postings: &HashMap<&str, HashMap<u64, Posting>>) -> HashSet<u64> {
-    let Some(first) = item.first().and_then(|term| postings.get(term.as_str())) else {
-        return HashSet::new();
-    };
-    let rest: Vec<&HashMap<u64, Posting>> = item[1..]
+/// The records (ascending ids) matching `item`: every word; for a phrase, in sequence.
+fn item_matches(item: &SearchItem, postings: &HashMap<&str, PostingList>) -> Vec<u64> {
+    let lists: Option<Vec<&PostingList>> = item
         .iter()
-        .filter_map(|term| postings.get(term.as_str()))
+        .map(|term| postings.get(term.as_str()))
         .collect();
-    if rest.len() + 1 != item.len() {
-        return HashSet::new();
-    }
+    let Some(lists) = lists else {
+        return Vec::new();
+    };
+    let Some((first, rest)) = lists.split_first() else {
+        return Vec::new();
+    };
     first
         .iter()
-        .filter(|(record_id, first_posting)| {
-            let others: Option<Vec<&Posting>> =
-                rest.iter().map(|postings| postings.get(record_id)).collect();
+        .filter(|first_posting| {
+            let others: Option<Vec<&Posting>> = rest
+                .iter()
+                .map(|list| find(list, first_posting.record_id))
+                .collect();
             let Some(others) = others else {
                 return false;
             };
             if others.is_empty() {
                 return true;
             }
-            let starts = first_posting.positions.as_deref().unwrap_or(&[]);
-            starts.iter().any(|start| {
+            first_posting.positions.iter().any(|start| {
                 others.iter().enumerate().all(|(offset, posting)| {
                     let wanted = u32::try_from(offset + 1)
                         .ok()
                         .and_then(|offset| start.checked_add(offset));
-                    wanted.is_some_and(|wanted| {
-                        posting
-                            .positions
-                            .as_deref()
-                            .unwrap_or(&[])
-                            .binary_search(&wanted)
-                            .is_ok()
-                    })
+                    wanted.is_some_and(|wanted| posting.positions.binary_search(&wanted).is_ok())
                 })
             })
         })
-        .map(|(record_id, _)| *record_id)
+        .map(|posting| posting.record_id)
+        .collect()
+}
+
+/// Ids in both ascending lists.
+fn intersect(left: &[u64], right: &[u64]) -> Vec<u64> {
+    let (small, large) = if left.len() <= right.len() {
+        (left, right)
+    } else {
+        (right, left)
+    };
+    small
+        .iter()
+        .copied()
+        .filter(|id| large.binary_search(id).is_ok())
         .collect()
 }
 
@@ -389,58 +419,73 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Vec<
             }
         }
     }
-    let mut postings: HashMap<&str, HashMap<u64, Posting>> = HashMap::new();
+    let mut postings: HashMap<&str, PostingList> = HashMap::new();
     for term in &all_terms {
-        postings.insert(term, load_postings(table, term, phrase_terms.contains(term))?);
+        postings.insert(
+            term,
+            load_postings(table, term, phrase_terms.contains(term))?,
+        );
     }
-    let mut matched: HashSet<u64> = HashSet::new();
+    let mut matched: Vec<u64> = Vec::new();
     for clause in &query.clauses {
-        let mut candidates: Option<HashSet<u64>> = None;
+        let mut candidates: Option<Vec<u64>> = None;
         for item in &clause.required {
             let found = item_matches(item, &postings);
             candidates = Some(match candidates {
                 None => found,
-                Some(previous) => previous.intersection(&found).copied().collect(),
+                Some(previous) => intersect(&previous, &found),
             });
         }
         let mut candidates = candidates.unwrap_or_default();
         for item in &clause.excluded {
-            for record_id in item_matches(item, &postings) {
-                candidates.remove(&record_id);
-            }
+            let excluded = item_matches(item, &postings);
+            candidates.retain(|id| excluded.binary_search(id).is_err());
         }
         matched.extend(candidates);
     }
-    let required_terms: HashSet<&str> = query
+    if query.clauses.len() > 1 {
+        matched.sort_unstable();
+        matched.dedup();
+    }
+    let mut required_terms: Vec<&str> = Vec::new();
+    for term in query
         .clauses
         .iter()
         .flat_map(|clause| clause.required.iter().flatten())
-        .map(String::as_str)
-        .collect();
-    let largest_df = postings.values().map(HashMap::len).max().unwrap_or(0);
+    {
+        if !required_terms.contains(&term.as_str()) {
+            required_terms.push(term);
+        }
+    }
+    let largest_df = postings.values().map(Vec::len).max().unwrap_or(0);
     let documents = u64::try_from(largest_df)
         .unwrap_or(u64::MAX)
         .max(table.live_count());
     // Counts far below 2^53: exact as f64.
     let documents = documents as f64;
     let average_length = average_document_length(table)?;
+    let weighted: Vec<(&PostingList, f64)> = required_terms
+        .iter()
+        .filter_map(|term| postings.get(term))
+        .map(|list| {
+            // A count of postings, far below 2^53: exact as f64.
+            let document_frequency = list.len() as f64;
+            let idf =
+                (1.0 + (documents - document_frequency + 0.5) / (document_frequency + 0.5)).ln();
+            (list, idf)
+        })
+        .collect();
     let mut hits: Vec<SearchHit> = matched
         .into_iter()
         .map(|record_id| {
             let mut score = 0.0;
-            for term in &required_terms {
-                let Some(term_postings) = postings.get(term) else {
-                    continue;
-                };
-                let Some(posting) = term_postings.get(&record_id) else {
-                    continue;
-                };
-                let document_frequency = term_postings.len() as f64;
-                let idf = (1.0 + (documents - document_frequency + 0.5) / (document_frequency + 0.5)).ln();
-                let frequency = f64::from(posting.term_frequency);
-                let length = f64::from(posting.document_length);
-                score += idf * frequency * (BM25_K1 + 1.0)
-                    / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length));
+            for (list, idf) in &weighted {
+                if let Some(posting) = find(list, record_id) {
+                    let frequency = f64::from(posting.term_frequency);
+                    let length = f64::from(posting.document_length);
+                    score += idf * frequency * (BM25_K1 + 1.0)
+                        / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length));
+                }
             }
             SearchHit { record_id, score }
         })
@@ -485,14 +530,25 @@ mod tests {
 
     #[test]
     fn tokenizer_lowercases_alphanumeric_runs() {
-        assert_eq!(tokenize("Hello, WORLD! e-mail 42x"), vec!["hello", "world", "e", "mail", "42x"]);
+        assert_eq!(
+            tokenize("Hello, WORLD! e-mail 42x"),
+            vec!["hello", "world", "e", "mail", "42x"]
+        );
     }
 
     #[test]
     fn query_syntax() {
-        let query = parse_search("postgres -mysql \"full text\" or sqlite").unwrap().unwrap();
+        let query = parse_search("postgres -mysql \"full text\" or sqlite")
+            .unwrap()
+            .unwrap();
         assert_eq!(query.clauses.len(), 2);
-        assert_eq!(query.clauses[0].required, vec![vec!["postgres".to_string()], vec!["full".into(), "text".into()]]);
+        assert_eq!(
+            query.clauses[0].required,
+            vec![
+                vec!["postgres".to_string()],
+                vec!["full".into(), "text".into()]
+            ]
+        );
         assert_eq!(query.clauses[0].excluded, vec![vec!["mysql".to_string()]]);
         assert_eq!(query.clauses[1].required, vec![vec!["sqlite".to_string()]]);
         assert!(parse_search("  ").unwrap().is_none());

@@ -29,7 +29,11 @@ pub const OPERATORS: &[&str] = &[
 ];
 
 /// Compiles a structured filter; errors name `parameter`.
-pub fn parse_structured(schema: &TableSchema, value: &Value, parameter: &str) -> DomainResult<Filter> {
+pub fn parse_structured(
+    schema: &TableSchema,
+    value: &Value,
+    parameter: &str,
+) -> DomainResult<Filter> {
     compile(schema, value, parameter, 0)
 }
 
@@ -37,7 +41,12 @@ fn bad(parameter: &str, message: impl Into<String>) -> DomainError {
     DomainError::bad_request(parameter, message)
 }
 
-fn compile(schema: &TableSchema, value: &Value, parameter: &str, depth: usize) -> DomainResult<Filter> {
+fn compile(
+    schema: &TableSchema,
+    value: &Value,
+    parameter: &str,
+    depth: usize,
+) -> DomainResult<Filter> {
     if depth > MAX_NESTING {
         return Err(bad(
             parameter,
@@ -47,13 +56,19 @@ fn compile(schema: &TableSchema, value: &Value, parameter: &str, depth: usize) -
     let Value::Map(entries) = value else {
         return Err(bad(
             parameter,
-            format!("a structured filter must be an object, got {}", value.kind_name()),
+            format!(
+                "a structured filter must be an object, got {}",
+                value.kind_name()
+            ),
         ));
     };
     for combinator in ["and", "or"] {
         if let Some(parts) = entries.get(combinator) {
             let Value::List(parts) = parts else {
-                return Err(bad(parameter, format!("\"{combinator}\" must be an array of conditions")));
+                return Err(bad(
+                    parameter,
+                    format!("\"{combinator}\" must be an array of conditions"),
+                ));
             };
             let compiled = parts
                 .iter()
@@ -67,7 +82,12 @@ fn compile(schema: &TableSchema, value: &Value, parameter: &str, depth: usize) -
         }
     }
     if let Some(inner) = entries.get("not") {
-        return Ok(Filter::Not(Box::new(compile(schema, inner, parameter, depth + 1)?)));
+        return Ok(Filter::Not(Box::new(compile(
+            schema,
+            inner,
+            parameter,
+            depth + 1,
+        )?)));
     }
     let Some(Value::Text(field)) = entries.get("field") else {
         return Err(bad(
@@ -76,7 +96,10 @@ fn compile(schema: &TableSchema, value: &Value, parameter: &str, depth: usize) -
         ));
     };
     let Some(Value::Text(operator)) = entries.get("operator") else {
-        return Err(bad(parameter, format!("condition on '{field}' needs an \"operator\"")));
+        return Err(bad(
+            parameter,
+            format!("condition on '{field}' needs an \"operator\""),
+        ));
     };
     let attribute = Attribute::resolve_for(schema, field, parameter)?;
     let operand = entries.get("value").unwrap_or(&Value::Null);
@@ -84,8 +107,12 @@ fn compile(schema: &TableSchema, value: &Value, parameter: &str, depth: usize) -
 }
 
 fn scalar(operand: &Value, operator: &str, parameter: &str) -> DomainResult<Literal> {
-    Literal::from_value(operand)
-        .ok_or_else(|| bad(parameter, format!("operator {operator} needs a single value")))
+    Literal::from_value(operand).ok_or_else(|| {
+        bad(
+            parameter,
+            format!("operator {operator} needs a single value"),
+        )
+    })
 }
 
 fn condition(
@@ -101,7 +128,9 @@ fn condition(
     };
     let pattern = |shape: LikeShape| -> DomainResult<Filter> {
         let literal = scalar(operand, operator, parameter)?;
-        typing::like(schema, attribute, &literal, shape, false, operator, parameter)
+        typing::like(
+            schema, attribute, &literal, shape, false, operator, parameter,
+        )
     };
     match operator {
         "equals" => comparison(CompareOp::Eq),

@@ -74,7 +74,7 @@ impl AttributeKind {
             Attribute::CreatedBy | Attribute::UpdatedBy => AttributeKind::Text,
             Attribute::Field(field_id) => schema
                 .field_by_id(field_id)
-                .map_or(AttributeKind::Text, |field| AttributeKind::of_field(field)),
+                .map_or(AttributeKind::Text, AttributeKind::of_field),
         }
     }
 
@@ -118,7 +118,12 @@ fn null_error(parameter: &str) -> DomainError {
     DomainError::bad_request(parameter, "null can only be compared with = or !=")
 }
 
-fn operator_error(schema: &TableSchema, attribute: Attribute, operator: &str, parameter: &str) -> DomainError {
+fn operator_error(
+    schema: &TableSchema,
+    attribute: Attribute,
+    operator: &str,
+    parameter: &str,
+) -> DomainError {
     DomainError::bad_request(
         parameter,
         format!(
@@ -283,7 +288,10 @@ pub fn one_of(
     if literals.is_empty() {
         return Err(DomainError::bad_request(
             parameter,
-            format!("IN needs at least one value for {}", attribute_name(schema, attribute)),
+            format!(
+                "IN needs at least one value for {}",
+                attribute_name(schema, attribute)
+            ),
         ));
     }
     let values = literals

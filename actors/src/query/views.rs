@@ -7,7 +7,9 @@ use tabula_storage::{TableSchema, Value, ViewDef};
 use crate::error::{DomainError, DomainResult};
 use crate::query::execute::ListRequest;
 use crate::query::filter::{Attribute, Filter};
-use crate::query::params::{parse_filter_text, parse_group_by, parse_projection, parse_sort, JsonParser};
+use crate::query::params::{
+    parse_filter_text, parse_group_by, parse_projection, parse_sort, JsonParser,
+};
 use crate::query::structured::parse_structured;
 
 fn message_of(error: DomainError) -> String {
@@ -49,11 +51,18 @@ pub fn check_view(schema: &TableSchema, view: &ViewDef) -> Vec<String> {
     }
     if let Some(group_by) = &view.group_by {
         if schema.field_by_name(group_by).is_none() {
-            problems.push(format!("view '{}' groups by unknown field '{group_by}'", view.id));
+            problems.push(format!(
+                "view '{}' groups by unknown field '{group_by}'",
+                view.id
+            ));
         }
     }
     if let Some(sort) = &view.sort {
-        for part in sort.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        for part in sort
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+        {
             let name = part
                 .trim_start_matches(['-', '+'])
                 .split(':')
@@ -61,7 +70,10 @@ pub fn check_view(schema: &TableSchema, view: &ViewDef) -> Vec<String> {
                 .unwrap_or_default()
                 .trim();
             if Attribute::resolve(schema, name).is_err() {
-                problems.push(format!("view '{}' sorts by unknown field '{name}'", view.id));
+                problems.push(format!(
+                    "view '{}' sorts by unknown field '{name}'",
+                    view.id
+                ));
             } else if let Err(error) = parse_sort(schema, part) {
                 problems.push(format!("view '{}' sort: {}", view.id, message_of(error)));
             }

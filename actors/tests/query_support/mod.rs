@@ -56,11 +56,17 @@ pub fn items_schema() -> TableSchema {
         name: "items".into(),
         fields: vec![
             field(1, "title", FieldType::SingleLineText),
-            indexed(options(field(2, "status", FieldType::SingleSelect), &["a", "b", "c", "d"])),
+            indexed(options(
+                field(2, "status", FieldType::SingleSelect),
+                &["a", "b", "c", "d"],
+            )),
             indexed(field(3, "priority", FieldType::Integer)),
             field(4, "score", FieldType::Decimal),
             code,
-            indexed(options(field(6, "tags", FieldType::MultiSelect), &["x", "y", "z"])),
+            indexed(options(
+                field(6, "tags", FieldType::MultiSelect),
+                &["x", "y", "z"],
+            )),
             indexed(field(7, "due", FieldType::Date)),
             field(8, "done", FieldType::Checkbox),
             field(9, "notes", FieldType::LongText),
@@ -226,7 +232,9 @@ fn json_value(characters: &[char], at: &mut usize) -> Result<Value, String> {
                 ("null", Value::Null),
             ] {
                 let end = *at + word.len();
-                if characters.len() >= end && characters[*at..end].iter().collect::<String>() == word {
+                if characters.len() >= end
+                    && characters[*at..end].iter().collect::<String>() == word
+                {
                     *at = end;
                     return Ok(value);
                 }
@@ -297,7 +305,12 @@ pub async fn update(handle: &TableHandle, record_id: u64, fields: Vec<(&str, Val
         expected_updated_at: None,
         user_id: Some("u2".into()),
     };
-    handle.addr.send(message).await.expect("the actor answers").is_ok()
+    handle
+        .addr
+        .send(message)
+        .await
+        .expect("the actor answers")
+        .is_ok()
 }
 
 pub async fn delete(handle: &TableHandle, record_id: u64, permanent: bool) -> bool {
@@ -309,7 +322,12 @@ pub async fn delete(handle: &TableHandle, record_id: u64, permanent: bool) -> bo
         cleared: Vec::new(),
         user_id: Some("u2".into()),
     };
-    handle.addr.send(message).await.expect("the actor answers").is_ok()
+    handle
+        .addr
+        .send(message)
+        .await
+        .expect("the actor answers")
+        .is_ok()
 }
 
 pub fn text(value: &str) -> Value {

@@ -145,6 +145,7 @@ pub fn stored_record(values: BoxedStrategy<Value>) -> BoxedStrategy<StoredRecord
                     deleted_at,
                     deleted_by,
                     cascade_parent: None,
+                    history: Vec::new(),
                 }
             },
         )
@@ -450,6 +451,7 @@ pub fn sample_record(id: u64) -> StoredRecord {
         deleted_at: None,
         deleted_by: None,
         cascade_parent: None,
+        history: Vec::new(),
     }
 }
 

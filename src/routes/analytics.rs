@@ -1,0 +1,396 @@
+//! Analytics over HTTP (SPEC §7): `POST /api/analytics/collect` (CORS, no cookie, 204), the five
+//! reports, and the tracker script. Handlers parse, hand one unit of work to the aggregator
+//! (the collect queue, or a `ReadReport` message) and render the reply.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use actix_cors::Cors;
+use actix_web::http::header;
+use actix_web::{guard, web, HttpRequest, HttpResponse};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::json;
+use tabula_actors::analytics::report::{self, Report, ReportKind};
+use tabula_actors::analytics::{
+    Analytics, AnalyticsSettings, CollectInput, CollectOutcome, PathField, ReadReport,
+};
+use tabula_actors::clock;
+
+use crate::auth::Caller;
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const COLLECT_PATH: &str = "/api/analytics/collect";
+
+/// Collect bodies are a few hundred bytes; anything over this is refused with 413.
+const COLLECT_BODY_LIMIT: usize = 16 * 1024;
+
+/// The tracker served at `/api/analytics/script.js` (≤ 2048 bytes, checked by a test).
+pub const TRACKER_SCRIPT: &str = include_str!("analytics_tracker.js");
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    // CORS only here: any origin, no credentials (`*`), preflight answered by the middleware.
+    let cors = Cors::default()
+        .allow_any_origin()
+        .send_wildcard()
+        .allowed_methods(["POST"])
+        .allow_any_header()
+        .max_age(86_400);
+    // A scope that claims only the collect path, so the middleware wraps nothing else.
+    config.service(
+        web::scope("")
+            .guard(guard::fn_guard(|context| {
+                context.head().uri.path() == COLLECT_PATH
+            }))
+            .app_data(web::PayloadConfig::new(COLLECT_BODY_LIMIT))
+            .wrap(cors)
+            .service(super::resource(COLLECT_PATH).post(collect_page_view)),
+    );
+    config.service(super::resource("/api/analytics/script.js").get(get_tracker_script));
+    config.service(super::resource("/api/analytics/overview").get(get_overview));
+    config.service(super::resource("/api/analytics/pages").get(get_pages));
+    config.service(super::resource("/api/analytics/referrers").get(get_referrers));
+    config.service(super::resource("/api/analytics/devices").get(get_devices));
+    config.service(super::resource("/api/analytics/campaigns").get(get_campaigns));
+}
+
+/// The aggregator's settings from the configuration.
+pub fn settings_from(config: &Config) -> AnalyticsSettings {
+    let analytics = &config.analytics;
+    AnalyticsSettings {
+        app_name: config.app.name.clone(),
+        retention_days: analytics.retention_days,
+        excluded_paths: analytics.excluded_paths.clone(),
+        respect_dnt: analytics.respect_dnt,
+        session_timeout_minutes: u64::from(analytics.session_timeout_minutes),
+        flush_interval_ms: analytics.flush_interval_ms,
+        queue_capacity: analytics.queue_capacity,
+        ..AnalyticsSettings::default()
+    }
+}
+
+fn analytics(state: &AppState) -> ApiResult<&Analytics> {
+    state
+        .analytics
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("Analytics are disabled"))
+}
+
+/// A JSON value that should be a string: the string, or a note that it was something else.
+enum JsonText<'a> {
+    Text(Cow<'a, str>),
+    NotText,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = JsonText<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonText::Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(JsonText::Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(JsonText::Text(Cow::Owned(text)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(JsonText::NotText)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(JsonText::NotText)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(JsonText::NotText)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(JsonText::NotText)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(JsonText::NotText)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(JsonText::NotText)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(JsonText::NotText)
+            }
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+impl<'a> JsonText<'a> {
+    fn text(field: &'a Option<JsonText<'a>>) -> Option<&'a str> {
+        match field {
+            Some(JsonText::Text(text)) => Some(text.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// The collect body: `p` required; the rest optional and ignored when not strings.
+/// (`t`, `sw`, `sh`, `ux`, `ut` are accepted but not rolled up: no report shows them.)
+#[derive(Deserialize)]
+struct CollectBody<'a> {
+    #[serde(borrow, default)]
+    p: Option<JsonText<'a>>,
+    #[serde(borrow, default)]
+    r: Option<JsonText<'a>>,
+    #[serde(borrow, default)]
+    us: Option<JsonText<'a>>,
+    #[serde(borrow, default)]
+    um: Option<JsonText<'a>>,
+    #[serde(borrow, default)]
+    uc: Option<JsonText<'a>>,
+}
+
+/// The client address: the peer, or — when the peer is a trusted proxy — the nearest address
+/// in `X-Forwarded-For` that is not itself a trusted proxy.
+fn client_ip(request: &HttpRequest, trusted_proxies: &[IpAddr]) -> IpAddr {
+    let peer = request
+        .peer_addr()
+        .map(|address| address.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let forwarded = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|address| !trusted_proxies.contains(address))
+        .unwrap_or(peer)
+}
+
+/// 204 when accepted, excluded or not tracked; 400 on a bad `p`; 503 + Retry-After when the
+/// aggregator's queue is full. Never sets a cookie; credentials are not looked at.
+#[utoipa::path(post, path = "/api/analytics/collect", tag = "analytics",
+    request_body(content = String, description = "`{p, t?, r?, sw?, sh?, us?, um?, uc?, ux?, ut?}` as JSON (any content type)"),
+    responses((status = 204, description = "Accepted (or deliberately not counted)"),
+              (status = 400, description = "Missing, empty or non-string `p`, or malformed JSON"),
+              (status = 503, description = "The aggregator is saturated; retry after `Retry-After`")))]
+pub async fn collect_page_view(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let analytics = analytics(&state)?;
+    let parsed: CollectBody<'_> = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::validation("body", format!("Malformed JSON: {error}")))?;
+    let headers = request.headers();
+    let input = CollectInput {
+        path: match &parsed.p {
+            None => PathField::Missing,
+            Some(JsonText::NotText) => PathField::NotText,
+            Some(JsonText::Text(text)) => PathField::Text(text),
+        },
+        referrer: JsonText::text(&parsed.r),
+        utm_source: JsonText::text(&parsed.us),
+        utm_medium: JsonText::text(&parsed.um),
+        utm_campaign: JsonText::text(&parsed.uc),
+        client_ip: client_ip(&request, &state.config.server.trusted_proxies),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or(""),
+        do_not_track: headers
+            .get("dnt")
+            .is_some_and(|value| value.as_bytes().trim_ascii() == b"1"),
+    };
+    match analytics.collect(&input)? {
+        CollectOutcome::Counted | CollectOutcome::Ignored => Ok(HttpResponse::NoContent().finish()),
+        CollectOutcome::QueueFull => Err(ApiError::unavailable(
+            "Analytics ingestion is saturated; retry shortly",
+        )
+        .with_header(header::RETRY_AFTER, "1")),
+    }
+}
+
+/// The tracker: posts a page view on load and on every history navigation.
+#[utoipa::path(get, path = "/api/analytics/script.js", tag = "analytics",
+    responses((status = 200, description = "The tracker script", content_type = "application/javascript")))]
+pub async fn get_tracker_script(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    analytics(&state)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "application/javascript; charset=utf-8",
+        ))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(TRACKER_SCRIPT))
+}
+
+/// `from`, `to` (required), `granularity`, `limit` of every report.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// Start: RFC 3339 or `YYYY-MM-DD` (the hour holding it is included).
+    from: Option<String>,
+    /// End: RFC 3339 (exclusive, to the hour) or `YYYY-MM-DD` (that whole day included).
+    to: Option<String>,
+    /// `hour`, `day` (default), `week` (ISO, Monday) or `month`.
+    granularity: Option<String>,
+    /// Rows per list, 1–1000, default 10.
+    limit: Option<String>,
+}
+
+async fn read_report(
+    state: &AppState,
+    caller: &Caller,
+    query: &ReportQuery,
+    kind: ReportKind,
+) -> ApiResult<Report> {
+    caller.require_analytics_reader()?;
+    let analytics = analytics(state)?;
+    let params = report::parse_params(
+        query.from.as_deref(),
+        query.to.as_deref(),
+        query.granularity.as_deref(),
+        query.limit.as_deref(),
+    )?;
+    Ok(analytics.addr().send(ReadReport { kind, params }).await??)
+}
+
+fn render(report: Report) -> serde_json::Value {
+    match report {
+        Report::Overview(overview) => json!({
+            "summary": {
+                "pageViews": overview.page_views,
+                "uniqueVisitors": overview.unique_visitors,
+                "sessions": overview.sessions,
+                "bounceRate": overview.bounce_rate,
+                "avgSessionSeconds": overview.avg_session_seconds,
+            },
+            "timeSeries": overview.time_series.iter().map(|period| json!({
+                "period": clock::format_ms(period.start_ms),
+                "pageViews": period.page_views,
+                "uniqueVisitors": period.unique_visitors,
+                "sessions": period.sessions,
+            })).collect::<Vec<_>>(),
+        }),
+        Report::Pages(ranking) => json!({
+            "pages": ranking.rows.iter().map(|row| json!({
+                "path": row.name,
+                "pageViews": row.page_views,
+                "uniqueVisitors": row.unique_visitors,
+            })).collect::<Vec<_>>(),
+            "total": ranking.total,
+        }),
+        Report::Referrers(ranking) => json!({
+            "referrers": ranking.rows.iter().map(|row| json!({
+                "domain": row.name,
+                "pageViews": row.page_views,
+                "uniqueVisitors": row.unique_visitors,
+            })).collect::<Vec<_>>(),
+            "total": ranking.total,
+        }),
+        Report::Devices(devices) => {
+            let shares = |rows: &[report::ShareRow]| {
+                rows.iter()
+                    .map(|row| json!({"name": row.name, "count": row.count, "percentage": row.percentage}))
+                    .collect::<Vec<_>>()
+            };
+            json!({
+                "deviceTypes": shares(&devices.device_types),
+                "browsers": shares(&devices.browsers),
+                "operatingSystems": shares(&devices.operating_systems),
+            })
+        }
+        Report::Campaigns(ranking) => json!({
+            "campaigns": ranking.rows.iter().map(|row| json!({
+                "source": row.source,
+                "medium": row.medium,
+                "campaign": row.campaign,
+                "pageViews": row.page_views,
+                "uniqueVisitors": row.unique_visitors,
+            })).collect::<Vec<_>>(),
+            "total": ranking.total,
+        }),
+    }
+}
+
+/// Renders a computed report as its JSON body (also used by the volume bench).
+pub fn render_report(report: Report) -> serde_json::Value {
+    render(report)
+}
+
+/// `{summary:{pageViews,uniqueVisitors,sessions,bounceRate,avgSessionSeconds}, timeSeries:[…]}`.
+#[utoipa::path(get, path = "/api/analytics/overview", tag = "analytics", params(ReportQuery),
+    responses((status = 200, description = "Totals and a time series (ascending, empty periods as 0)"),
+              (status = 400, description = "Missing or invalid parameters, one `errors` item each")))]
+pub async fn get_overview(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ReportQuery>,
+) -> ApiResult<HttpResponse> {
+    let report = read_report(&state, &caller, &query, ReportKind::Overview).await?;
+    Ok(HttpResponse::Ok().json(render(report)))
+}
+
+/// `{pages:[{path,pageViews,uniqueVisitors}], total}` by views, descending.
+#[utoipa::path(get, path = "/api/analytics/pages", tag = "analytics", params(ReportQuery),
+    responses((status = 200, description = "Top pages"),
+              (status = 400, description = "Missing or invalid parameters")))]
+pub async fn get_pages(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ReportQuery>,
+) -> ApiResult<HttpResponse> {
+    let report = read_report(&state, &caller, &query, ReportKind::Pages).await?;
+    Ok(HttpResponse::Ok().json(render(report)))
+}
+
+/// `{referrers:[{domain|null,pageViews,uniqueVisitors}], total}`; `null` is direct traffic.
+#[utoipa::path(get, path = "/api/analytics/referrers", tag = "analytics", params(ReportQuery),
+    responses((status = 200, description = "Top referrer domains"),
+              (status = 400, description = "Missing or invalid parameters")))]
+pub async fn get_referrers(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ReportQuery>,
+) -> ApiResult<HttpResponse> {
+    let report = read_report(&state, &caller, &query, ReportKind::Referrers).await?;
+    Ok(HttpResponse::Ok().json(render(report)))
+}
+
+/// `{deviceTypes,browsers,operatingSystems}`, each `[{name,count,percentage}]`.
+#[utoipa::path(get, path = "/api/analytics/devices", tag = "analytics", params(ReportQuery),
+    responses((status = 200, description = "Page views by device type, browser and OS"),
+              (status = 400, description = "Missing or invalid parameters")))]
+pub async fn get_devices(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ReportQuery>,
+) -> ApiResult<HttpResponse> {
+    let report = read_report(&state, &caller, &query, ReportKind::Devices).await?;
+    Ok(HttpResponse::Ok().json(render(report)))
+}
+
+/// `{campaigns:[{source,medium,campaign,pageViews,uniqueVisitors}], total}`.
+#[utoipa::path(get, path = "/api/analytics/campaigns", tag = "analytics", params(ReportQuery),
+    responses((status = 200, description = "Top UTM campaigns"),
+              (status = 400, description = "Missing or invalid parameters")))]
+pub async fn get_campaigns(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ReportQuery>,
+) -> ApiResult<HttpResponse> {
+    let report = read_report(&state, &caller, &query, ReportKind::Campaigns).await?;
+    Ok(HttpResponse::Ok().json(render(report)))
+}

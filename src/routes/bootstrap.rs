@@ -1,0 +1,36 @@
+//! `POST /api/admin/bootstrap/claim` (SPEC §1): the first admin, created with the one-time token
+//! logged at start while no account exists; 404 once any account exists.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::auth::request_credential;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::auth::{body_object, new_account, signed_in_response};
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(super::resource("/api/admin/bootstrap/claim").post(claim_bootstrap));
+}
+
+/// Creates the first admin (`Authorization: Bearer <bootstrap token>`, `{email, password,
+/// name}`) and signs it in → 201 `{token, user}` + cookie.
+#[utoipa::path(post, path = "/api/admin/bootstrap/claim", tag = "auth",
+    request_body(content = serde_json::Value, description = "`{email, password, name}`"),
+    responses((status = 201, description = "`{token, user}` of the new admin, and the session cookie"),
+              (status = 400, description = "Invalid email or password"),
+              (status = 401, description = "Missing, wrong or expired bootstrap token"),
+              (status = 404, description = "An account exists already")))]
+pub async fn claim_bootstrap(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    if state.accounts.has_users()? {
+        return Err(ApiError::not_found("Route not found"));
+    }
+    let token = request_credential(&request).unwrap_or_default();
+    let account = new_account(&body_object(&body)?, false)?;
+    let signed_in = state.accounts.claim_bootstrap(&token, account).await?;
+    Ok(signed_in_response(&state, StatusCode::CREATED, &signed_in))
+}
