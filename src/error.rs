@@ -69,7 +69,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub errors: Vec<FieldError>,
-    pub details: Option<serde_json::Value>,
+    /// Boxed: rare, and it keeps `ApiError` (every handler's `Err`) small.
+    pub details: Option<Box<serde_json::Value>>,
     /// Extra response headers (`Allow`, `Retry-After`).
     pub headers: Vec<(header::HeaderName, String)>,
     /// The internal cause, logged and never sent.
@@ -130,7 +131,7 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -148,7 +149,7 @@ impl ApiError {
                 .map(|error| json!({"field": error.field, "message": error.message}))
                 .collect();
         }
-        let mut details = self.details.clone();
+        let mut details = self.details.as_deref().cloned();
         if self.code == ErrorCode::InternalError {
             let request_id = current_request_id().unwrap_or_default();
             tracing::error!(

@@ -227,7 +227,7 @@ fn model_shares(events: &[Event], range: HourRange, part: usize) -> Vec<(String,
         .into_iter()
         .map(|(name, count)| (name, count, two_decimals(count as f64 * 100.0 / all as f64)))
         .collect();
-    rows.sort_by(|left, right| right.1.cmp(&left.1));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1));
     rows
 }
 

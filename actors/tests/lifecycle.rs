@@ -169,7 +169,7 @@ fn pick_trashed(handle: &TableHandle, pick: u8) -> u64 {
         .trashed_ids()
         .collect::<Result<_, _>>()
         .expect("readable");
-    if trashed.is_empty() || pick % 8 == 0 {
+    if trashed.is_empty() || pick.is_multiple_of(8) {
         return pick_id(handle, pick);
     }
     trashed[usize::from(pick) % trashed.len()]

@@ -164,7 +164,7 @@ pub async fn create_records(
     let schema = &access.schema;
     let body = CreatedBody {
         created: created.len(),
-        records: return_records.then(|| rendered(&handle.shared.store, &schema, &created)),
+        records: return_records.then(|| rendered(&handle.shared.store, schema, &created)),
     };
     Ok(HttpResponse::build(StatusCode::CREATED).json(body))
 }
@@ -235,7 +235,7 @@ pub async fn update_records(
     let schema = &access.schema;
     let body = UpdatedBody {
         updated: updated.len(),
-        records: return_records.then(|| rendered(&handle.shared.store, &schema, &updated)),
+        records: return_records.then(|| rendered(&handle.shared.store, schema, &updated)),
     };
     Ok(HttpResponse::Ok().json(body))
 }
@@ -384,7 +384,7 @@ pub async fn upsert_records(
         .await??;
     let schema = &access.schema;
     let body = UpsertBody {
-        records: return_records.then(|| rendered(&handle.shared.store, &schema, &outcome.records)),
+        records: return_records.then(|| rendered(&handle.shared.store, schema, &outcome.records)),
         created: outcome.created,
         updated: outcome.updated,
     };

@@ -179,7 +179,7 @@ impl Pagination {
             None => (-1, -1, page.has_more),
         };
         Pagination {
-            page: if limit == 0 { 1 } else { offset / limit + 1 },
+            page: offset.checked_div(limit).map_or(1, |pages| pages + 1),
             limit,
             offset,
             total,
@@ -328,7 +328,7 @@ pub async fn list_records(
         &state.registry,
         access.principal(),
         &handle.shared.store,
-        &schema,
+        schema,
         &list_request,
         &page,
     )

@@ -46,7 +46,7 @@ pub async fn list_trash(
         &state.registry,
         access.principal(),
         &handle.shared.store,
-        &schema,
+        schema,
         &list_request,
         &page,
     )
@@ -75,7 +75,7 @@ pub async fn restore_record(
     let schema = &access.schema;
     Ok(HttpResponse::Ok().json(RestoredBody {
         success: true,
-        record: CountedRecord::read(&handle.shared.store, &schema, &record),
+        record: CountedRecord::read(&handle.shared.store, schema, &record),
     }))
 }
 

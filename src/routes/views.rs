@@ -47,7 +47,7 @@ pub async fn get_view(
     let (table, view) = path.into_inner();
     let access = caller.table(&state, &table, Action::Read)?;
     let schema = &access.schema;
-    let view = query::find_view(&schema, &view)?;
+    let view = query::find_view(schema, &view)?;
     Ok(HttpResponse::Ok().json(json!({ "view": view })))
 }
 
@@ -75,7 +75,7 @@ pub async fn list_view_records(
         &state.registry,
         access.principal(),
         &handle.shared.store,
-        &schema,
+        schema,
         &list_request,
         &page,
     )

@@ -713,7 +713,7 @@ impl<'a> Reader<'a> {
                 })
                 .collect();
             // BTreeMap order is by name; a stable sort by count keeps names ascending in ties.
-            rows.sort_by(|left, right| right.count.cmp(&left.count));
+            rows.sort_by_key(|row| std::cmp::Reverse(row.count));
             rows.truncate(params.limit);
             rows
         };
