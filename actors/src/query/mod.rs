@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod counts;
 pub mod execute;
+pub mod export;
 pub mod expand;
 pub mod expression;
 pub mod filter;
@@ -14,6 +15,7 @@ pub mod formula;
 pub mod params;
 pub mod plan;
 pub mod search;
+pub mod sql;
 pub mod structured;
 pub mod typing;
 pub mod views;
