@@ -94,7 +94,10 @@ fn strip_bom(bytes: &[u8]) -> &[u8] {
 // Export
 
 /// The fields an export writes: the projection (`fields=`) in schema order, else every field.
-pub fn exported_fields<'s>(schema: &'s TableSchema, projection: Option<&[u32]>) -> Vec<&'s FieldDef> {
+pub fn exported_fields<'s>(
+    schema: &'s TableSchema,
+    projection: Option<&[u32]>,
+) -> Vec<&'s FieldDef> {
     schema
         .fields
         .iter()
@@ -213,7 +216,8 @@ pub fn export_to(
     out.write_all(&writer.start().map_err(io)?).map_err(io)?;
     for page in ExportPages::new(&access.handle.shared, request, EXPORT_PAGE_SIZE) {
         let page = page.map_err(|error| error.to_string())?;
-        out.write_all(&writer.page(&page).map_err(io)?).map_err(io)?;
+        out.write_all(&writer.page(&page).map_err(io)?)
+            .map_err(io)?;
         progress(writer.written());
     }
     out.write_all(&writer.finish()).map_err(io)?;
@@ -321,21 +325,34 @@ pub fn csv_value(field: Option<&FieldDef>, cell: &str) -> Value {
 /// The rows of a CSV import (header row first), converted by the types of `schema` (the
 /// caller's view of the table). A header naming a field the caller does not know is an error
 /// of row 0; a row with the wrong number of cells, an error of that row.
-pub fn parse_csv(schema: &TableSchema, body: &[u8]) -> Result<Vec<Vec<(String, Value)>>, Vec<RowError>> {
+pub fn parse_csv(
+    schema: &TableSchema,
+    body: &[u8],
+) -> Result<Vec<Vec<(String, Value)>>, Vec<RowError>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .from_reader(strip_bom(body));
     let header: Vec<String> = match reader.headers() {
         Ok(header) => header.iter().map(|name| name.trim().to_owned()).collect(),
-        Err(error) => return Err(vec![RowError::new(0, "body", format!("Invalid CSV: {error}"))]),
+        Err(error) => {
+            return Err(vec![RowError::new(
+                0,
+                "body",
+                format!("Invalid CSV: {error}"),
+            )])
+        }
     };
     let mut errors = Vec::new();
     let mut columns: Vec<Option<&FieldDef>> = Vec::with_capacity(header.len());
     let mut seen: Vec<&str> = Vec::new();
     for name in &header {
         if seen.contains(&name.as_str()) {
-            errors.push(RowError::new(0, name, format!("Column '{name}' appears twice")));
+            errors.push(RowError::new(
+                0,
+                name,
+                format!("Column '{name}' appears twice"),
+            ));
         }
         seen.push(name);
         if skipped_column(schema, name) {
@@ -351,7 +368,11 @@ pub fn parse_csv(schema: &TableSchema, body: &[u8]) -> Result<Vec<Vec<(String, V
         }
     }
     if header.is_empty() || header.iter().all(String::is_empty) {
-        errors.push(RowError::new(0, "body", "The CSV needs a header row of field names"));
+        errors.push(RowError::new(
+            0,
+            "body",
+            "The CSV needs a header row of field names",
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -480,7 +501,11 @@ fn batch_item_field(field: &str) -> Option<(usize, String)> {
 }
 
 /// A chunk's failure as row errors (`first_row` is the 1-based row of its first item).
-fn chunk_errors(error: DomainError, first_row: u64, rows: usize) -> Result<Vec<RowError>, DomainError> {
+fn chunk_errors(
+    error: DomainError,
+    first_row: u64,
+    rows: usize,
+) -> Result<Vec<RowError>, DomainError> {
     let to_row = |index: usize| first_row.saturating_add(u64::try_from(index).unwrap_or(u64::MAX));
     let field_errors = |errors: Vec<FieldError>| -> Vec<RowError> {
         errors
@@ -560,7 +585,8 @@ pub async fn import_rows(
                 if atomic {
                     return Err(match error {
                         DomainError::Validation(_) | DomainError::BadRequest { .. } => {
-                            let errors = chunk_errors(error, first_row, size).map_err(ApiError::from)?;
+                            let errors =
+                                chunk_errors(error, first_row, size).map_err(ApiError::from)?;
                             rows_failed(&errors)
                         }
                         other => ApiError::from(other),

@@ -88,8 +88,7 @@ pub async fn export_records(
         if !send(writer.start()) {
             return;
         }
-        let pages =
-            ExportPages::with_limit(&shared, &list_request, EXPORT_PAGE_SIZE, max_records);
+        let pages = ExportPages::with_limit(&shared, &list_request, EXPORT_PAGE_SIZE, max_records);
         for page in pages {
             let chunk = match page {
                 Ok(records) => writer.page(&records),

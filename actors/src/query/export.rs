@@ -94,7 +94,9 @@ impl<'a> ExportPages<'a> {
                 if let (Some(first), Some(value)) = (keys.first(), values.first()) {
                     if let Attribute::Field(field_id) = first.attribute {
                         let schema = self.table.schema();
-                        if !first.descending && !value.is_null() && indexable_field(&schema, field_id)
+                        if !first.descending
+                            && !value.is_null()
+                            && indexable_field(&schema, field_id)
                         {
                             // Ascending, so everything after the cursor is >= its value (and
                             // not null, since nulls sort first): the planner can seek there.

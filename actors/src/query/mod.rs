@@ -7,8 +7,8 @@
 pub mod aggregate;
 pub mod counts;
 pub mod execute;
-pub mod export;
 pub mod expand;
+pub mod export;
 pub mod expression;
 pub mod filter;
 pub mod formula;

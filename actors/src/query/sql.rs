@@ -7,9 +7,9 @@
 use std::cmp::Ordering;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
-    ObjectName, OrderByExpr, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    UnaryOperator, Value as SqlValue,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectName,
+    OrderByExpr, Query, Select, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator,
+    Value as SqlValue,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -162,8 +162,12 @@ fn compile(registry: &Registry, principal: &Principal, query: &Query) -> DomainR
         SetExpr::Query(_) => return Err(unsupported("subqueries")),
         SetExpr::SetOperation { op, .. } => return Err(unsupported(format!("{op}"))),
         SetExpr::Values(_) => return Err(unsupported("VALUES")),
-        SetExpr::Insert(_) => return Err(unsupported("INSERT statements (only SELECT is allowed)")),
-        SetExpr::Update(_) => return Err(unsupported("UPDATE statements (only SELECT is allowed)")),
+        SetExpr::Insert(_) => {
+            return Err(unsupported("INSERT statements (only SELECT is allowed)"))
+        }
+        SetExpr::Update(_) => {
+            return Err(unsupported("UPDATE statements (only SELECT is allowed)"))
+        }
         SetExpr::Table(_) => return Err(unsupported("TABLE statements")),
     };
     check_select_clauses(select)?;
@@ -307,7 +311,9 @@ fn from_table(
         });
     };
     if args.is_some() || !with_hints.is_empty() || version.is_some() || !partitions.is_empty() {
-        return Err(unsupported("table arguments, hints, versions or partitions"));
+        return Err(unsupported(
+            "table arguments, hints, versions or partitions",
+        ));
     }
     let table_name = single_name(name)?;
     let handle = registry
@@ -359,16 +365,16 @@ impl Names<'_> {
                 _ => Err(unsupported(format!("column reference '{expr}'"))),
             },
             Expr::Nested(inner) => self.attribute(inner),
-            other => Err(unsupported(format!("expression '{other}' (expected a column)"))),
+            other => Err(unsupported(format!(
+                "expression '{other}' (expected a column)"
+            ))),
         }
     }
 
     fn column_type(&self, attribute: Attribute) -> String {
         match attribute {
             Attribute::Id => "id".into(),
-            Attribute::CreatedAt | Attribute::UpdatedAt | Attribute::DeletedAt => {
-                "datetime".into()
-            }
+            Attribute::CreatedAt | Attribute::UpdatedAt | Attribute::DeletedAt => "datetime".into(),
             Attribute::CreatedBy | Attribute::UpdatedBy => "user".into(),
             Attribute::Field(field_id) => self
                 .schema
@@ -498,14 +504,18 @@ fn aggregate_output(names: &Names, function: &sqlparser::ast::Function) -> Domai
         return Err(unsupported(format!("{name} without an argument list")));
     };
     if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
-        return Err(unsupported(format!("{name}(DISTINCT …) and argument clauses")));
+        return Err(unsupported(format!(
+            "{name}(DISTINCT …) and argument clauses"
+        )));
     }
     let argument = match list.args.as_slice() {
         [FunctionArg::Unnamed(argument)] => argument,
         _ => return Err(invalid(format!("{name} takes exactly one argument"))),
     };
     match (kind, argument) {
-        (Function::Count, FunctionArgExpr::Wildcard) => Ok(Output::Aggregate(Function::Count, None)),
+        (Function::Count, FunctionArgExpr::Wildcard) => {
+            Ok(Output::Aggregate(Function::Count, None))
+        }
         (Function::Count, _) => Err(unsupported(
             "COUNT(column) (use COUNT(*) with WHERE column IS NOT NULL)",
         )),
@@ -539,7 +549,9 @@ fn order_key(
     key: &OrderByExpr,
 ) -> DomainResult<(OrderTarget, bool)> {
     if key.nulls_first.is_some() || key.with_fill.is_some() {
-        return Err(unsupported("NULLS FIRST/LAST and WITH FILL (nulls always sort first)"));
+        return Err(unsupported(
+            "NULLS FIRST/LAST and WITH FILL (nulls always sort first)",
+        ));
     }
     let descending = key.asc == Some(false);
     // An output column by alias (or by its default name), or by position (`ORDER BY 2`).
@@ -548,7 +560,11 @@ fn order_key(
             .parse::<usize>()
             .ok()
             .filter(|position| (1..=columns.len()).contains(position))
-            .ok_or_else(|| invalid(format!("ORDER BY position {text} is not in the select list")))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "ORDER BY position {text} is not in the select list"
+                ))
+            })?;
         return column_target(columns, position - 1, grouped, descending);
     }
     if let Expr::Identifier(ident) = &key.expr {
@@ -591,7 +607,9 @@ fn column_target(
 ) -> DomainResult<(OrderTarget, bool)> {
     match (&columns[index].output, grouped) {
         (_, true) => Ok((OrderTarget::Column(index), descending)),
-        (Output::Attribute(attribute), false) => Ok((OrderTarget::Attribute(*attribute), descending)),
+        (Output::Attribute(attribute), false) => {
+            Ok((OrderTarget::Attribute(*attribute), descending))
+        }
         (Output::Aggregate(..), false) => Err(invalid("ORDER BY an aggregate needs GROUP BY")),
     }
 }
@@ -670,13 +688,25 @@ fn compile_where(names: &Names, expr: &Expr, depth: usize) -> DomainResult<Filte
         Expr::UnaryOp {
             op: UnaryOperator::Not,
             expr,
-        } => Ok(Filter::Not(Box::new(compile_where(names, expr, depth + 1)?))),
-        Expr::IsNull(inner) => {
-            typing::compare(schema, names.attribute(inner)?, CompareOp::Eq, &Literal::Null, PARAMETER)
-        }
-        Expr::IsNotNull(inner) => {
-            typing::compare(schema, names.attribute(inner)?, CompareOp::Ne, &Literal::Null, PARAMETER)
-        }
+        } => Ok(Filter::Not(Box::new(compile_where(
+            names,
+            expr,
+            depth + 1,
+        )?))),
+        Expr::IsNull(inner) => typing::compare(
+            schema,
+            names.attribute(inner)?,
+            CompareOp::Eq,
+            &Literal::Null,
+            PARAMETER,
+        ),
+        Expr::IsNotNull(inner) => typing::compare(
+            schema,
+            names.attribute(inner)?,
+            CompareOp::Ne,
+            &Literal::Null,
+            PARAMETER,
+        ),
         Expr::InList {
             expr: inner,
             list,
@@ -687,7 +717,9 @@ fn compile_where(names: &Names, expr: &Expr, depth: usize) -> DomainResult<Filte
                 .iter()
                 .map(|item| {
                     literal(item).unwrap_or_else(|| {
-                        Err(unsupported(format!("IN list item '{item}' (literals only)")))
+                        Err(unsupported(format!(
+                            "IN list item '{item}' (literals only)"
+                        )))
                     })
                 })
                 .collect::<DomainResult<Vec<Literal>>>()?;
@@ -711,7 +743,9 @@ fn compile_where(names: &Names, expr: &Expr, depth: usize) -> DomainResult<Filte
             let attribute = names.attribute(inner)?;
             let bound = |expr: &Expr| {
                 literal(expr).unwrap_or_else(|| {
-                    Err(unsupported(format!("BETWEEN bound '{expr}' (literals only)")))
+                    Err(unsupported(format!(
+                        "BETWEEN bound '{expr}' (literals only)"
+                    )))
                 })
             };
             let filter = Filter::And(vec![
@@ -739,18 +773,32 @@ fn compile_where(names: &Names, expr: &Expr, depth: usize) -> DomainResult<Filte
             escape_char,
         } => {
             if *any || escape_char.is_some() {
-                return Err(unsupported("LIKE ANY and LIKE … ESCAPE (the escape is '\\')"));
+                return Err(unsupported(
+                    "LIKE ANY and LIKE … ESCAPE (the escape is '\\')",
+                ));
             }
             let attribute = names.attribute(inner)?;
             let operand = literal(pattern).unwrap_or_else(|| {
-                Err(unsupported(format!("LIKE pattern '{pattern}' (literals only)")))
+                Err(unsupported(format!(
+                    "LIKE pattern '{pattern}' (literals only)"
+                )))
             })?;
             let Literal::Text(text) = &operand else {
                 return Err(invalid("LIKE needs a text pattern"));
             };
             // Validates the column's type; SQL patterns are used exactly as written.
-            match typing::like(schema, attribute, &operand, LikeShape::Pattern, *negated, "LIKE", PARAMETER)? {
-                Filter::Like { attribute, negated, .. } => Ok(Filter::Like {
+            match typing::like(
+                schema,
+                attribute,
+                &operand,
+                LikeShape::Pattern,
+                *negated,
+                "LIKE",
+                PARAMETER,
+            )? {
+                Filter::Like {
+                    attribute, negated, ..
+                } => Ok(Filter::Like {
                     attribute,
                     pattern: text.clone(),
                     negated,
@@ -766,7 +814,13 @@ fn compile_where(names: &Names, expr: &Expr, depth: usize) -> DomainResult<Filte
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
             // A bare boolean column: `WHERE done`.
             let attribute = names.attribute(expr)?;
-            typing::compare(schema, attribute, CompareOp::Eq, &Literal::Bool(true), PARAMETER)
+            typing::compare(
+                schema,
+                attribute,
+                CompareOp::Eq,
+                &Literal::Bool(true),
+                PARAMETER,
+            )
         }
         other => Err(unsupported(format!("WHERE expression '{other}'"))),
     }
@@ -908,9 +962,7 @@ impl Compiled {
         let mut rows: Vec<Vec<Value>> = match (&page.groups, &page.aggregations) {
             (Some(groups), _) => groups
                 .iter()
-                .map(|group| {
-                    self.row_of(Some(&group.name), group.aggregations.as_ref())
-                })
+                .map(|group| self.row_of(Some(&group.name), group.aggregations.as_ref()))
                 .collect(),
             (None, aggregations) => vec![self.row_of(None, aggregations.as_ref())],
         };
@@ -921,7 +973,11 @@ impl Compiled {
                         continue;
                     };
                     let ordering = compare_values(&left[*index], &right[*index]);
-                    let ordering = if *descending { ordering.reverse() } else { ordering };
+                    let ordering = if *descending {
+                        ordering.reverse()
+                    } else {
+                        ordering
+                    };
                     if ordering != Ordering::Equal {
                         return ordering;
                     }
@@ -959,7 +1015,9 @@ impl Compiled {
                         Function::Min => &aggregations.min,
                         _ => &aggregations.max,
                     };
-                    map.get(&field_name(field_id)).cloned().unwrap_or(Value::Null)
+                    map.get(&field_name(field_id))
+                        .cloned()
+                        .unwrap_or(Value::Null)
                 }
                 Output::Aggregate(_, None) => Value::Null,
             })
