@@ -74,9 +74,6 @@ pub struct ApiError {
     pub headers: Vec<(header::HeaderName, String)>,
     /// The internal cause, logged and never sent.
     pub cause: Option<String>,
-    /// `errors[]` items of another shape than `{field, message}` (an import's
-    /// `{row, field, message}`); when set they replace `errors`.
-    pub row_errors: Option<Vec<serde_json::Value>>,
 }
 
 impl ApiError {
@@ -88,7 +85,6 @@ impl ApiError {
             details: None,
             headers: Vec::new(),
             cause: None,
-            row_errors: None,
         }
     }
 
@@ -133,12 +129,6 @@ impl ApiError {
         self
     }
 
-    /// Replaces `errors[]` with items of another shape (`{row, field, message}`).
-    pub fn with_row_errors(mut self, errors: Vec<serde_json::Value>) -> Self {
-        self.row_errors = Some(errors);
-        self
-    }
-
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
@@ -155,11 +145,13 @@ impl ApiError {
             body["errors"] = self
                 .errors
                 .iter()
-                .map(|error| json!({"field": error.field, "message": error.message}))
+                .map(|error| match error.row {
+                    None => json!({"field": error.field, "message": error.message}),
+                    Some(row) => {
+                        json!({"row": row, "field": error.field, "message": error.message})
+                    }
+                })
                 .collect();
-        }
-        if let Some(rows) = &self.row_errors {
-            body["errors"] = serde_json::Value::Array(rows.clone());
         }
         let mut details = self.details.clone();
         if self.code == ErrorCode::InternalError {

@@ -170,14 +170,13 @@ pub fn import(args: &ImportArgs) -> Result<(), String> {
                 Ok(outcome) => report(&args.table, &outcome),
                 Err(error) => {
                     let rows: Vec<crate::transfer::RowError> = error
-                        .row_errors
+                        .errors
                         .iter()
-                        .flatten()
                         .filter_map(|item| {
                             Some(crate::transfer::RowError::new(
-                                item["row"].as_u64()?,
-                                item["field"].as_str().unwrap_or_default(),
-                                item["message"].as_str().unwrap_or_default(),
+                                item.row?,
+                                &item.field,
+                                &item.message,
                             ))
                         })
                         .collect();

@@ -253,7 +253,12 @@ impl RowError {
 
 /// The 400 of an import that wrote nothing: `errors[{row, field, message}]`.
 pub fn rows_failed(errors: &[RowError]) -> ApiError {
-    ApiError::fields(Vec::new()).with_row_errors(errors.iter().map(RowError::to_json).collect())
+    ApiError::fields(
+        errors
+            .iter()
+            .map(|error| FieldError::in_row(error.row, &error.field, &error.message))
+            .collect(),
+    )
 }
 
 /// Whether an input column is left out of an import: system attributes (`id`, `createdAt`, …)

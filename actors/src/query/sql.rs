@@ -222,7 +222,7 @@ fn compile(registry: &Registry, principal: &Principal, query: &Query) -> DomainR
     }
     let mut order = Vec::new();
     if let Some(order_by) = &query.order_by {
-        if !order_by.interpolate.is_none() {
+        if order_by.interpolate.is_some() {
             return Err(unsupported("ORDER BY … INTERPOLATE"));
         }
         for key in &order_by.exprs {
