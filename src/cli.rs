@@ -1,6 +1,7 @@
 //! The command line (clap): `tabula [serve [--config PATH] [--data-dir DIR] [--port N]
-//! [--host HOST]]`. Flags only carry values into [`LoadOptions`]; environment variables and
-//! precedence are the config module's job, so every source of settings is resolved in one place.
+//! [--host HOST]]`, `tabula export --table T …`, `tabula import --table T --input FILE …`.
+//! Flags only carry values into [`LoadOptions`]; environment variables and precedence are the
+//! config module's job, so every source of settings is resolved in one place.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,61 @@ pub enum Command {
     /// Serve the API (the default). Flags override the TABULA_* environment, which overrides
     /// the config file.
     Serve(ServeArgs),
+    /// Export a table's records as CSV or JSON, straight from the data directory (the server
+    /// must not be running on it).
+    Export(ExportArgs),
+    /// Import records from a CSV or JSON file, straight into the data directory (the server
+    /// must not be running on it).
+    Import(ImportArgs),
+}
+
+/// The flags of `tabula export`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ExportArgs {
+    /// The table (name or id).
+    #[arg(long)]
+    pub table: String,
+    /// `csv` or `json` [default: from the output's extension, else json].
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The file to write [default: stdout].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A filter in any spelling of the list endpoint (`status='done'`).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// A sort (`-priority,title`).
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// The fields to export (`title,status`); `id` always is.
+    #[arg(long)]
+    pub fields: Option<String>,
+    /// The config file [default: ./config.toml if present, else the built-in demo app].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The data directory [config: server.data_dir; env TABULA_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The flags of `tabula import`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ImportArgs {
+    /// The table (name or id).
+    #[arg(long)]
+    pub table: String,
+    /// The CSV or JSON file to read.
+    #[arg(long, short, value_name = "FILE")]
+    pub input: PathBuf,
+    /// `csv` or `json` [default: from the file's extension, else guessed from its content].
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The config file [default: ./config.toml if present, else the built-in demo app].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The data directory [config: server.data_dir; env TABULA_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The flags of `tabula serve`.

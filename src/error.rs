@@ -146,7 +146,12 @@ impl ApiError {
             body["errors"] = self
                 .errors
                 .iter()
-                .map(|error| json!({"field": error.field, "message": error.message}))
+                .map(|error| match error.row {
+                    None => json!({"field": error.field, "message": error.message}),
+                    Some(row) => {
+                        json!({"row": row, "field": error.field, "message": error.message})
+                    }
+                })
                 .collect();
         }
         let mut details = self.details.as_deref().cloned();

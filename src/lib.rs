@@ -6,10 +6,12 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod json;
+pub mod offline;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod transfer;
 
 pub use server::{create_app, run, serve};

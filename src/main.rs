@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Serve(args)) => tabula::serve(&args),
+        Some(Command::Export(args)) => tabula::offline::export(&args),
+        Some(Command::Import(args)) => tabula::offline::import(&args),
         None => tabula::serve(&ServeArgs::default()),
     };
     match outcome {

@@ -9,6 +9,8 @@ use thiserror::Error;
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// The input row the problem is in (imports: `errors[{row, field, message}]`).
+    pub row: Option<u64>,
 }
 
 impl FieldError {
@@ -16,6 +18,15 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
+            row: None,
+        }
+    }
+
+    /// A problem with one row of an import.
+    pub fn in_row(row: u64, field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            row: Some(row),
+            ..FieldError::new(field, message)
         }
     }
 }

@@ -10,8 +10,10 @@ pub mod comments;
 pub mod health;
 pub mod history;
 pub mod openapi;
+pub mod query;
 pub mod records;
 pub mod tables;
+pub mod transfer;
 pub mod trash;
 pub mod views;
 
@@ -33,10 +35,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
     // Before records: `/records/batch` and `/records/upsert` would otherwise be taken as ids.
     batch::configure(config);
     records::configure(config);
+    transfer::configure(config);
     trash::configure(config);
     history::configure(config);
     comments::configure(config);
     activity::configure(config);
+    query::configure(config);
     openapi::configure(config);
 }
 

@@ -62,6 +62,9 @@ use crate::state::AppState;
         routes::auth::list_api_keys,
         routes::auth::delete_api_key,
         routes::bootstrap::claim_bootstrap,
+        routes::transfer::export_records,
+        routes::transfer::import_records,
+        routes::query::run_query,
         get_openapi,
     ),
     tags(
@@ -76,6 +79,8 @@ use crate::state::AppState;
         (name = "activity", description = "The activity log"),
         (name = "analytics", description = "Cookie-free page-view analytics"),
         (name = "auth", description = "Accounts, sessions, API keys and the first admin"),
+        (name = "transfer", description = "Export and import of records"),
+        (name = "query", description = "Read-only SQL for admins"),
         (name = "meta", description = "This document"),
     )
 )]

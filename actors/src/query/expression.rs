@@ -509,7 +509,7 @@ fn print_into(schema: &TableSchema, filter: &Filter, out: &mut String) -> Option
             out.push_str(if *negated { " !~ " } else { " ~ " });
             print_text(pattern, out);
         }
-        Filter::Not(_) | Filter::IsEmpty { .. } => return None,
+        Filter::Not(_) | Filter::IsEmpty { .. } | Filter::After { .. } => return None,
     }
     Some(())
 }

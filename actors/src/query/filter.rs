@@ -12,6 +12,7 @@ use tabula_storage::keys::ordered_f64_bits;
 use tabula_storage::{FieldType, StoredRecord, TableSchema, Value};
 
 use crate::error::{DomainError, DomainResult};
+use crate::query::execute::SortKey;
 
 /// What a filter or sort refers to: a system attribute or a field (by id, so renames are safe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -185,6 +186,15 @@ pub enum Filter {
     IsEmpty {
         attribute: Attribute,
     },
+    /// The record comes after a cursor in a sort order (the sort keys, then id ascending,
+    /// exactly as `execute::compare_records` orders records): the keyset step of a scan that
+    /// pages through a sorted set without an offset (exports). `values` are the cursor
+    /// record's values of `keys`, `id` its id. Never produced by a filter spelling.
+    After {
+        keys: Vec<SortKey>,
+        values: Vec<Value>,
+        id: u64,
+    },
 }
 
 impl Filter {
@@ -267,6 +277,20 @@ impl Filter {
                 found != *negated
             }
             Filter::IsEmpty { attribute } => attribute.value_ref(record).is_empty_value(),
+            Filter::After { keys, values, id } => {
+                for (key, cursor) in keys.iter().zip(values) {
+                    let ordering = compare_values(&key.attribute.value_ref(record), cursor);
+                    let ordering = if key.descending {
+                        ordering.reverse()
+                    } else {
+                        ordering
+                    };
+                    if ordering != Ordering::Equal {
+                        return ordering == Ordering::Greater;
+                    }
+                }
+                record.id > *id
+            }
         }
     }
 
@@ -281,6 +305,7 @@ impl Filter {
             | Filter::In { attribute, .. }
             | Filter::Like { attribute, .. }
             | Filter::IsEmpty { attribute } => out.push(*attribute),
+            Filter::After { keys, .. } => out.extend(keys.iter().map(|key| key.attribute)),
         }
     }
 }
