@@ -1,5 +1,6 @@
 //! The command line (clap): `tabula [serve [--config PATH] [--data-dir DIR] [--port N]
-//! [--host HOST]]`. Flags only carry values into [`LoadOptions`]; environment variables and
+//! [--host HOST]]` and `tabula admin create --email E --password P [--name N] [--config PATH]
+//! [--data-dir DIR]`. Flags only carry values into [`LoadOptions`]; environment variables and
 //! precedence are the config module's job, so every source of settings is resolved in one place.
 
 use std::path::PathBuf;
@@ -23,6 +24,47 @@ pub enum Command {
     /// Serve the API (the default). Flags override the TABULA_* environment, which overrides
     /// the config file.
     Serve(ServeArgs),
+    /// Administer the data directory offline (the server must not be running on it).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// The subcommands of `tabula admin`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account in the data directory, with no server running.
+    Create(AdminCreateArgs),
+}
+
+/// The flags of `tabula admin create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct AdminCreateArgs {
+    /// The new admin's email (its sign-in name).
+    #[arg(long, value_name = "EMAIL")]
+    pub email: String,
+    /// The new admin's password (at least 8 characters).
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: String,
+    /// The new admin's display name.
+    #[arg(long, value_name = "NAME", default_value = "Admin")]
+    pub name: String,
+    /// The config file that names the data directory, as for `serve`.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The data directory, as for `serve` [config: server.data_dir; env TABULA_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl AdminCreateArgs {
+    /// The flags as the config loader takes them (only the file and the data directory).
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            config_path: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            ..LoadOptions::default()
+        }
+    }
 }
 
 /// The flags of `tabula serve`.
@@ -102,6 +144,37 @@ mod tests {
                 port: Some(8080),
                 host: Some("0.0.0.0".to_owned()),
             }
+        );
+    }
+
+    #[test]
+    fn admin_create_takes_an_account_and_the_data_directory() {
+        let cli = parse(&[
+            "admin",
+            "create",
+            "--email",
+            "boss@example.com",
+            "--password",
+            "long enough",
+            "--data-dir",
+            "/srv/data",
+        ])
+        .expect("parses");
+        let Some(Command::Admin(AdminCommand::Create(args))) = cli.command else {
+            panic!("expected admin create");
+        };
+        assert_eq!(args.email, "boss@example.com");
+        assert_eq!(args.name, "Admin", "the default name");
+        assert_eq!(
+            args.load_options(),
+            LoadOptions {
+                data_dir: Some(PathBuf::from("/srv/data")),
+                ..LoadOptions::default()
+            }
+        );
+        assert!(
+            parse(&["admin", "create", "--email", "a@b.c"]).is_err(),
+            "a password is required"
         );
     }
 

@@ -3,12 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tabula::cli::{Cli, Command, ServeArgs};
+use tabula::cli::{AdminCommand, Cli, Command, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Serve(args)) => tabula::serve(&args),
+        Some(Command::Admin(AdminCommand::Create(args))) => {
+            tabula::offline_admin::create_admin(&args).map(|done| println!("{done}"))
+        }
         None => tabula::serve(&ServeArgs::default()),
     };
     match outcome {

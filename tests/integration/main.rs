@@ -1,6 +1,7 @@
 //! The one integration-test binary: every module boots the real app (in-process through
 //! `create_app`, or the real `tabula` binary over a socket) on temporary data directories.
 
+mod accounts_process;
 mod activity;
 mod analytics;
 mod common;
