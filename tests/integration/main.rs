@@ -4,6 +4,7 @@
 mod accounts_process;
 mod activity;
 mod analytics;
+mod auth;
 mod common;
 mod errors;
 mod lifecycle;
