@@ -12,6 +12,7 @@ mod listing;
 mod openapi;
 mod permissions;
 mod process;
+mod rate_limits;
 mod records;
 mod supervision;
 mod tables;
