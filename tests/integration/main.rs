@@ -7,6 +7,7 @@ mod analytics;
 mod auth;
 mod common;
 mod errors;
+mod field_access;
 mod lifecycle;
 mod listing;
 mod openapi;

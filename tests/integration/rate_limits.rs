@@ -62,8 +62,8 @@ async fn brute_forcing_a_sign_in_is_stopped_per_client_ip() {
     let right = sign_in_request(STRANGER, crate::common::TEST_PASSWORD);
     assert_limited(&send_request(&service, right).await, 60);
     // A spoofed X-Forwarded-For from a peer that is not a trusted proxy changes nothing.
-    let spoofed = sign_in_request(STRANGER, "guess guess")
-        .insert_header(("x-forwarded-for", "192.0.2.77"));
+    let spoofed =
+        sign_in_request(STRANGER, "guess guess").insert_header(("x-forwarded-for", "192.0.2.77"));
     assert_limited(&send_request(&service, spoofed).await, 60);
     // Another address has its own budget.
     let neighbour = send_request(
@@ -73,7 +73,11 @@ async fn brute_forcing_a_sign_in_is_stopped_per_client_ip() {
     .await;
     assert_eq!(neighbour.status.as_u16(), 200, "{:?}", neighbour.body);
     // Other groups are not affected.
-    let health = send_request(&service, from(STRANGER, TestRequest::get().uri("/api/health"))).await;
+    let health = send_request(
+        &service,
+        from(STRANGER, TestRequest::get().uri("/api/health")),
+    )
+    .await;
     assert_eq!(health.status.as_u16(), 200);
 }
 
@@ -93,7 +97,10 @@ async fn a_trusted_proxy_passes_on_the_client_address() {
             .await
             .assert_error(401, "UNAUTHORIZED");
     }
-    assert_limited(&send_request(&service, through_proxy("192.0.2.1")).await, 60);
+    assert_limited(
+        &send_request(&service, through_proxy("192.0.2.1")).await,
+        60,
+    );
     // A different client behind the same proxy is a different budget.
     send_request(&service, through_proxy("192.0.2.2"))
         .await
@@ -120,7 +127,10 @@ async fn authenticated_callers_are_limited_per_account_or_key() {
     .await;
     let key = key.body["key"].as_str().expect("a key").to_owned();
     let list = |token: &str| {
-        let request = from(STRANGER, TestRequest::get().uri("/api/tables/tasks/records"));
+        let request = from(
+            STRANGER,
+            TestRequest::get().uri("/api/tables/tasks/records"),
+        );
         if token.is_empty() {
             request
         } else {
@@ -128,7 +138,10 @@ async fn authenticated_callers_are_limited_per_account_or_key() {
         }
     };
     for _ in 0..2 {
-        assert_eq!(send_request(&service, list(&first)).await.status.as_u16(), 200);
+        assert_eq!(
+            send_request(&service, list(&first)).await.status.as_u16(),
+            200
+        );
     }
     assert_limited(&send_request(&service, list(&first)).await, 60);
     // Same address, other identities: their own budgets.
@@ -159,9 +172,9 @@ fn one_of_each_group(member: &str, record_path: &str) -> Vec<(&'static str, u64,
             60,
             from(
                 STRANGER,
-                TestRequest::post().uri("/api/auth/sign-up/email").set_json(
-                    json!({"email": "x@example.com", "password": "long enough pw"}),
-                ),
+                TestRequest::post()
+                    .uri("/api/auth/sign-up/email")
+                    .set_json(json!({"email": "x@example.com", "password": "long enough pw"})),
             ),
         ),
         (
