@@ -350,7 +350,7 @@ async fn the_permission_matrix_follows_the_policy() {
                 .await;
                 assert_eq!(deleted.status.as_u16(), 204);
             }
-            let records = format!("/api/tables/notes/records");
+            let records = "/api/tables/notes/records".to_owned();
             let record = format!("{records}/{id}");
             let (method, path, body) = match op {
                 Op::List => (Method::GET, records.clone(), None),
