@@ -61,6 +61,11 @@ async fn brute_forcing_a_sign_in_is_stopped_per_client_ip() {
     // Every attempt counted: now even the right password is refused.
     let right = sign_in_request(STRANGER, crate::common::TEST_PASSWORD);
     assert_limited(&send_request(&service, right).await, 60);
+    // Credentials sent along do not buy more guesses: sign-in is always counted by IP.
+    let member = app.token_for("guesser@example.com", "member").await;
+    let with_session = sign_in_request(STRANGER, "guess guess")
+        .insert_header(("authorization", format!("Bearer {member}")));
+    assert_limited(&send_request(&service, with_session).await, 60);
     // A spoofed X-Forwarded-For from a peer that is not a trusted proxy changes nothing.
     let spoofed =
         sign_in_request(STRANGER, "guess guess").insert_header(("x-forwarded-for", "192.0.2.77"));
