@@ -179,11 +179,7 @@ impl RateLimiter {
 /// own.
 fn client_key(limiter: &RateLimiter, group: Group, request: &ServiceRequest) -> String {
     let by_identity = !matches!(group, Group::SignIn | Group::SignUp);
-    if let Some(caller) = request
-        .extensions()
-        .get::<Caller>()
-        .filter(|_| by_identity)
-    {
+    if let Some(caller) = request.extensions().get::<Caller>().filter(|_| by_identity) {
         if let Some(key) = caller.key.as_deref() {
             return format!("key:{}", key.id);
         }
