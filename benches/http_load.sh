@@ -18,14 +18,28 @@ cargo build --release --quiet
 binary="${CARGO_TARGET_DIR:-$(pwd)/target}/release/tabula"
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-(cd "$work" && TABULA_LOG=warn exec taskset -c 0 "$binary" serve --port "$port" --data-dir "$work/data") &
+# The demo app with auth on as shipped, every rate limit off (one client far over any limit);
+# the requests are an admin's, with a bearer session token (TOKEN, read by the wrk scripts).
+python3 - "$work/bench.toml" <<'PY'
+import re, sys
+text = open("config.toml").read()
+text = re.sub(r'^(sign_in|sign_up|password|tables_get|tables_post|activity_get|admin_per_second) = \d+$',
+              r'\1 = 0', text, flags=re.M)
+open(sys.argv[1], "w").write(text)
+PY
+(cd "$work" && TABULA_LOG=warn TABULA_ADMIN_EMAIL=bench@example.com TABULA_ADMIN_PASSWORD=bench-password-1 \
+  exec taskset -c 0 "$binary" serve --config "$work/bench.toml" --port "$port" --data-dir "$work/data") &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 base="http://127.0.0.1:$port"
 for _ in $(seq 200); do curl -sf "$base/api/health" >/dev/null && break; sleep 0.1; done
+TOKEN=$(curl -s -X POST "$base/api/auth/sign-in/email" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench-password-1"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+export TOKEN
 
 record_count() {
-  curl -s "$base/api/tables/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["table"]["recordCount"])'
+  curl -s -H "Authorization: Bearer $TOKEN" "$base/api/tables/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["table"]["recordCount"])'
 }
 measure() { grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'; }
 

@@ -1,5 +1,6 @@
 //! The command line (clap): `tabula [serve [--config PATH] [--data-dir DIR] [--port N]
-//! [--host HOST]]`, `tabula export --table T …`, `tabula import --table T --input FILE …`.
+//! [--host HOST]]`, `tabula export --table T …`, `tabula import --table T --input FILE …`,
+//! `tabula admin create --email E --password P [--name N] [--config PATH] [--data-dir DIR]`.
 //! Flags only carry values into [`LoadOptions`]; environment variables and precedence are the
 //! config module's job, so every source of settings is resolved in one place.
 
@@ -30,6 +31,9 @@ pub enum Command {
     /// Import records from a CSV or JSON file, straight into the data directory (the server
     /// must not be running on it).
     Import(ImportArgs),
+    /// Administer the data directory offline (the server must not be running on it).
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 /// The flags of `tabula export`.
@@ -79,6 +83,44 @@ pub struct ImportArgs {
     /// The data directory [config: server.data_dir; env TABULA_DATA_DIR].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// The subcommands of `tabula admin`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account in the data directory, with no server running.
+    Create(AdminCreateArgs),
+}
+
+/// The flags of `tabula admin create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct AdminCreateArgs {
+    /// The new admin's email (its sign-in name).
+    #[arg(long, value_name = "EMAIL")]
+    pub email: String,
+    /// The new admin's password (at least 8 characters).
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: String,
+    /// The new admin's display name.
+    #[arg(long, value_name = "NAME", default_value = "Admin")]
+    pub name: String,
+    /// The config file that names the data directory, as for `serve`.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The data directory, as for `serve` [config: server.data_dir; env TABULA_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl AdminCreateArgs {
+    /// The flags as the config loader takes them (only the file and the data directory).
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            config_path: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            ..LoadOptions::default()
+        }
+    }
 }
 
 /// The flags of `tabula serve`.
@@ -165,5 +207,36 @@ mod tests {
     fn a_bad_port_or_an_unknown_flag_is_refused() {
         assert!(parse(&["serve", "--port", "99999"]).is_err());
         assert!(parse(&["serve", "--prot", "80"]).is_err());
+    }
+
+    #[test]
+    fn admin_create_takes_an_account_and_the_data_directory() {
+        let cli = parse(&[
+            "admin",
+            "create",
+            "--email",
+            "boss@example.com",
+            "--password",
+            "long enough",
+            "--data-dir",
+            "/srv/data",
+        ])
+        .expect("parses");
+        let Some(Command::Admin(AdminCommand::Create(args))) = cli.command else {
+            panic!("expected admin create");
+        };
+        assert_eq!(args.email, "boss@example.com");
+        assert_eq!(args.name, "Admin", "the default name");
+        assert_eq!(
+            args.load_options(),
+            LoadOptions {
+                data_dir: Some(PathBuf::from("/srv/data")),
+                ..LoadOptions::default()
+            }
+        );
+        assert!(
+            parse(&["admin", "create", "--email", "a@b.c"]).is_err(),
+            "a password is required"
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod offline;
+pub mod offline_admin;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

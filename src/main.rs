@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tabula::cli::{Cli, Command, ServeArgs};
+use tabula::cli::{AdminCommand, Cli, Command, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -11,6 +11,9 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => tabula::serve(&args),
         Some(Command::Export(args)) => tabula::offline::export(&args),
         Some(Command::Import(args)) => tabula::offline::import(&args),
+        Some(Command::Admin(AdminCommand::Create(args))) => {
+            tabula::offline_admin::create_admin(&args).map(|done| println!("{done}"))
+        }
         None => tabula::serve(&ServeArgs::default()),
     };
     match outcome {

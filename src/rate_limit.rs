@@ -1,5 +1,5 @@
 //! Rate limits (SPEC §8): sliding windows per route group, keyed by the account or API key when
-//! the caller is authenticated and by client IP otherwise. `X-Forwarded-For` is believed only
+//! the caller is authenticated and by client IP otherwise (sign-in and sign-up: always the IP). `X-Forwarded-For` is believed only
 //! when the peer is one of `server.trusted_proxies`. Every admitted attempt counts, whatever its
 //! outcome; over the limit the answer is 429 RATE_LIMITED with `Retry-After` in whole seconds
 //! until a request would be admitted. A limit of 0 is off.
@@ -173,9 +173,13 @@ impl RateLimiter {
     }
 }
 
-/// The key a request is limited under: its account or API key, else its client IP.
-fn client_key(limiter: &RateLimiter, request: &ServiceRequest) -> String {
-    if let Some(caller) = request.extensions().get::<Caller>() {
+/// The key a request is limited under: its account or API key, else its client IP. Sign-in and
+/// sign-up are always counted by IP: they are attempts to become someone, and keying them by a
+/// credential sent along would let one client multiply its guesses with accounts or keys of its
+/// own.
+fn client_key(limiter: &RateLimiter, group: Group, request: &ServiceRequest) -> String {
+    let by_identity = !matches!(group, Group::SignIn | Group::SignUp);
+    if let Some(caller) = request.extensions().get::<Caller>().filter(|_| by_identity) {
         if let Some(key) = caller.key.as_deref() {
             return format!("key:{}", key.id);
         }
@@ -204,7 +208,7 @@ pub async fn enforce(
     if let (Some(state), Some(group)) = (state, group) {
         let limiter = &state.rate_limiter;
         if limiter.limit(group).0 > 0 {
-            let client = client_key(limiter, &request);
+            let client = client_key(limiter, group, &request);
             if let Err(retry_after) = limiter.admit(group, &client, Instant::now()) {
                 let response =
                     ApiError::new(ErrorCode::RateLimited, "Too many requests; retry later")

@@ -108,7 +108,12 @@ async fn first_admin(state: &AppState) -> Result<(), String> {
                 .accounts
                 .ensure_admin(&email, &password)
                 .await
-                .map_err(|error| format!("{ENV_ADMIN_EMAIL}/{ENV_ADMIN_PASSWORD}: {error}"))?;
+                .map_err(|error| {
+                    format!(
+                        "cannot create the admin of {ENV_ADMIN_EMAIL}/{ENV_ADMIN_PASSWORD}: {}",
+                        tabula_actors::accounts::describe(&error)
+                    )
+                })?;
             if created {
                 tracing::info!(email = %email, "admin account created from {ENV_ADMIN_EMAIL}");
             }

@@ -303,6 +303,34 @@ pub fn new_user_record(
     }
 }
 
+/// The problems of a validation error as one line (`password: Password must be at least 8
+/// characters`), for messages outside HTTP (start-up, the command line).
+pub fn describe(error: &DomainError) -> String {
+    match error {
+        DomainError::Validation(errors) if !errors.is_empty() => errors
+            .iter()
+            .map(|error| format!("{}: {}", error.field, error.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// `tabula admin create`: an admin account written straight into `store`, with no server
+/// running (the accounts actor is not started; the caller holds the store). Checked like any new
+/// account; a taken email is a conflict. Durable when it returns.
+pub fn create_admin_offline(store: &Store, account: NewAccount) -> DomainResult<User> {
+    let account = NewAccount {
+        role: Some(ADMIN_ROLE.into()),
+        ..account
+    };
+    let (email, name, role) = checked_account(&account, ADMIN_ROLE)?;
+    let hash = secrets::hash_password(&account.password).map_err(DomainError::Unavailable)?;
+    let record = new_user_record(email, name, role, hash, clock::now_ms());
+    AccountStore::open(store)?.create_user_now(&record)?;
+    Ok(record.user)
+}
+
 impl Accounts {
     /// Opens `sys/accounts` and starts the accounts actor on a thread of its own. Must run
     /// inside an actix system.

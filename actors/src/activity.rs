@@ -3,7 +3,7 @@
 //! id (ids come from one store-wide monotonic generator), filters and pages them. Also the
 //! background retention purge, which asks each table's actor to drop its expired entries.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use tabula_storage::StorageResult;
 use crate::clock;
 use crate::error::{DomainError, DomainResult};
 use crate::history::{name_change, NamedChange};
+use crate::query::filter::Filter;
 use crate::registry::{Registry, TableHandle};
 use crate::table::{PurgeActivity, TableActor};
 
@@ -158,6 +159,18 @@ type EntryStream = Box<dyn Iterator<Item = StorageResult<ChangeEntry>>>;
 
 /// The matching entries of every served table (or the named one), merged newest first.
 pub fn list_activity(registry: &Registry, query: &ActivityQuery) -> DomainResult<ActivityPage> {
+    list_visible_activity(registry, query, &HashMap::new())
+}
+
+/// [`list_activity`] for a caller under row rules (table id → the rule with `@user.*` filled
+/// in): an entry of such a table is listed only when its record, as it is now, matches the
+/// rule — the same test as the detail endpoint, so a permanently deleted record's entries are
+/// no longer listed to them.
+pub fn list_visible_activity(
+    registry: &Registry,
+    query: &ActivityQuery,
+    row_rules: &HashMap<u32, Filter>,
+) -> DomainResult<ActivityPage> {
     let mut tables: Vec<TableHandle> = match &query.table {
         Some(name) => registry.resolve(name).into_iter().collect(),
         None => registry.all(),
@@ -165,7 +178,10 @@ pub fn list_activity(registry: &Registry, query: &ActivityQuery) -> DomainResult
     if let Some(readable) = &query.readable_tables {
         tables.retain(|handle| readable.contains(&handle.shared.id));
     }
-    let fast_total = if query.unfiltered() {
+    let ruled = tables
+        .iter()
+        .any(|handle| row_rules.contains_key(&handle.shared.id));
+    let fast_total = if query.unfiltered() && !ruled {
         let mut total = 0u64;
         for handle in &tables {
             let count = handle.shared.store.activity_len()?;
@@ -180,12 +196,22 @@ pub fn list_activity(registry: &Registry, query: &ActivityQuery) -> DomainResult
     let mut heap = BinaryHeap::new();
     for (index, handle) in tables.iter().enumerate() {
         let filter = query.clone();
+        let rule = row_rules.get(&handle.shared.id).cloned();
+        let records = handle.shared.store.clone();
         let mut stream: EntryStream =
-            Box::new(
-                handle.shared.store.activity(true).filter(move |entry| {
-                    entry.as_ref().map_or(true, |entry| filter.matches(entry))
-                }),
-            );
+            Box::new(handle.shared.store.activity(true).filter(move |entry| {
+                let Ok(entry) = entry else {
+                    return true;
+                };
+                filter.matches(entry)
+                    && rule
+                        .as_ref()
+                        .is_none_or(|rule| match records.get_record(entry.record_id) {
+                            Ok(record) => record.is_some_and(|record| rule.matches(&record)),
+                            // A read error hides the entry rather than failing the whole page.
+                            Err(_) => false,
+                        })
+            }));
         let head = stream.next().transpose()?;
         if let Some(entry) = &head {
             heap.push((entry.id, index));

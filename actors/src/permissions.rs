@@ -348,6 +348,19 @@ impl ReadAccess for Principal {
     fn can_read_field(&self, table: &TableSchema, field: &FieldDef) -> bool {
         self.reads_field(table, field)
     }
+
+    /// A rule that does not compile (a schema changed since start-up) shows no record.
+    fn row_rule(&self, table: &TableSchema) -> Option<Filter> {
+        if self.unrestricted() {
+            return None;
+        }
+        let text = table
+            .permissions
+            .row_filter
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())?;
+        Some(compile_row_filter(table, text, self).unwrap_or_else(|_| Filter::Or(Vec::new())))
+    }
 }
 
 /// What one caller may do with one table, computed once per request.
@@ -570,6 +583,11 @@ impl TableAccess {
     /// Whether a row rule narrows what this caller sees of the table.
     pub fn has_row_rule(&self) -> bool {
         self.row_filter.is_some()
+    }
+
+    /// The row rule with `@user.*` filled in, if one narrows what this caller sees.
+    pub fn row_rule(&self) -> Option<&Filter> {
+        self.row_filter.as_ref()
     }
 
     /// Whether the row rule lets the caller see `record`.

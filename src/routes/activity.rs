@@ -3,7 +3,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
-use tabula_actors::activity::{activity_entry, list_activity, parse_activity_query, ActivityItem};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tabula_actors::accounts::User;
+use tabula_actors::activity::{
+    activity_entry, list_visible_activity, parse_activity_query, ActivityItem,
+};
 use tabula_actors::clock;
 use tabula_actors::permissions;
 
@@ -19,7 +25,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(super::resource("/api/activity/{id}").get(get_activity));
 }
 
-/// Who made a change (`null` until there are accounts).
+/// Who made a change: the account's name and email while it exists (`null` once removed).
 #[derive(Serialize)]
 struct ActivityUser<'a> {
     id: &'a str,
@@ -44,16 +50,17 @@ struct ActivityView<'a> {
 }
 
 impl<'a> ActivityView<'a> {
-    fn of(item: &'a ActivityItem) -> Self {
+    fn of(item: &'a ActivityItem, users: &'a HashMap<String, Arc<User>>) -> Self {
         let entry = &item.entry;
+        let account = |id: &str| users.get(id);
         ActivityView {
             id: entry.id.to_string(),
             created_at: clock::format_ms(entry.at),
             user_id: entry.user_id.as_deref(),
             user: entry.user_id.as_deref().map(|id| ActivityUser {
                 id,
-                name: None,
-                email: None,
+                name: account(id).map(|user| user.name.as_str()),
+                email: account(id).map(|user| user.email.as_str()),
             }),
             action: entry.action.name(),
             table_id: entry.table_id,
@@ -97,13 +104,27 @@ pub async fn list_activities(
 ) -> ApiResult<HttpResponse> {
     caller.require_activity_reader()?;
     let mut query = parse_activity_query(&query_pairs(&request)?)?;
+    let mut row_rules = HashMap::new();
     if !caller.unrestricted() {
         let readable = permissions::readable_tables(&caller, &state.registry);
         query.readable_tables = Some(readable.iter().map(|handle| handle.shared.id).collect());
+        for handle in readable {
+            let table_id = handle.shared.id;
+            if let Some(access) = permissions::table_access(&caller, handle)? {
+                if let Some(rule) = access.row_rule() {
+                    row_rules.insert(table_id, rule.clone());
+                }
+            }
+        }
     }
-    let page = list_activity(&state.registry, &query)?;
+    let page = list_visible_activity(&state.registry, &query, &row_rules)?;
+    let users = acting_users(&state, &page.items)?;
     let body = ActivityListBody {
-        activities: page.items.iter().map(ActivityView::of).collect(),
+        activities: page
+            .items
+            .iter()
+            .map(|item| ActivityView::of(item, &users))
+            .collect(),
         pagination: ActivityPagination {
             total: page.total,
             page: query.page,
@@ -145,5 +166,22 @@ pub async fn get_activity(
     if let Some(changes) = &mut item.changes {
         access.strip_change(changes);
     }
-    Ok(HttpResponse::Ok().json(ActivityView::of(&item)))
+    let users = acting_users(&state, std::slice::from_ref(&item))?;
+    Ok(HttpResponse::Ok().json(ActivityView::of(&item, &users)))
+}
+
+/// The accounts that made the changes of `items` (from the accounts' cache), by id.
+fn acting_users(state: &AppState, items: &[ActivityItem]) -> ApiResult<HashMap<String, Arc<User>>> {
+    let mut users = HashMap::new();
+    for user_id in items
+        .iter()
+        .filter_map(|item| item.entry.user_id.as_deref())
+    {
+        if !users.contains_key(user_id) {
+            if let Some(user) = state.accounts.user(user_id)? {
+                users.insert(user_id.to_owned(), user);
+            }
+        }
+    }
+    Ok(users)
 }

@@ -1,16 +1,20 @@
 //! The one integration-test binary: every module boots the real app (in-process through
 //! `create_app`, or the real `tabula` binary over a socket) on temporary data directories.
 
+mod accounts_process;
 mod activity;
 mod analytics;
+mod auth;
 mod common;
 mod errors;
 mod export_import;
+mod field_access;
 mod lifecycle;
 mod listing;
 mod openapi;
 mod permissions;
 mod process;
+mod rate_limits;
 mod records;
 mod sql;
 mod supervision;

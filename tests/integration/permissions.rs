@@ -350,7 +350,7 @@ async fn the_permission_matrix_follows_the_policy() {
                 .await;
                 assert_eq!(deleted.status.as_u16(), 204);
             }
-            let records = "/api/tables/notes/records".to_string();
+            let records = "/api/tables/notes/records".to_owned();
             let record = format!("{records}/{id}");
             let (method, path, body) = match op {
                 Op::List => (Method::GET, records.clone(), None),
@@ -691,6 +691,10 @@ async fn writes_carry_the_acting_user() {
     let activity = send_as(&service, &member, Method::GET, "/api/activity", None).await;
     assert_eq!(activity.status.as_u16(), 200, "{:?}", activity.body);
     assert_eq!(activity.body["activities"][0]["userId"], json!(member_id));
+    assert_eq!(
+        activity.body["activities"][0]["user"],
+        json!({"id": member_id, "name": "member", "email": "member@matrix.test"})
+    );
     let viewer = app.token_for("viewer@matrix.test", "viewer").await;
     send_as(&service, &viewer, Method::GET, "/api/activity", None)
         .await

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
@@ -19,13 +19,13 @@ fn free_port() -> u16 {
 }
 
 /// A running `tabula serve`.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(working_dir: &Path, args: &[&str]) -> Server {
+    pub(crate) fn start(working_dir: &Path, args: &[&str]) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tabula"))
             .current_dir(working_dir)
@@ -46,7 +46,7 @@ impl Server {
         server
     }
 
-    fn wait_healthy(&self) {
+    pub(crate) fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = client();
         while Instant::now() < deadline {
@@ -60,7 +60,7 @@ impl Server {
         panic!("the server did not become healthy");
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -69,7 +69,7 @@ impl Server {
     }
 
     /// Waits for the process to exit and returns its exit code (None when killed by a signal).
-    fn wait_exit(mut self) -> Option<i32> {
+    pub(crate) fn wait_exit(mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait works") {
@@ -106,14 +106,14 @@ fn unthrottled_demo_config(directory: &Path) -> std::path::PathBuf {
     path
 }
 
-fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("an HTTP client")
 }
 
-fn post_json(base: &str, path: &str, body: &Json, token: &str) -> (u16, Json) {
+pub(crate) fn post_json(base: &str, path: &str, body: &Json, token: &str) -> (u16, Json) {
     let response = client()
         .post(format!("{base}{path}"))
         .bearer_auth(token)
@@ -124,7 +124,7 @@ fn post_json(base: &str, path: &str, body: &Json, token: &str) -> (u16, Json) {
     (status, response.json().unwrap_or(Json::Null))
 }
 
-fn get_json(base: &str, path: &str, token: &str) -> (u16, Json) {
+pub(crate) fn get_json(base: &str, path: &str, token: &str) -> (u16, Json) {
     let response = client()
         .get(format!("{base}{path}"))
         .bearer_auth(token)
@@ -191,7 +191,7 @@ fn serves_the_demo_app_with_no_config_and_shuts_down_cleanly() {
     assert_eq!(server.wait_exit(), Some(0));
 }
 
-fn run_to_exit(args: &[&str], working_dir: &Path) -> (Option<i32>, String) {
+pub(crate) fn run_to_exit(args: &[&str], working_dir: &Path) -> (Option<i32>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tabula"))
         .current_dir(working_dir)
         .args(args)

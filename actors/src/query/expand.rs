@@ -1,8 +1,8 @@
 //! `expand=`: resolves relationship names on a page of records into the related records —
 //! a many-to-one relationship field gives one record, a reverse `<table>_via_<field>` name gives
 //! the records of `<table>` whose `<field>` points here — nested up to two levels
-//! (`project.client`). Only live related records are expanded; fields the caller may not read
-//! are removed from them.
+//! (`project.client`). Only live related records the caller may see (its row rule on the related
+//! table) are expanded; fields the caller may not read are removed from them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tabula_storage::{FieldDef, FieldType, StoredRecord, TableSchema, Value};
 
 use crate::error::{DomainError, DomainResult};
+use crate::query::filter::Filter;
 use crate::query::plan::indexable_field;
 use crate::registry::{Registry, TableHandle};
 
@@ -25,6 +26,16 @@ pub trait ReadAccess {
     fn can_read_field(&self, _table: &TableSchema, _field: &FieldDef) -> bool {
         true
     }
+    /// The row rule that narrows which records of `table` the caller sees (`None`: all).
+    fn row_rule(&self, _table: &TableSchema) -> Option<Filter> {
+        None
+    }
+}
+
+/// Whether a related record is shown: live, and inside the caller's row rule (checked on the
+/// whole record, before its unreadable fields are removed).
+fn shown(record: &StoredRecord, rule: Option<&Filter>) -> bool {
+    !record.is_deleted() && rule.is_none_or(|rule| rule.matches(record))
 }
 
 /// Reads everything (admins, or before permissions apply).
@@ -216,6 +227,7 @@ fn expand_level(
         match &node.relation {
             Relation::Forward { field_id, target } => {
                 let target_schema = target.shared.schema();
+                let rule = access.row_rule(&target_schema);
                 let mut wanted: Vec<u64> = records
                     .iter()
                     .filter_map(|record| related_id(record.value(*field_id)))
@@ -225,7 +237,7 @@ fn expand_level(
                 let mut found = Vec::new();
                 for id in wanted {
                     if let Some(related) = target.shared.store.get_record(id)? {
-                        if !related.is_deleted() {
+                        if shown(&related, rule.as_ref()) {
                             found.push(readable(&target_schema, related, access));
                         }
                     }
@@ -256,6 +268,7 @@ fn expand_level(
             }
             Relation::Reverse { child, field_id } => {
                 let child_schema = child.shared.schema();
+                let rule = access.row_rule(&child_schema);
                 let parents: HashSet<u64> = records.iter().map(|record| record.id).collect();
                 let mut children: BTreeMap<u64, Vec<StoredRecord>> = BTreeMap::new();
                 if indexable_field(&child_schema, *field_id) {
@@ -273,7 +286,7 @@ fn expand_level(
                                 break;
                             }
                             if let Some(record) = child.shared.store.get_record(id?)? {
-                                if !record.is_deleted() {
+                                if shown(&record, rule.as_ref()) {
                                     list.push(record);
                                 }
                             }
@@ -283,7 +296,7 @@ fn expand_level(
                 } else {
                     for record in child.shared.store.records(None, false) {
                         let record = record?;
-                        if record.is_deleted() {
+                        if !shown(&record, rule.as_ref()) {
                             continue;
                         }
                         if let Some(parent) =
