@@ -11,5 +11,6 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use server::{create_app, run, serve};

@@ -62,6 +62,21 @@ use crate::state::AppState;
         routes::auth::list_api_keys,
         routes::auth::delete_api_key,
         routes::bootstrap::claim_bootstrap,
+        routes::collections::list_collection,
+        routes::collections::create_collection_record,
+        routes::collections::get_collection_record,
+        routes::collections::update_collection_record,
+        routes::collections::delete_collection_record,
+        routes::collections::batch_collection,
+        routes::collections::get_schema,
+        routes::sonic::list_sonic_records,
+        routes::sonic::create_sonic_record,
+        routes::sonic::get_sonic_record,
+        routes::sonic::update_sonic_record,
+        routes::sonic::delete_sonic_record,
+        routes::realtime::stream_changes,
+        routes::webhooks::list_deliveries,
+        routes::scalar::get_explorer,
         get_openapi,
     ),
     tags(
@@ -76,7 +91,9 @@ use crate::state::AppState;
         (name = "activity", description = "The activity log"),
         (name = "analytics", description = "Cookie-free page-view analytics"),
         (name = "auth", description = "Accounts, sessions, API keys and the first admin"),
-        (name = "meta", description = "This document"),
+        (name = "dialects", description = "Compatibility dialects: AYB `/api/collections`, SonicJs `/v1`"),
+        (name = "realtime", description = "Server-Sent Events of committed changes, and webhooks"),
+        (name = "meta", description = "This document and the explorer"),
     )
 )]
 pub struct ApiDoc;
