@@ -4,6 +4,7 @@
 mod activity;
 mod analytics;
 mod common;
+mod dialects;
 mod errors;
 mod lifecycle;
 mod listing;
