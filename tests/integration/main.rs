@@ -11,6 +11,7 @@ mod listing;
 mod openapi;
 mod permissions;
 mod process;
+mod realtime;
 mod records;
 mod supervision;
 mod tables;
