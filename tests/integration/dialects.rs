@@ -578,3 +578,46 @@ async fn the_explorer_page_is_served_from_the_binary() {
     assert!(html.contains("/api/openapi.json"));
     assert!(!html.contains("https://"), "no CDN");
 }
+
+#[actix_web::test]
+async fn a_batch_delete_applies_relationship_rules_of_other_tables() {
+    let app = TestApp::demo();
+    let service = service!(app);
+    let task = send(
+        &service,
+        Method::POST,
+        "/api/tables/tasks/records",
+        Some(json!({"title": "Linked"})),
+    )
+    .await;
+    let task_id = task.body["id"].as_str().expect("id").to_owned();
+    let contact = send(
+        &service,
+        Method::POST,
+        "/api/tables/contacts/records",
+        Some(json!({"name": "Ada", "primaryTask": task_id})),
+    )
+    .await;
+    assert_eq!(contact.status, 201, "{:?}", contact.body);
+    let contact_id = contact.body["id"].as_str().expect("id").to_owned();
+
+    let reply = send(
+        &service,
+        Method::POST,
+        "/api/collections/tasks/batch",
+        Some(json!({"operations": [
+            {"method": "create", "body": {"title": "Fresh"}},
+            {"method": "delete", "id": task_id},
+        ]})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let contact = get(&service, &format!("/api/collections/contacts/{contact_id}")).await;
+    assert_eq!(
+        contact.body["primaryTask"],
+        Json::Null,
+        "set-null cleared the reference: {:?}",
+        contact.body
+    );
+    assert_eq!(live_count(&app, "tasks"), 1);
+}
