@@ -58,9 +58,7 @@ impl AppState {
             .unwrap_or(1)
             .min(4);
         let registry = Registry::new(store.clone(), writer_threads);
-        registry
-            .changes()
-            .set_capacity(config.realtime.replay_log);
+        registry.changes().set_capacity(config.realtime.replay_log);
         let webhooks = Webhooks::start(Arc::clone(&registry));
         for table in schema.tables {
             let name = table.name.clone();

@@ -196,8 +196,8 @@ impl Webhooks {
                 Ok(response) => {
                     let status = response.status();
                     delivery.response_status = Some(status.as_u16());
-                    delivery.error = (!status.is_success())
-                        .then(|| format!("the receiver answered {status}"));
+                    delivery.error =
+                        (!status.is_success()).then(|| format!("the receiver answered {status}"));
                     status.is_success()
                 }
                 Err(error) => {
@@ -256,7 +256,9 @@ async fn dispatch(
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 let replay = feed.since(last_seen);
                 if replay.incomplete {
-                    tracing::warn!("webhooks fell behind the replay log; some events were not sent");
+                    tracing::warn!(
+                        "webhooks fell behind the replay log; some events were not sent"
+                    );
                 }
                 for event in replay.events {
                     last_seen = last_seen.max(event.sequence);

@@ -283,9 +283,14 @@ mod tests {
         let mut subscription = feed.subscribe();
         assert_eq!(subscription.last_sequence, 100);
         let first = feed.stage(1, "a", 0, vec![change(1)]).expect("staged");
-        let second = feed.stage(1, "a", 0, vec![change(2), change(3)]).expect("staged");
+        let second = feed
+            .stage(1, "a", 0, vec![change(2), change(3)])
+            .expect("staged");
         second.publish();
-        assert!(subscription.receiver.try_recv().is_err(), "waits for the first");
+        assert!(
+            subscription.receiver.try_recv().is_err(),
+            "waits for the first"
+        );
         first.publish();
         let sequences: Vec<u64> = (0..3)
             .map(|_| subscription.receiver.try_recv().expect("event").sequence)

@@ -18,13 +18,17 @@ use crate::table::{
 /// One operation of a mixed batch.
 #[derive(Debug, Clone)]
 pub enum Operation {
-    Create { fields: Vec<(String, Value)> },
+    Create {
+        fields: Vec<(String, Value)>,
+    },
     Update {
         record_id: u64,
         fields: Vec<(String, Value)>,
     },
     /// A soft delete (to the trash).
-    Delete { record_id: u64 },
+    Delete {
+        record_id: u64,
+    },
 }
 
 /// What one operation did.
@@ -79,13 +83,7 @@ impl Handler<ApplyOperations> for TableActor {
             for (index, operation) in message.operations.into_iter().enumerate() {
                 let outcome = match operation {
                     Operation::Create { fields } => self
-                        .stage_creates(
-                            &schema,
-                            &mut changeset,
-                            &mut sequences,
-                            vec![fields],
-                            false,
-                        )
+                        .stage_creates(&schema, &mut changeset, &mut sequences, vec![fields], false)
                         .map(|mut records| records.pop().map(OperationOutcome::Created)),
                     Operation::Update { record_id, fields } => self
                         .stage_updates(

@@ -99,7 +99,7 @@ pub async fn list_collection(
     };
     Ok(HttpResponse::Ok().json(json!({
         "items": items,
-        "page": if limit == 0 { 1 } else { list_request.offset / limit + 1 },
+        "page": list_request.offset.checked_div(limit).map_or(1, |page| page + 1),
         "perPage": limit,
         "totalItems": total_items,
         "totalPages": total_pages,
@@ -277,7 +277,12 @@ fn parse_operations(body: &[u8], max_batch: u64) -> ApiResult<Vec<Operation>> {
                 "'operations' must be an array",
             ))
         }
-        None => return Err(ApiError::validation("operations", "'operations' is required")),
+        None => {
+            return Err(ApiError::validation(
+                "operations",
+                "'operations' is required",
+            ))
+        }
     };
     lifecycle::check_batch_size(items.len(), max_batch, "operations")?;
     items

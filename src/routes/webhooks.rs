@@ -53,7 +53,11 @@ pub async fn list_deliveries(
         .deliveries()
         .into_iter()
         .filter(|delivery| table.as_deref().is_none_or(|table| delivery.table == table))
-        .filter(|delivery| status.as_deref().is_none_or(|status| delivery.status == status))
+        .filter(|delivery| {
+            status
+                .as_deref()
+                .is_none_or(|status| delivery.status == status)
+        })
         .collect();
     let total = deliveries.len();
     let page: Vec<_> = deliveries.into_iter().skip(offset).take(limit).collect();

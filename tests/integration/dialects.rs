@@ -111,8 +111,14 @@ async fn ayb_records_are_flat_and_listed_with_the_list_query_language() {
     assert_eq!(record["title"], "Gamma");
     assert_eq!(record["status"], "published");
     assert_eq!(record["secret"], "s1", "the admin reads every field");
-    assert_eq!(record["slug"], Json::Null, "an empty field is present as null");
-    assert!(record["createdAt"].as_str().is_some_and(|at| at.ends_with('Z')));
+    assert_eq!(
+        record["slug"],
+        Json::Null,
+        "an empty field is present as null"
+    );
+    assert!(record["createdAt"]
+        .as_str()
+        .is_some_and(|at| at.ends_with('Z')));
     assert!(record["updatedAt"].is_string());
     assert!(record.get("fields").is_none(), "flat: no nested fields");
     seed(&service, "Alpha", "published", "s2").await;
@@ -180,16 +186,17 @@ async fn ayb_get_patch_and_delete_one_record() {
     .await;
     assert_eq!(updated.status, 200, "{:?}", updated.body);
     assert_eq!(updated.body["status"], "published");
-    assert_eq!(updated.body["title"], "One", "a partial update keeps the rest");
+    assert_eq!(
+        updated.body["title"], "One",
+        "a partial update keeps the rest"
+    );
 
     let invalid = send(&service, Method::PATCH, &path, Some(json!({"status": "x"}))).await;
     invalid.assert_error(400, "VALIDATION_ERROR");
 
     let deleted = send(&service, Method::DELETE, &path, None).await;
     assert_eq!(deleted.status, 204);
-    get(&service, &path)
-        .await
-        .assert_error(404, "NOT_FOUND");
+    get(&service, &path).await.assert_error(404, "NOT_FOUND");
     let trash = get(&service, "/api/tables/posts/trash").await;
     assert_eq!(trash.body["pagination"]["total"], 1, "a soft delete");
     get(&service, "/api/collections/posts/999")
@@ -228,7 +235,11 @@ async fn dialects_apply_the_permissions_of_the_main_api() {
         let (service, token) = (&anonymous, member.clone());
         async move { send_as(service, &token, method, &path, body).await }
     };
-    for path in ["/api/collections/vault", "/api/collections/nosuch", "/v1/vault"] {
+    for path in [
+        "/api/collections/vault",
+        "/api/collections/nosuch",
+        "/v1/vault",
+    ] {
         let reply = as_member(Method::GET, path.into(), None).await;
         reply.assert_error(404, "NOT_FOUND");
     }
@@ -243,7 +254,10 @@ async fn dialects_apply_the_permissions_of_the_main_api() {
     assert_eq!(listed.status, 200);
     let item = &listed.body["items"][0];
     assert_eq!(item["title"], "Visible");
-    assert!(item.get("secret").is_none(), "an unreadable field is stripped");
+    assert!(
+        item.get("secret").is_none(),
+        "an unreadable field is stripped"
+    );
     let one = as_member(Method::GET, format!("/api/collections/posts/{id}"), None).await;
     assert!(one.body.get("secret").is_none());
     let sonic = as_member(Method::GET, format!("/v1/posts/{id}"), None).await;
@@ -257,12 +271,8 @@ async fn dialects_apply_the_permissions_of_the_main_api() {
     )
     .await;
     filtered.assert_error(400, "VALIDATION_ERROR");
-    let sonic_filtered = as_member(
-        Method::GET,
-        "/v1/posts?filters[secret][$eq]=x".into(),
-        None,
-    )
-    .await;
+    let sonic_filtered =
+        as_member(Method::GET, "/v1/posts?filters[secret][$eq]=x".into(), None).await;
     sonic_filtered.assert_error(400, "VALIDATION_ERROR");
 
     let write_hidden = as_member(
@@ -478,9 +488,15 @@ async fn the_schema_lists_what_the_caller_may_read() {
     let seen = send_as(&anonymous, &member, Method::GET, "/api/schema", None).await;
     let tables = seen.body["tables"].as_object().expect("tables");
     assert!(tables.contains_key("posts"));
-    assert!(!tables.contains_key("vault"), "an unreadable table is not listed");
+    assert!(
+        !tables.contains_key("vault"),
+        "an unreadable table is not listed"
+    );
     let columns = seen.body["tables"]["posts"]["columns"].to_string();
-    assert!(!columns.contains("secret"), "an unreadable field is not listed");
+    assert!(
+        !columns.contains("secret"),
+        "an unreadable field is not listed"
+    );
 }
 
 #[actix_web::test]
@@ -549,7 +565,13 @@ async fn sonicjs_lists_with_bracket_filters_and_writes_data_bodies() {
     )
     .await;
     bad.assert_error(400, "VALIDATION_ERROR");
-    let not_object = send(&service, Method::POST, "/v1/posts", Some(json!({"data": 3}))).await;
+    let not_object = send(
+        &service,
+        Method::POST,
+        "/v1/posts",
+        Some(json!({"data": 3})),
+    )
+    .await;
     not_object.assert_error(400, "VALIDATION_ERROR");
 
     let deleted = send(&service, Method::DELETE, &format!("/v1/posts/{id}"), None).await;

@@ -152,9 +152,12 @@ async fn a_client_sees_connected_then_each_committed_change() {
     let app = TestApp::from_toml(SCHEMA);
     let admin = service!(app);
     let member = app.token_for(MEMBER, "member").await;
-    let mut stream = EventStream::open(&admin, stream_request("/api/realtime?tables=posts", &member))
-        .await
-        .expect("the stream opens");
+    let mut stream = EventStream::open(
+        &admin,
+        stream_request("/api/realtime?tables=posts", &member),
+    )
+    .await
+    .expect("the stream opens");
     let connected = stream
         .next(Duration::from_secs(2))
         .await
@@ -179,7 +182,12 @@ async fn a_client_sees_connected_then_each_committed_change() {
         event.data["record"]["fields"].get("secret").is_none(),
         "a field the subscriber may not read is stripped: {event:?}"
     );
-    let first_id: u64 = event.id.as_deref().expect("an id").parse().expect("numeric");
+    let first_id: u64 = event
+        .id
+        .as_deref()
+        .expect("an id")
+        .parse()
+        .expect("numeric");
 
     send(
         &admin,
@@ -194,7 +202,13 @@ async fn a_client_sees_connected_then_each_committed_change() {
     let second_id: u64 = updated.id.as_deref().expect("id").parse().expect("numeric");
     assert!(second_id > first_id);
 
-    send(&admin, Method::DELETE, &format!("/api/tables/posts/records/{id}"), None).await;
+    send(
+        &admin,
+        Method::DELETE,
+        &format!("/api/tables/posts/records/{id}"),
+        None,
+    )
+    .await;
     assert_eq!(stream.change().await.data["action"], "delete");
     send(
         &admin,
@@ -236,7 +250,11 @@ async fn a_batch_publishes_one_event_per_record() {
         .await
         .expect("the stream opens");
     assert_eq!(
-        stream.next(Duration::from_secs(2)).await.expect("connected").event,
+        stream
+            .next(Duration::from_secs(2))
+            .await
+            .expect("connected")
+            .event,
         "connected"
     );
     let reply = send(
@@ -286,7 +304,10 @@ async fn unreadable_tables_are_refused_and_their_events_never_delivered() {
     let mut stream = EventStream::open(&admin, stream_request("/api/realtime", &member))
         .await
         .expect("the stream opens");
-    stream.next(Duration::from_secs(2)).await.expect("connected");
+    stream
+        .next(Duration::from_secs(2))
+        .await
+        .expect("connected");
     let vault = send(
         &admin,
         Method::POST,
@@ -312,7 +333,10 @@ async fn unreadable_tables_are_refused_and_their_events_never_delivered() {
         EventStream::open(&admin, stream_request("/api/realtime?tables=vault", &token))
             .await
             .expect("the stream opens");
-    admin_stream.next(Duration::from_secs(2)).await.expect("connected");
+    admin_stream
+        .next(Duration::from_secs(2))
+        .await
+        .expect("connected");
     send(
         &admin,
         Method::POST,
@@ -328,10 +352,14 @@ async fn last_event_id_replays_the_missed_events() {
     let app = TestApp::from_toml(SCHEMA);
     let admin = service!(app);
     let token = app.admin_token().await;
-    let mut stream = EventStream::open(&admin, stream_request("/api/realtime?tables=posts", &token))
+    let mut stream =
+        EventStream::open(&admin, stream_request("/api/realtime?tables=posts", &token))
+            .await
+            .expect("the stream opens");
+    stream
+        .next(Duration::from_secs(2))
         .await
-        .expect("the stream opens");
-    stream.next(Duration::from_secs(2)).await.expect("connected");
+        .expect("connected");
     for title in ["one", "two", "three"] {
         send(
             &admin,
@@ -349,7 +377,11 @@ async fn last_event_id_replays_the_missed_events() {
         .insert_header(("Last-Event-ID", first_id.as_str()));
     let mut stream = EventStream::open(&admin, resumed).await.expect("reopens");
     assert_eq!(
-        stream.next(Duration::from_secs(2)).await.expect("connected").event,
+        stream
+            .next(Duration::from_secs(2))
+            .await
+            .expect("connected")
+            .event,
         "connected"
     );
     let replayed: Vec<Json> = [stream.change().await, stream.change().await]
@@ -498,7 +530,9 @@ async fn webhooks_are_signed_retried_and_logged() {
         Some(json!({"status": "published"})),
     )
     .await;
-    assert!(next_request(&received, Duration::from_millis(700)).await.is_none());
+    assert!(next_request(&received, Duration::from_millis(700))
+        .await
+        .is_none());
 
     // The log shows one delivery, delivered on the second attempt.
     let mut log = Json::Null;
