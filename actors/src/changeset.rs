@@ -229,11 +229,13 @@ impl<'a> Changeset<'a> {
     fn entry(
         &mut self,
         action: ChangeAction,
-        snapshot: StoredRecord,
+        mut snapshot: StoredRecord,
         before: Option<BTreeMap<u32, Value>>,
         after: Option<BTreeMap<u32, Value>>,
     ) {
         let record_id = snapshot.id;
+        // The history ids are not part of an event; without them a kept event stays small.
+        snapshot.history = Vec::new();
         self.snapshots.push(snapshot);
         self.entries.push(ChangeEntry {
             id: 0,
