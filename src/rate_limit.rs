@@ -256,7 +256,10 @@ mod tests {
             group_of(&Method::POST, "/api/collections/tasks/batch"),
             Some(Group::TablesWrite)
         );
-        assert_eq!(group_of(&Method::PUT, "/v1/tasks/1"), Some(Group::TablesWrite));
+        assert_eq!(
+            group_of(&Method::PUT, "/v1/tasks/1"),
+            Some(Group::TablesWrite)
+        );
         assert_eq!(group_of(&Method::GET, "/v1x"), None);
         assert_eq!(
             group_of(&Method::POST, "/api/auth/sign-in/email"),

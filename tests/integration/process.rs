@@ -403,7 +403,10 @@ fn a_realtime_stream_over_a_socket_sees_changes_and_does_not_hold_up_shutdown() 
         .expect("the stream opens");
     assert_eq!(stream.status().as_u16(), 200);
     let mut seen = String::new();
-    assert!(read_until(&mut stream, &mut seen, "event: connected"), "{seen}");
+    assert!(
+        read_until(&mut stream, &mut seen, "event: connected"),
+        "{seen}"
+    );
     let (status, _) = post_json(
         &server.base,
         "/api/tables/tasks/records",
@@ -411,7 +414,10 @@ fn a_realtime_stream_over_a_socket_sees_changes_and_does_not_hold_up_shutdown() 
         "unused",
     );
     assert_eq!(status, 201);
-    assert!(read_until(&mut stream, &mut seen, "over the wire"), "{seen}");
+    assert!(
+        read_until(&mut stream, &mut seen, "over the wire"),
+        "{seen}"
+    );
     assert!(seen.contains("event: change"), "{seen}");
 
     let signalled = Instant::now();
