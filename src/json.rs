@@ -85,3 +85,51 @@ impl Serialize for RecordView<'_> {
         map.end()
     }
 }
+
+/// A record in the flat shape of the compatibility dialects (SPEC §10): every readable field at
+/// the top level (`null` when empty) beside `id`, `createdAt`, `updatedAt`, `createdBy`, `updatedBy` (and `deletedAt`,
+/// `deletedBy` for a trashed one). The system attributes are written last and win over a field
+/// of the same name.
+pub struct FlatRecordView<'a>(pub RecordView<'a>);
+
+impl Serialize for FlatRecordView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        const SYSTEM: [&str; 7] = [
+            "id",
+            "createdAt",
+            "updatedAt",
+            "createdBy",
+            "updatedBy",
+            "deletedAt",
+            "deletedBy",
+        ];
+        let view = &self.0;
+        let record = view.record;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &record.id.to_string())?;
+        for field in &view.schema.fields {
+            if SYSTEM.contains(&field.name.as_str()) {
+                continue;
+            }
+            if let Some(projection) = view.projection {
+                if !projection.contains(&field.id) {
+                    continue;
+                }
+            }
+            // Every readable field is present, `null` when empty, as in a row of a table.
+            match record.fields.get(&field.id) {
+                Some(value) => map.serialize_entry(&field.name, value)?,
+                None => map.serialize_entry(&field.name, &Value::Null)?,
+            }
+        }
+        map.serialize_entry("createdAt", &clock::format_ms(record.created_at))?;
+        map.serialize_entry("updatedAt", &clock::format_ms(record.updated_at))?;
+        map.serialize_entry("createdBy", &record.created_by)?;
+        map.serialize_entry("updatedBy", &record.updated_by)?;
+        if let Some(deleted_at) = record.deleted_at {
+            map.serialize_entry("deletedAt", &clock::format_ms(deleted_at))?;
+            map.serialize_entry("deletedBy", &record.deleted_by)?;
+        }
+        map.end()
+    }
+}

@@ -14,5 +14,6 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod transfer;
+pub mod webhooks;
 
 pub use server::{create_app, run, serve};

@@ -45,7 +45,8 @@ pub fn group_of(method: &Method, path: &str) -> Option<Group> {
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.starts_with('/'))
     };
-    if under("/api/tables") {
+    // The compatibility dialects serve the same records, so they share the tables' budgets.
+    if under("/api/tables") || under("/api/collections") || under("/v1") {
         return Some(if method == Method::GET || method == Method::HEAD {
             Group::TablesGet
         } else {
@@ -251,6 +252,19 @@ mod tests {
             Some(Group::TablesWrite)
         );
         assert_eq!(group_of(&Method::GET, "/api/tablesx"), None);
+        assert_eq!(
+            group_of(&Method::GET, "/api/collections/tasks"),
+            Some(Group::TablesGet)
+        );
+        assert_eq!(
+            group_of(&Method::POST, "/api/collections/tasks/batch"),
+            Some(Group::TablesWrite)
+        );
+        assert_eq!(
+            group_of(&Method::PUT, "/v1/tasks/1"),
+            Some(Group::TablesWrite)
+        );
+        assert_eq!(group_of(&Method::GET, "/v1x"), None);
         assert_eq!(
             group_of(&Method::POST, "/api/auth/sign-in/email"),
             Some(Group::SignIn)

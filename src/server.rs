@@ -45,15 +45,50 @@ pub fn create_app(
 }
 
 /// Serves HTTP on `listener` until SIGINT/SIGTERM, drains in-flight requests, then flushes.
+/// On the signal the change feed is closed first, so that realtime streams (which never end by
+/// themselves) finish and do not hold up the drain.
 pub async fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<()> {
     let app_state = state.clone();
-    HttpServer::new(move || create_app(app_state.clone()))
+    let server = HttpServer::new(move || create_app(app_state.clone()))
         .listen(listener)?
         .shutdown_timeout(30)
-        .run()
-        .await?;
+        .disable_signals()
+        .run();
+    let handle = server.handle();
+    let feed = std::sync::Arc::clone(state.registry.changes());
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        feed.close();
+        handle.stop(true).await;
+    });
+    server.await?;
     state.shutdown();
     Ok(())
+}
+
+/// Resolves on SIGINT or (on Unix) SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// `tabula serve`: the whole life of the server process.

@@ -12,6 +12,7 @@ use tabula_storage::{Schema, Store};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
+use crate::webhooks::Webhooks;
 
 /// Everything a handler may need. Built once by [`AppState::start`], shared as `web::Data`.
 pub struct AppState {
@@ -24,6 +25,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// The per-client request budgets of `[rate_limit]`.
     pub rate_limiter: RateLimiter,
+    /// Webhook deliveries of committed changes and their log (SPEC §11).
+    pub webhooks: Arc<Webhooks>,
 }
 
 /// Why the server could not start.
@@ -55,6 +58,8 @@ impl AppState {
             .unwrap_or(1)
             .min(4);
         let registry = Registry::new(store.clone(), writer_threads);
+        registry.changes().set_capacity(config.realtime.replay_log);
+        let webhooks = Webhooks::start(Arc::clone(&registry));
         for table in schema.tables {
             let name = table.name.clone();
             registry.install(table).map_err(|error| StartError::Table {
@@ -98,6 +103,7 @@ impl AppState {
             analytics,
             accounts,
             rate_limiter,
+            webhooks,
         })
     }
 
@@ -117,6 +123,8 @@ impl AppState {
 
     /// Flushes everything to disk; called once the HTTP server has drained.
     pub fn shutdown(&self) {
+        // Realtime streams and the webhook dispatcher end (idempotent: `run` closed it already).
+        self.registry.changes().close();
         // Every accepted page view is flushed before the store closes.
         if let Some(analytics) = &self.analytics {
             analytics.shutdown();

@@ -17,6 +17,7 @@ use tabula_storage::{
     keys, FieldDef, RecordRef, StorageResult, StoredRecord, TableSchema, Value, WriteBatch,
 };
 
+use crate::changes::Change;
 use crate::error::{DomainError, DomainResult};
 use crate::registry::TableShared;
 use crate::table::index_entries;
@@ -69,6 +70,8 @@ pub struct Prepared {
     pub journal_written: u64,
     /// Every record the batch writes, as written (history ids included); `None`: removed.
     pub records: HashMap<u64, Option<StoredRecord>>,
+    /// One change per journal entry, in order, for the change feed.
+    pub changes: Vec<Change>,
 }
 
 /// The pending change of one table.
@@ -83,6 +86,8 @@ pub struct Changeset<'a> {
     /// Unique key → holder after this changeset (`None`: released).
     unique_holders: HashMap<Vec<u8>, Option<u64>>,
     entries: Vec<ChangeEntry>,
+    /// The record as each entry left it (as it was, for a removal), for the change feed.
+    snapshots: Vec<StoredRecord>,
     live_delta: i64,
 }
 
@@ -103,6 +108,7 @@ impl<'a> Changeset<'a> {
             records: HashMap::new(),
             unique_holders: HashMap::new(),
             entries: Vec::new(),
+            snapshots: Vec::new(),
             live_delta: 0,
         }
     }
@@ -223,10 +229,14 @@ impl<'a> Changeset<'a> {
     fn entry(
         &mut self,
         action: ChangeAction,
-        record_id: u64,
+        mut snapshot: StoredRecord,
         before: Option<BTreeMap<u32, Value>>,
         after: Option<BTreeMap<u32, Value>>,
     ) {
+        let record_id = snapshot.id;
+        // The history ids are not part of an event; without them a kept event stays small.
+        snapshot.history = Vec::new();
+        self.snapshots.push(snapshot);
         self.entries.push(ChangeEntry {
             id: 0,
             at: self.at,
@@ -245,10 +255,10 @@ impl<'a> Changeset<'a> {
             return Ok(Err(clash));
         }
         let after = record.fields.clone();
-        let record_id = record.id;
+        let snapshot = record.clone();
         self.put(None, record)?;
         self.live_delta += 1;
-        self.entry(ChangeAction::Create, record_id, None, Some(after));
+        self.entry(ChangeAction::Create, snapshot, None, Some(after));
         Ok(Ok(()))
     }
 
@@ -264,9 +274,9 @@ impl<'a> Changeset<'a> {
             return Ok(Err(clash));
         }
         let (before, after) = field_diff(old, &new);
-        let record_id = new.id;
+        let snapshot = new.clone();
         self.put(Some(old), new)?;
-        self.entry(ChangeAction::Update, record_id, Some(before), Some(after));
+        self.entry(ChangeAction::Update, snapshot, Some(before), Some(after));
         Ok(Ok(()))
     }
 
@@ -284,7 +294,12 @@ impl<'a> Changeset<'a> {
         self.batch.put(keys::trash_key(old.id).to_vec(), Vec::new());
         self.put(Some(old), trashed.clone())?;
         self.live_delta -= 1;
-        self.entry(ChangeAction::Delete, old.id, Some(old.fields.clone()), None);
+        self.entry(
+            ChangeAction::Delete,
+            trashed.clone(),
+            Some(old.fields.clone()),
+            None,
+        );
         Ok(trashed)
     }
 
@@ -306,7 +321,7 @@ impl<'a> Changeset<'a> {
         self.live_delta += 1;
         self.entry(
             ChangeAction::Restore,
-            old.id,
+            restored.clone(),
             None,
             Some(restored.fields.clone()),
         );
@@ -330,7 +345,7 @@ impl<'a> Changeset<'a> {
         self.records.insert(old.id, None);
         self.entry(
             ChangeAction::PermanentDelete,
-            old.id,
+            old.clone(),
             Some(old.fields.clone()),
             None,
         );
@@ -363,11 +378,21 @@ impl<'a> Changeset<'a> {
         if self.live_delta != 0 {
             self.batch.put_u64(keys::META_LIVE_COUNT, live_count);
         }
+        let changes = self
+            .entries
+            .iter()
+            .zip(self.snapshots)
+            .map(|(entry, record)| Change {
+                action: entry.action,
+                record,
+            })
+            .collect();
         Ok(Prepared {
             batch: self.batch,
             live_count,
             journal_written,
             records: self.records,
+            changes,
         })
     }
 }

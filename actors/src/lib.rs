@@ -4,12 +4,14 @@
 pub mod accounts;
 pub mod activity;
 pub mod analytics;
+pub mod changes;
 pub mod changeset;
 pub mod clock;
 pub mod comments;
 pub mod error;
 pub mod history;
 pub mod lifecycle;
+pub mod operations;
 pub mod permissions;
 pub mod query;
 pub mod registry;

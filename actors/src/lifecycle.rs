@@ -19,7 +19,8 @@ use crate::clock;
 use crate::error::{DomainError, DomainResult, FieldError};
 use crate::registry::{Registry, TableHandle};
 use crate::table::{
-    record_not_found, restrict_conflict, ClearReference, DeleteRecords, RestoreRecords,
+    record_not_found, restrict_conflict, ClearReference, DeleteOutcome, DeleteRecords,
+    RestoreRecords,
 };
 
 /// Checks the size of a batch: empty → 400 naming `what`, over `max_batch` → 413.
@@ -105,22 +106,31 @@ struct PendingReference {
     parent: RecordRef,
 }
 
-/// Deletes records of `table` (soft, or for good when `permanent`) with every relationship
-/// rule that points at them, and answers how many of the named records were deleted. A
-/// `restrict` child that stays live → 409 and nothing is written anywhere. A missing id → 404;
-/// an id already in the trash is skipped (`skip_trashed`, batch delete) or a 404.
-pub async fn delete_records(
+/// A deletion planned across tables: which records each table trashes (the named ones, what
+/// their cascades take) and which references it clears. Planning only reads; nothing is written
+/// until the shares are sent.
+pub struct DeletionPlan {
+    root: u32,
+    /// Tables in discovery order (the root first).
+    order: Vec<u32>,
+    handles: HashMap<u32, TableHandle>,
+    shares: HashMap<u32, DeleteShare>,
+}
+
+/// Plans the deletion of records of `table` with every relationship rule that points at them.
+/// A `restrict` child that stays live → 409; a missing id → 404; an id already in the trash is
+/// left out (`skip_trashed`, or a permanent delete) or a 404.
+pub fn plan_deletion(
     registry: &Registry,
     table: &TableHandle,
-    record_ids: Vec<u64>,
+    record_ids: &[u64],
     permanent: bool,
     skip_trashed: bool,
-    user_id: Option<String>,
-) -> DomainResult<u64> {
+) -> DomainResult<DeletionPlan> {
     let root = table.shared.id;
     let mut going: HashMap<u32, BTreeSet<u64>> = HashMap::new();
     let mut worklist = VecDeque::new();
-    for record_id in &record_ids {
+    for record_id in record_ids {
         let record = table
             .shared
             .store
@@ -211,31 +221,98 @@ pub async fn delete_records(
             order.push(child_table);
         }
     }
+    Ok(DeletionPlan {
+        root,
+        order,
+        handles,
+        shares,
+    })
+}
+
+impl DeletionPlan {
+    /// Takes the named records' own table's share out of the plan: the records its cascades take
+    /// in that same table and the references to clear there.
+    pub fn take_root_share(&mut self) -> (Vec<(u64, RecordRef)>, Vec<ClearReference>) {
+        let share = self.shares.remove(&self.root).unwrap_or_default();
+        (share.cascaded.into_iter().collect(), share.cleared)
+    }
+
+    /// Whether the deletion reaches tables other than the named records' own.
+    pub fn reaches_other_tables(&self) -> bool {
+        self.order.iter().any(|table_id| *table_id != self.root)
+    }
+
+    /// Sends every table except the root its share, one commit each, the deepest first.
+    pub async fn apply_to_other_tables(mut self, user_id: Option<String>) -> DomainResult<()> {
+        for table_id in self.order.clone().into_iter().rev() {
+            if table_id == self.root {
+                continue;
+            }
+            self.send_share(table_id, Vec::new(), false, false, user_id.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn send_share(
+        &mut self,
+        table_id: u32,
+        record_ids: Vec<u64>,
+        permanent: bool,
+        skip_trashed: bool,
+        user_id: Option<String>,
+    ) -> DomainResult<DeleteOutcome> {
+        let Some(handle) = self.handles.get(&table_id) else {
+            return Ok(DeleteOutcome::default());
+        };
+        let share = self.shares.remove(&table_id).unwrap_or_default();
+        handle
+            .addr
+            .send(DeleteRecords {
+                record_ids,
+                permanent,
+                skip_trashed,
+                cascaded: share.cascaded.into_iter().collect(),
+                cleared: share.cleared,
+                user_id,
+            })
+            .await
+            .map_err(unavailable)?
+    }
+}
+
+/// Deletes records of `table` (soft, or for good when `permanent`) with every relationship
+/// rule that points at them, and answers how many of the named records were deleted. A
+/// `restrict` child that stays live → 409 and nothing is written anywhere. A missing id → 404;
+/// an id already in the trash is skipped (`skip_trashed`, batch delete) or a 404.
+pub async fn delete_records(
+    registry: &Registry,
+    table: &TableHandle,
+    record_ids: Vec<u64>,
+    permanent: bool,
+    skip_trashed: bool,
+    user_id: Option<String>,
+) -> DomainResult<u64> {
+    let mut plan = plan_deletion(registry, table, &record_ids, permanent, skip_trashed)?;
+    let root = plan.root;
     let mut deleted = 0;
     // Children first, the named records' table last: a failure part-way leaves children
     // trashed or cleared, never a live child pointing at a deleted parent.
-    for table_id in order.into_iter().rev() {
-        let Some(handle) = handles.get(&table_id) else {
-            continue;
-        };
-        let share = shares.remove(&table_id).unwrap_or_default();
+    for table_id in plan.order.clone().into_iter().rev() {
         let is_root = table_id == root;
-        let outcome = handle
-            .addr
-            .send(DeleteRecords {
-                record_ids: if is_root {
+        let outcome = plan
+            .send_share(
+                table_id,
+                if is_root {
                     record_ids.clone()
                 } else {
                     Vec::new()
                 },
-                permanent: permanent && is_root,
+                permanent && is_root,
                 skip_trashed,
-                cascaded: share.cascaded.into_iter().collect(),
-                cleared: share.cleared,
-                user_id: user_id.clone(),
-            })
-            .await
-            .map_err(unavailable)??;
+                user_id.clone(),
+            )
+            .await?;
         if is_root {
             deleted = outcome.deleted;
         }

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use tabula_storage::{keys, StorageResult, Store, TableSchema, TableStore};
 
+use crate::changes::{ChangeFeed, DEFAULT_REPLAY_LOG};
 use crate::clock;
 use crate::table::TableActor;
 
@@ -83,6 +84,8 @@ pub struct Registry {
     arbiter_handles: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     myself: Weak<Registry>,
+    /// Every committed record change, for realtime clients and webhooks.
+    changes: Arc<ChangeFeed>,
 }
 
 impl Registry {
@@ -91,6 +94,10 @@ impl Registry {
     pub fn new(store: Store, writer_threads: usize) -> Arc<Registry> {
         let arbiters: Vec<Arbiter> = (0..writer_threads.max(1)).map(|_| Arbiter::new()).collect();
         let arbiter_handles = arbiters.iter().map(Arbiter::handle).collect();
+        // Event numbers continue above every id handed out before (see `changes.rs`); a store
+        // that cannot give one starts at 0 and only replay across this restart suffers.
+        let last_sequence = store.generate_id().unwrap_or(0);
+        let changes = ChangeFeed::new(last_sequence, DEFAULT_REPLAY_LOG);
         Arc::new_cyclic(|myself| Registry {
             store,
             tables: DashMap::new(),
@@ -99,11 +106,17 @@ impl Registry {
             arbiter_handles,
             next_arbiter: AtomicUsize::new(0),
             myself: myself.clone(),
+            changes,
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The change feed every table actor publishes its committed changes to.
+    pub fn changes(&self) -> &Arc<ChangeFeed> {
+        &self.changes
     }
 
     /// Starts serving `schema`, or swaps the schema of the table with its id if it is already

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use tabula_storage::journal::ChangeAction;
 use tabula_storage::{FieldDef, FieldType, Schema, TableSchema, ViewDef};
 
 use crate::query::views::check_view;
@@ -194,6 +195,45 @@ fn check_table(
     check_search(table, table_path, issues);
     check_permissions(table, table_path, issues);
     check_views(table, table_path, issues);
+    check_webhooks(table, table_path, issues);
+}
+
+/// A webhook posts to an absolute http(s) URL, for actions that exist, with a non-empty secret
+/// when one is given.
+fn check_webhooks(table: &TableSchema, table_path: &str, issues: &mut Vec<SchemaIssue>) {
+    for (hook_index, hook) in table.webhooks.iter().enumerate() {
+        let path = format!("{table_path}/webhooks/{hook_index}");
+        let label = format!("table '{}', webhook {}", table.name, hook_index + 1);
+        let scheme_ok = url::Url::parse(&hook.url)
+            .map(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+        if scheme_ok != Ok(true) {
+            issues.push(issue(
+                format!("{path}/url"),
+                format!("{label}: url must be an absolute http or https URL"),
+            ));
+        }
+        for (event_index, event) in hook.events.iter().enumerate() {
+            if event != "*" && ChangeAction::parse(event).is_none() {
+                issues.push(issue(
+                    format!("{path}/events/{event_index}"),
+                    format!(
+                        "{label}: unknown event '{event}' (create, update, delete, restore, \
+                         permanent_delete or *)"
+                    ),
+                ));
+            }
+        }
+        if hook
+            .secret
+            .as_deref()
+            .is_some_and(|secret| secret.is_empty())
+        {
+            issues.push(issue(
+                format!("{path}/secret"),
+                format!("{label}: secret must not be empty (leave it out for unsigned posts)"),
+            ));
+        }
+    }
 }
 
 /// Where a field sits, for the issues about it.

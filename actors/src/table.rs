@@ -14,6 +14,7 @@ use tabula_storage::{
     StoredRecord, TableSchema, Value, WriteBatch,
 };
 
+use crate::changes::StagedChanges;
 use crate::changeset::Changeset;
 use crate::clock;
 use crate::error::{DomainError, DomainResult, FieldError};
@@ -188,7 +189,7 @@ pub struct ArmStorageFault;
 
 /// The actor that owns every write to one table.
 pub struct TableActor {
-    shared: Arc<TableShared>,
+    pub(crate) shared: Arc<TableShared>,
     registry: Weak<Registry>,
     last_record_id: u64,
     autonumbers: HashMap<u32, u64>,
@@ -199,7 +200,7 @@ pub struct TableActor {
 }
 
 /// Record ids and autonumbers handed out by a change not yet committed.
-struct Sequences {
+pub(crate) struct Sequences {
     last_record_id: u64,
     autonumbers: HashMap<u32, u64>,
 }
@@ -265,14 +266,22 @@ impl TableActor {
     }
 
     /// Finishes a changeset (history, activity, counters), adds the sequences it used, applies
-    /// it and, once applied, adopts its counters.
+    /// it and, once applied, adopts its counters. Its change events are staged on the change feed
+    /// first, to be published once the commit is durable.
     fn commit_changeset(
         &mut self,
         changeset: Changeset<'_>,
         sequences: Option<Sequences>,
         context: &mut Context<Self>,
-    ) -> DomainResult<DurableTicket> {
+    ) -> DomainResult<(DurableTicket, Option<StagedChanges>)> {
+        let (table_name, at) = (changeset.schema().name.clone(), changeset.at());
         let mut prepared = changeset.finish(self.journal_written)?;
+        let staged = self.registry.upgrade().and_then(|registry| {
+            let changes = std::mem::take(&mut prepared.changes);
+            registry
+                .changes()
+                .stage(self.shared.id, &table_name, at, changes)
+        });
         if let Some(sequences) = &sequences {
             if sequences.last_record_id != self.last_record_id {
                 prepared
@@ -294,10 +303,10 @@ impl TableActor {
             self.last_record_id = sequences.last_record_id;
             self.autonumbers = sequences.autonumbers;
         }
-        Ok(ticket)
+        Ok((ticket, staged))
     }
 
-    fn sequences(&self) -> Sequences {
+    pub(crate) fn sequences(&self) -> Sequences {
         Sequences {
             last_record_id: self.last_record_id,
             autonumbers: self.autonumbers.clone(),
@@ -408,7 +417,7 @@ impl TableActor {
     }
 
     /// Validates and stages the creation of every item; `prefixed` names errors `records[i].x`.
-    fn stage_creates(
+    pub(crate) fn stage_creates(
         &self,
         schema: &TableSchema,
         changeset: &mut Changeset<'_>,
@@ -451,7 +460,7 @@ impl TableActor {
     }
 
     /// Validates and stages partial updates of live records.
-    fn stage_updates(
+    pub(crate) fn stage_updates(
         &self,
         schema: &TableSchema,
         changeset: &mut Changeset<'_>,
@@ -588,7 +597,7 @@ impl TableActor {
 
     /// A 409 if a live record of this table still points at one of `removed` through a
     /// `restrict` relationship to this same table (checked inside the commit, so it is exact).
-    fn check_self_restrict(
+    pub(crate) fn check_self_restrict(
         &self,
         schema: &TableSchema,
         changeset: &Changeset<'_>,
@@ -670,7 +679,7 @@ impl TableActor {
 
 /// The record as `changes` leave it (`Null` clears), with a strictly newer `updatedAt` so that
 /// optimistic concurrency can tell two updates apart.
-fn apply_changes(
+pub(crate) fn apply_changes(
     existing: &StoredRecord,
     changes: &BTreeMap<u32, Value>,
     changeset: &Changeset<'_>,
@@ -970,7 +979,7 @@ fn ready<T: 'static>(result: DomainResult<T>) -> ResponseFuture<DomainResult<T>>
 }
 
 /// Commits a staged changeset and answers `value` once durable, or the staging error.
-fn reply<T: 'static>(
+pub(crate) fn reply<T: 'static>(
     actor: &mut TableActor,
     staged: DomainResult<(Changeset<'_>, Option<Sequences>, T)>,
     context: &mut Context<TableActor>,
@@ -983,7 +992,14 @@ fn reply<T: 'static>(
         return ready(Ok(value));
     }
     match actor.commit_changeset(changeset, sequences, context) {
-        Ok(ticket) => after_durable(ticket, value),
+        Ok((ticket, staged)) => Box::pin(async move {
+            let outcome = after_durable(ticket, value).await;
+            // Published only once durable; a failed flush drops the events unpublished.
+            if let (Ok(_), Some(staged)) = (&outcome, staged) {
+                staged.publish();
+            }
+            outcome
+        }),
         Err(error) => ready(Err(error)),
     }
 }

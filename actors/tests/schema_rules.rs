@@ -674,3 +674,45 @@ fn views_refer_only_to_fields_of_their_table() {
         &["table 'tasks'", "view 'open'", "unknown field 'colour'"],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+fn schema_with_webhook(url: &str, events: &[&str], secret: Option<&str>) -> Schema {
+    let mut schema = valid_schema();
+    schema.tables[0].webhooks = vec![tabula_storage::schema::WebhookDef {
+        url: url.to_owned(),
+        events: events.iter().map(|event| (*event).to_owned()).collect(),
+        secret: secret.map(str::to_owned),
+    }];
+    schema
+}
+
+#[test]
+fn a_valid_webhook_has_no_issues() {
+    for events in [&[][..], &["*"], &["create", "permanent_delete"]] {
+        let schema = schema_with_webhook("https://example.com/hook", events, Some("s"));
+        assert!(validate_schema(&schema).is_empty());
+    }
+}
+
+#[test]
+fn a_webhook_needs_an_http_url_known_events_and_a_non_empty_secret() {
+    for url in ["example.com/hook", "ftp://example.com/x", "", "http://"] {
+        assert_issue(
+            &schema_with_webhook(url, &[], None),
+            "/tables/0/webhooks/0/url",
+            &["table 'tasks', webhook 1", "http or https"],
+        );
+    }
+    assert_issue(
+        &schema_with_webhook("http://127.0.0.1:9/x", &["create", "craete"], None),
+        "/tables/0/webhooks/0/events/1",
+        &["unknown event 'craete'"],
+    );
+    assert_issue(
+        &schema_with_webhook("http://127.0.0.1:9/x", &[], Some("")),
+        "/tables/0/webhooks/0/secret",
+        &["must not be empty"],
+    );
+}

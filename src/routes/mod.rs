@@ -6,16 +6,21 @@ pub mod analytics;
 pub mod auth;
 pub mod batch;
 pub mod bootstrap;
+pub mod collections;
 pub mod comments;
 pub mod health;
 pub mod history;
 pub mod openapi;
 pub mod query;
+pub mod realtime;
 pub mod records;
+pub mod scalar;
+pub mod sonic;
 pub mod tables;
 pub mod transfer;
 pub mod trash;
 pub mod views;
+pub mod webhooks;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::header;
@@ -42,6 +47,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
     activity::configure(config);
     query::configure(config);
     openapi::configure(config);
+    // The compatibility dialects (SPEC §10), realtime and webhooks (§11), the explorer (§12).
+    collections::configure(config);
+    sonic::configure(config);
+    realtime::configure(config);
+    webhooks::configure(config);
+    scalar::configure(config);
 }
 
 /// The 404 for any path no route serves.

@@ -65,6 +65,21 @@ use crate::state::AppState;
         routes::transfer::export_records,
         routes::transfer::import_records,
         routes::query::run_query,
+        routes::collections::list_collection,
+        routes::collections::create_collection_record,
+        routes::collections::get_collection_record,
+        routes::collections::update_collection_record,
+        routes::collections::delete_collection_record,
+        routes::collections::batch_collection,
+        routes::collections::get_schema,
+        routes::sonic::list_sonic_records,
+        routes::sonic::create_sonic_record,
+        routes::sonic::get_sonic_record,
+        routes::sonic::update_sonic_record,
+        routes::sonic::delete_sonic_record,
+        routes::realtime::stream_changes,
+        routes::webhooks::list_deliveries,
+        routes::scalar::get_explorer,
         get_openapi,
     ),
     tags(
@@ -81,7 +96,9 @@ use crate::state::AppState;
         (name = "auth", description = "Accounts, sessions, API keys and the first admin"),
         (name = "transfer", description = "Export and import of records"),
         (name = "query", description = "Read-only SQL for admins"),
-        (name = "meta", description = "This document"),
+        (name = "dialects", description = "Compatibility dialects: AYB `/api/collections`, SonicJs `/v1`"),
+        (name = "realtime", description = "Server-Sent Events of committed changes, and webhooks"),
+        (name = "meta", description = "This document and the explorer"),
     )
 )]
 pub struct ApiDoc;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tabula_actors::clock;
 
 use tabula_actors::lifecycle;
-use tabula_actors::permissions::Action;
+use tabula_actors::permissions::{Action, TableAccess};
 use tabula_actors::query::aggregate::Aggregations;
 use tabula_actors::query::expand::{Expanded, ExpandedRecord, ReadAccess};
 use tabula_actors::query::{self, ListPage, ListRequest};
@@ -20,7 +20,7 @@ use tabula_storage::{StoredRecord, TableSchema, TableStore, Value};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::json::{from_value, parse_value, to_value, RecordView};
+use crate::json::{from_value, parse_value, to_value, FlatRecordView, RecordView};
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -45,7 +45,8 @@ pub fn query_pairs(request: &HttpRequest) -> ApiResult<Vec<(String, String)>> {
         .map_err(|error| ApiError::validation("query", format!("Invalid query string: {error}")))
 }
 
-fn flag(pairs: &[(String, String)], name: &str) -> bool {
+/// Whether the query sets `name` to `true` (or `1`).
+pub fn flag(pairs: &[(String, String)], name: &str) -> bool {
     pairs
         .iter()
         .any(|(key, value)| key == name && (value == "true" || value == "1"))
@@ -213,32 +214,100 @@ fn aggregations_json(aggregations: &Aggregations) -> serde_json::Value {
     serde_json::Value::Object(object)
 }
 
-/// An expanded related record: the usual record shape plus its own nested `expand`.
-fn expanded_record_json(expanded: &ExpandedRecord) -> serde_json::Value {
+/// How records are rendered: the main API's shape (`{id, fields:{…}, createdAt, …}` with
+/// `commentCount`) or the compatibility dialects' flat one (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordShape {
+    Nested,
+    Flat,
+}
+
+/// One record in `shape`, projected to `projection` (field ids) when given.
+pub fn render_record(
+    shape: RecordShape,
+    store: &TableStore,
+    schema: &TableSchema,
+    record: &StoredRecord,
+    projection: Option<&[u32]>,
+) -> serde_json::Value {
+    let view = RecordView {
+        schema,
+        record,
+        projection,
+    };
+    let rendered = match shape {
+        RecordShape::Nested => serde_json::to_value(CountedRecord {
+            view,
+            comment_count: store.comment_count(record.id).unwrap_or(0),
+        }),
+        RecordShape::Flat => serde_json::to_value(FlatRecordView(view)),
+    };
+    rendered.unwrap_or(serde_json::Value::Null)
+}
+
+/// An expanded related record: the record shape plus its own nested `expand`.
+fn expanded_record_json(expanded: &ExpandedRecord, shape: RecordShape) -> serde_json::Value {
     let view = RecordView {
         schema: &expanded.table,
         record: &expanded.record,
         projection: None,
     };
-    let mut rendered = serde_json::to_value(&view).unwrap_or(serde_json::Value::Null);
+    let rendered = match shape {
+        RecordShape::Nested => serde_json::to_value(&view),
+        RecordShape::Flat => serde_json::to_value(FlatRecordView(view)),
+    };
+    let mut rendered = rendered.unwrap_or(serde_json::Value::Null);
     if !expanded.expand.is_empty() {
-        rendered["expand"] = expand_json(&expanded.expand);
+        rendered["expand"] = expand_json(&expanded.expand, shape);
     }
     rendered
 }
 
-fn expand_json(expand: &BTreeMap<String, Expanded>) -> serde_json::Value {
+fn expand_json(expand: &BTreeMap<String, Expanded>, shape: RecordShape) -> serde_json::Value {
     let object: serde_json::Map<String, serde_json::Value> = expand
         .iter()
         .map(|(name, expanded)| {
             let rendered = match expanded {
-                Expanded::One(record) => expanded_record_json(record),
-                Expanded::Many(records) => records.iter().map(expanded_record_json).collect(),
+                Expanded::One(record) => expanded_record_json(record, shape),
+                Expanded::Many(records) => records
+                    .iter()
+                    .map(|record| expanded_record_json(record, shape))
+                    .collect(),
             };
             (name.clone(), rendered)
         })
         .collect();
     serde_json::Value::Object(object)
+}
+
+/// The records of a list page in `shape`: the `fields=` projection applied, and `expand` under
+/// each record that has expanded relations (what `reader` may not read left out).
+pub fn rendered_page(
+    registry: &Registry,
+    reader: &dyn ReadAccess,
+    store: &TableStore,
+    schema: &TableSchema,
+    request: &ListRequest,
+    records: &[StoredRecord],
+    shape: RecordShape,
+) -> ApiResult<Vec<serde_json::Value>> {
+    let expansions = if request.expand.is_empty() {
+        Vec::new()
+    } else {
+        query::expand::expand(registry, schema, records, &request.expand, reader)?
+    };
+    Ok(records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let mut rendered =
+                render_record(shape, store, schema, record, request.projection.as_deref());
+            if let Some(expand) = expansions.get(index).filter(|expand| !expand.is_empty()) {
+                rendered["expand"] = expand_json(expand, shape);
+            }
+            rendered
+        })
+        .collect())
 }
 
 /// Renders a list page: `{records, pagination}` plus `aggregations` / `groups` when asked, the
@@ -252,31 +321,15 @@ pub fn list_response(
     request: &ListRequest,
     page: &ListPage,
 ) -> ApiResult<HttpResponse> {
-    let expansions = if request.expand.is_empty() {
-        Vec::new()
-    } else {
-        query::expand::expand(registry, schema, &page.records, &request.expand, reader)?
-    };
-    let records: Vec<serde_json::Value> = page
-        .records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let counted = CountedRecord {
-                view: RecordView {
-                    schema,
-                    record,
-                    projection: request.projection.as_deref(),
-                },
-                comment_count: store.comment_count(record.id).unwrap_or(0),
-            };
-            let mut rendered = serde_json::to_value(&counted).unwrap_or(serde_json::Value::Null);
-            if let Some(expand) = expansions.get(index).filter(|expand| !expand.is_empty()) {
-                rendered["expand"] = expand_json(expand);
-            }
-            rendered
-        })
-        .collect();
+    let records = rendered_page(
+        registry,
+        reader,
+        store,
+        schema,
+        request,
+        &page.records,
+        RecordShape::Nested,
+    )?;
     let mut body = json!({
         "records": records,
         "pagination": Pagination::new(request, page),
@@ -384,14 +437,7 @@ pub async fn get_record(
     let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
     let include_deleted = flag(&query_pairs(&request)?, "includeDeleted");
-    let record = handle
-        .shared
-        .store
-        .get_record(record_id)
-        .map_err(tabula_actors::DomainError::from)?
-        .filter(|record| include_deleted || !record.is_deleted())
-        .filter(|record| access.sees(record))
-        .ok_or_else(|| ApiError::from(record_not_found(record_id)))?;
+    let record = readable_record(&access, record_id, include_deleted)?;
     Ok(record_response(
         StatusCode::OK,
         &handle.shared.store,
@@ -400,8 +446,26 @@ pub async fn get_record(
     ))
 }
 
+/// The record `record_id` if the caller may see it (a trashed one only with
+/// `include_deleted`), else the 404 of a missing record.
+pub fn readable_record(
+    access: &TableAccess,
+    record_id: u64,
+    include_deleted: bool,
+) -> ApiResult<StoredRecord> {
+    access
+        .handle
+        .shared
+        .store
+        .get_record(record_id)
+        .map_err(tabula_actors::DomainError::from)?
+        .filter(|record| include_deleted || !record.is_deleted())
+        .filter(|record| access.sees(record))
+        .ok_or_else(|| ApiError::from(record_not_found(record_id)))
+}
+
 /// Parses the optimistic-concurrency token.
-fn expected_updated_at(token: Option<serde_json::Value>) -> ApiResult<Option<i64>> {
+pub fn expected_updated_at(token: Option<serde_json::Value>) -> ApiResult<Option<i64>> {
     match token {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(text)) => clock::parse_datetime_ms(&text)

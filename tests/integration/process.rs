@@ -369,3 +369,62 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(logs.contains("listening on"), "{logs}");
 }
+
+/// Reads SSE frames from a streaming response until one contains `needle` (or ten seconds pass).
+fn read_until(stream: &mut impl Read, seen: &mut String, needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < deadline {
+        if seen.contains(needle) {
+            return true;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) => return seen.contains(needle),
+            Ok(read) => seen.push_str(&String::from_utf8_lossy(&buffer[..read])),
+            Err(_) => return seen.contains(needle),
+        }
+    }
+    seen.contains(needle)
+}
+
+#[test]
+fn a_realtime_stream_over_a_socket_sees_changes_and_does_not_hold_up_shutdown() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let config = unthrottled_demo_config(directory.path());
+    let config = config.to_str().expect("a UTF-8 path");
+    let server = Server::start(directory.path(), &["--config", config]);
+    let streaming = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .expect("a client");
+    let mut stream = streaming
+        .get(format!("{}/api/realtime?tables=tasks", server.base))
+        .send()
+        .expect("the stream opens");
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut stream, &mut seen, "event: connected"),
+        "{seen}"
+    );
+    let (status, _) = post_json(
+        &server.base,
+        "/api/tables/tasks/records",
+        &json!({"title": "over the wire"}),
+        "unused",
+    );
+    assert_eq!(status, 201);
+    assert!(
+        read_until(&mut stream, &mut seen, "over the wire"),
+        "{seen}"
+    );
+    assert!(seen.contains("event: change"), "{seen}");
+
+    let signalled = Instant::now();
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(), Some(0), "graceful shutdown exits 0");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "an open stream does not hold the drain up to its timeout"
+    );
+}
