@@ -7,6 +7,7 @@ use tabula_actors::accounts::{AccountSettings, Accounts, AccountsClock};
 use tabula_actors::analytics::{Analytics, AnalyticsClock};
 use tabula_actors::query::PageLimits;
 use tabula_actors::registry::{Registry, TableHandle};
+use tabula_actors::schema_publisher::{SchemaPublisher, SchemaPublisherHandle};
 use tabula_storage::{Schema, Store};
 
 use crate::config::Config;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// The per-client request budgets of `[rate_limit]`.
     pub rate_limiter: RateLimiter,
+    /// The schema publisher: versions, draft, live publishing (SPEC §9).
+    pub schema: SchemaPublisherHandle,
 }
 
 /// Why the server could not start.
@@ -39,7 +42,9 @@ pub enum StartError {
 
 impl AppState {
     /// Opens the store under the configured data directory and starts an actor for every table
-    /// of `schema`. Must run inside an actix system (the table actors live on its arbiters).
+    /// of the live schema: the active version of the schema ledger, or `schema` (the config
+    /// file's) on first start, when it becomes version 1. Must run inside an actix system (the
+    /// table actors live on its arbiters).
     pub fn start(config: Config, schema: Schema) -> Result<AppState, StartError> {
         let data_dir = config.server.data_dir.clone();
         let problems = tabula_actors::permissions::check_row_filters(&schema.tables);
@@ -55,7 +60,12 @@ impl AppState {
             .unwrap_or(1)
             .min(4);
         let registry = Registry::new(store.clone(), writer_threads);
-        for table in schema.tables {
+        let publisher = SchemaPublisher::open(&store, std::sync::Arc::clone(&registry), schema)
+            .map_err(|error| StartError::Store {
+                path: data_dir.display().to_string(),
+                cause: format!("schema ledger: {error}"),
+            })?;
+        for table in publisher.live_schema().tables.clone() {
             let name = table.name.clone();
             registry.install(table).map_err(|error| StartError::Table {
                 table: name,
@@ -91,6 +101,7 @@ impl AppState {
             },
         )?;
         let rate_limiter = RateLimiter::new(&config.rate_limit, &config.server);
+        let schema = publisher.start();
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -98,6 +109,7 @@ impl AppState {
             analytics,
             accounts,
             rate_limiter,
+            schema,
         })
     }
 
@@ -121,6 +133,7 @@ impl AppState {
         if let Some(analytics) = &self.analytics {
             analytics.shutdown();
         }
+        self.schema.stop();
         self.registry.stop_actors();
         self.accounts.shutdown();
         if let Err(error) = self.store.close() {
