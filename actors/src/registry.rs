@@ -158,7 +158,8 @@ impl Registry {
         let schema = Arc::new(schema);
         let previous = shared.schema.swap(Arc::clone(&schema));
         if previous.name != schema.name {
-            self.names.remove_if(&previous.name, |_, id| *id == schema.id);
+            self.names
+                .remove_if(&previous.name, |_, id| *id == schema.id);
             self.names.insert(schema.name.clone(), schema.id);
         }
         shared.touch(clock::now_ms());

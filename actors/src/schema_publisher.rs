@@ -209,7 +209,11 @@ impl SchemaPublisher {
                 let mut watermarks = IdWatermarks::default();
                 watermarks.cover(&file_schema);
                 ledger.set_seed_checksum(&file_checksum)?;
-                ledger.append(&version, &watermarks, &Draft::of(&version, version.created_at))?;
+                ledger.append(
+                    &version,
+                    &watermarks,
+                    &Draft::of(&version, version.created_at),
+                )?;
                 version
             }
         };
@@ -255,7 +259,12 @@ impl SchemaPublisher {
         let mut watermarks = self.watermarks.clone();
         watermarks.cover(&self.active.snapshot);
         watermarks.cover(&self.draft.snapshot);
-        let on_disk = self.store.table_ids_on_disk().into_iter().max().unwrap_or(0);
+        let on_disk = self
+            .store
+            .table_ids_on_disk()
+            .into_iter()
+            .max()
+            .unwrap_or(0);
         watermarks.table = watermarks.table.max(on_disk);
         IdAllocator { watermarks }
     }
@@ -885,9 +894,9 @@ impl Handler<RestoreVersion> for SchemaPublisher {
         let version = match self.ledger.version(message.number) {
             Ok(Some(version)) => version,
             Ok(None) => {
-                return AtomicResponse::new(Box::pin(actix::fut::ready(Err(
-                    version_not_found(message.number),
-                ))))
+                return AtomicResponse::new(Box::pin(actix::fut::ready(Err(version_not_found(
+                    message.number,
+                )))))
             }
             Err(error) => {
                 return AtomicResponse::new(Box::pin(actix::fut::ready(Err(error.into()))))
@@ -958,10 +967,9 @@ impl Handler<CloneTable> for SchemaPublisher {
 
     fn handle(&mut self, message: CloneTable, _context: &mut Context<Self>) -> Self::Result {
         let prepared = (|| {
-            let handle = self
-                .registry
-                .resolve(&message.source)
-                .ok_or_else(|| DomainError::NotFound(format!("Table '{}' not found", message.source)))?;
+            let handle = self.registry.resolve(&message.source).ok_or_else(|| {
+                DomainError::NotFound(format!("Table '{}' not found", message.source))
+            })?;
             if self.active.snapshot.table(&message.name).is_some() {
                 return Err(SchemaError::Domain(DomainError::Conflict {
                     message: format!("A table named '{}' already exists", message.name),

@@ -12,7 +12,9 @@ use tabula_actors::schema_publisher::{ChangeSchema, CloneTable, PublishMeta, Sch
 use tabula_actors::DomainError;
 use tabula_storage::{FieldDef, Schema, TableSchema};
 
-use super::schema::{parse_schema_json, schema_outcome, version_json, SchemaApiError, SchemaApiResult};
+use super::schema::{
+    parse_schema_json, schema_outcome, version_json, SchemaApiError, SchemaApiResult,
+};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -99,22 +101,24 @@ pub async fn create_table(
 ) -> SchemaApiResult<HttpResponse> {
     let mut table: TableSchema = parse_schema_json(body.into_inner(), "")?;
     let name = table.name.clone();
-    let edit = Box::new(move |snapshot: &mut Schema, ids: &mut tabula_actors::schema_publisher::IdAllocator| {
-        if snapshot.tables.iter().any(|known| known.name == table.name) {
-            return Err(name_taken("table", &table.name));
-        }
-        if table.id != 0 && snapshot.tables.iter().any(|known| known.id == table.id) {
-            return Err(SchemaError::Domain(DomainError::Conflict {
-                message: format!("A table with id {} already exists", table.id),
-                field: Some("id".into()),
-            }));
-        }
-        if table.id == 0 {
-            table.id = ids.next_table_id();
-        }
-        snapshot.tables.push(table);
-        Ok(())
-    });
+    let edit = Box::new(
+        move |snapshot: &mut Schema, ids: &mut tabula_actors::schema_publisher::IdAllocator| {
+            if snapshot.tables.iter().any(|known| known.name == table.name) {
+                return Err(name_taken("table", &table.name));
+            }
+            if table.id != 0 && snapshot.tables.iter().any(|known| known.id == table.id) {
+                return Err(SchemaError::Domain(DomainError::Conflict {
+                    message: format!("A table with id {} already exists", table.id),
+                    field: Some("id".into()),
+                }));
+            }
+            if table.id == 0 {
+                table.id = ids.next_table_id();
+            }
+            snapshot.tables.push(table);
+            Ok(())
+        },
+    );
     let (version, snapshot) =
         change_schema(&state, &admin, format!("Create table {name}"), false, edit).await?;
     let id = snapshot
@@ -155,18 +159,22 @@ pub async fn delete_table(
         .registry
         .resolve(&key)
         .map(|handle| (handle.shared.id, handle.shared.schema().name.clone()))
-        .ok_or_else(|| SchemaApiError::Api(ApiError::not_found(format!("Table '{key}' not found"))))?;
+        .ok_or_else(|| {
+            SchemaApiError::Api(ApiError::not_found(format!("Table '{key}' not found")))
+        })?;
     let table_id = removed.0;
-    let edit = Box::new(move |snapshot: &mut Schema, _: &mut tabula_actors::schema_publisher::IdAllocator| {
-        let before = snapshot.tables.len();
-        snapshot.tables.retain(|table| table.id != table_id);
-        if snapshot.tables.len() == before {
-            return Err(SchemaError::Domain(DomainError::NotFound(format!(
-                "Table '{table_id}' not found"
-            ))));
-        }
-        Ok(())
-    });
+    let edit = Box::new(
+        move |snapshot: &mut Schema, _: &mut tabula_actors::schema_publisher::IdAllocator| {
+            let before = snapshot.tables.len();
+            snapshot.tables.retain(|table| table.id != table_id);
+            if snapshot.tables.len() == before {
+                return Err(SchemaError::Domain(DomainError::NotFound(format!(
+                    "Table '{table_id}' not found"
+                ))));
+            }
+            Ok(())
+        },
+    );
     let allow_destructive = query.allow_destructive.unwrap_or(false);
     let (version, _) = change_schema(
         &state,
@@ -198,10 +206,9 @@ pub async fn add_field(
     body: web::Json<Json>,
 ) -> SchemaApiResult<HttpResponse> {
     let key = path.into_inner();
-    let handle = state
-        .registry
-        .resolve(&key)
-        .ok_or_else(|| SchemaApiError::Api(ApiError::not_found(format!("Table '{key}' not found"))))?;
+    let handle = state.registry.resolve(&key).ok_or_else(|| {
+        SchemaApiError::Api(ApiError::not_found(format!("Table '{key}' not found")))
+    })?;
     let table_id = handle.shared.id;
     let body = body.into_inner();
     let (field_json, prefix) = match body.get("field") {
@@ -210,23 +217,25 @@ pub async fn add_field(
     };
     let mut field: FieldDef = parse_schema_json(field_json, prefix)?;
     let field_name = field.name.clone();
-    let edit = Box::new(move |snapshot: &mut Schema, ids: &mut tabula_actors::schema_publisher::IdAllocator| {
-        let table = find_table(snapshot, &table_id.to_string())?;
-        if table.field_by_name(&field.name).is_some() {
-            return Err(name_taken("field", &field.name));
-        }
-        if field.id != 0 && table.field_by_id(field.id).is_some() {
-            return Err(SchemaError::Domain(DomainError::Conflict {
-                message: format!("A field with id {} already exists", field.id),
-                field: Some("id".into()),
-            }));
-        }
-        if field.id == 0 {
-            field.id = ids.next_field_id(table_id);
-        }
-        table.fields.push(field);
-        Ok(())
-    });
+    let edit = Box::new(
+        move |snapshot: &mut Schema, ids: &mut tabula_actors::schema_publisher::IdAllocator| {
+            let table = find_table(snapshot, &table_id.to_string())?;
+            if table.field_by_name(&field.name).is_some() {
+                return Err(name_taken("field", &field.name));
+            }
+            if field.id != 0 && table.field_by_id(field.id).is_some() {
+                return Err(SchemaError::Domain(DomainError::Conflict {
+                    message: format!("A field with id {} already exists", field.id),
+                    field: Some("id".into()),
+                }));
+            }
+            if field.id == 0 {
+                field.id = ids.next_field_id(table_id);
+            }
+            table.fields.push(field);
+            Ok(())
+        },
+    );
     let table_name = handle.shared.schema().name.clone();
     let (version, _) = change_schema(
         &state,
@@ -266,7 +275,10 @@ pub async fn clone_table(
         .and_then(Json::as_str)
         .map(str::to_owned)
         .ok_or_else(|| {
-            SchemaApiError::Api(ApiError::validation("name", "name is required (the clone's table name)"))
+            SchemaApiError::Api(ApiError::validation(
+                "name",
+                "name is required (the clone's table name)",
+            ))
         })?;
     let copy_data = match body.get("copyData") {
         None | Some(Json::Null) => false,

@@ -318,7 +318,8 @@ pub async fn export_schema(
     let (content_type, text) = match format {
         "yaml" | "yml" => (
             "application/yaml",
-            serde_norway::to_string(snapshot).map_err(|error| ApiError::internal(error.to_string()))?,
+            serde_norway::to_string(snapshot)
+                .map_err(|error| ApiError::internal(error.to_string()))?,
         ),
         "json" => (
             "application/json",
@@ -338,10 +339,7 @@ pub async fn export_schema(
     };
     Ok(HttpResponse::Ok()
         .content_type(format!("{content_type}; charset=utf-8"))
-        .insert_header((
-            "x-schema-version",
-            version.number.to_string(),
-        ))
+        .insert_header(("x-schema-version", version.number.to_string()))
         .body(text))
 }
 
@@ -370,15 +368,16 @@ pub async fn replace_draft(
     let body = body.into_inner();
     body_object(&body)?;
     let base_version = optional_u64(&body, "baseVersion")?;
-    let snapshot_json = body.get("snapshot").cloned().ok_or_else(|| {
-        SchemaApiError::Invalid {
+    let snapshot_json = body
+        .get("snapshot")
+        .cloned()
+        .ok_or_else(|| SchemaApiError::Invalid {
             message: "The schema is malformed".into(),
             issues: vec![SchemaIssue {
                 path: "/snapshot".into(),
                 message: "snapshot is required: {\"tables\":[…]}".into(),
             }],
-        }
-    })?;
+        })?;
     let snapshot: Schema = parse_schema_json(snapshot_json, "/snapshot")?;
     let draft = schema_outcome(
         state
@@ -517,7 +516,10 @@ pub async fn patch_draft_table(
     let body = body.into_inner();
     let object = body_object(&body)?;
     let patch = object.get("patch").cloned().ok_or_else(|| {
-        SchemaApiError::Api(ApiError::validation("patch", "patch is required: {\"patch\":{…}}"))
+        SchemaApiError::Api(ApiError::validation(
+            "patch",
+            "patch is required: {\"patch\":{…}}",
+        ))
     })?;
     if !patch.is_object() {
         return Err(SchemaApiError::Api(ApiError::validation(
@@ -531,8 +533,9 @@ pub async fn patch_draft_table(
     let (sender, receiver) = std::sync::mpsc::channel::<SchemaApiError>();
     let edit = Box::new(move |snapshot: &mut Schema| {
         let index = find_table_index(snapshot, &key).ok_or_else(|| table_not_in_draft(&key))?;
-        let mut table_json = serde_json::to_value(&snapshot.tables[index])
-            .map_err(|error| SchemaError::Domain(tabula_actors::DomainError::Unavailable(error.to_string())))?;
+        let mut table_json = serde_json::to_value(&snapshot.tables[index]).map_err(|error| {
+            SchemaError::Domain(tabula_actors::DomainError::Unavailable(error.to_string()))
+        })?;
         merge_json(&mut table_json, patch);
         match parse_schema_json::<TableSchema>(table_json, &format!("/tables/{index}")) {
             Ok(table) => {

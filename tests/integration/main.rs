@@ -11,5 +11,6 @@ mod openapi;
 mod permissions;
 mod process;
 mod records;
+mod schema;
 mod supervision;
 mod tables;
