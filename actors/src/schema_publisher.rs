@@ -183,6 +183,12 @@ impl SchemaPublisherHandle {
     }
 }
 
+impl Drop for SchemaPublisherHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl SchemaPublisher {
     /// Opens the ledger; on first start the config file's schema becomes version 1. The live
     /// schema is [`SchemaPublisher::live_schema`].
