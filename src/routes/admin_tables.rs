@@ -46,7 +46,7 @@ fn table_json(handle: &TableHandle) -> Json {
 
 fn served_table(state: &AppState, id: u32) -> SchemaApiResult<TableHandle> {
     state.registry.by_id(id).ok_or_else(|| {
-        SchemaApiError::Api(ApiError::internal(format!(
+        SchemaApiError::api(ApiError::internal(format!(
             "table {id} is not served after its publish"
         )))
     })
@@ -160,7 +160,7 @@ pub async fn delete_table(
         .resolve(&key)
         .map(|handle| (handle.shared.id, handle.shared.schema().name.clone()))
         .ok_or_else(|| {
-            SchemaApiError::Api(ApiError::not_found(format!("Table '{key}' not found")))
+            SchemaApiError::api(ApiError::not_found(format!("Table '{key}' not found")))
         })?;
     let table_id = removed.0;
     let edit = Box::new(
@@ -207,7 +207,7 @@ pub async fn add_field(
 ) -> SchemaApiResult<HttpResponse> {
     let key = path.into_inner();
     let handle = state.registry.resolve(&key).ok_or_else(|| {
-        SchemaApiError::Api(ApiError::not_found(format!("Table '{key}' not found")))
+        SchemaApiError::api(ApiError::not_found(format!("Table '{key}' not found")))
     })?;
     let table_id = handle.shared.id;
     let body = body.into_inner();
@@ -275,7 +275,7 @@ pub async fn clone_table(
         .and_then(Json::as_str)
         .map(str::to_owned)
         .ok_or_else(|| {
-            SchemaApiError::Api(ApiError::validation(
+            SchemaApiError::api(ApiError::validation(
                 "name",
                 "name is required (the clone's table name)",
             ))
@@ -284,7 +284,7 @@ pub async fn clone_table(
         None | Some(Json::Null) => false,
         Some(Json::Bool(flag)) => *flag,
         Some(_) => {
-            return Err(SchemaApiError::Api(ApiError::validation(
+            return Err(SchemaApiError::api(ApiError::validation(
                 "copyData",
                 "copyData must be true or false",
             )))

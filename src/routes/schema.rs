@@ -60,7 +60,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// `errors:[{path, field, message}]` (`field` repeats the pointer for envelope readers).
 #[derive(Debug)]
 pub enum SchemaApiError {
-    Api(ApiError),
+    Api(Box<ApiError>),
     Invalid {
         message: String,
         issues: Vec<SchemaIssue>,
@@ -99,19 +99,25 @@ impl ResponseError for SchemaApiError {
 
 impl<E: Into<ApiError>> From<E> for SchemaApiError {
     fn from(error: E) -> Self {
-        SchemaApiError::Api(error.into())
+        SchemaApiError::api(error.into())
+    }
+}
+
+impl SchemaApiError {
+    pub fn api(error: ApiError) -> Self {
+        SchemaApiError::Api(Box::new(error))
     }
 }
 
 /// The HTTP form of a publisher error.
 pub fn schema_error(error: SchemaError) -> SchemaApiError {
     match error {
-        SchemaError::Domain(error) => SchemaApiError::Api(error.into()),
+        SchemaError::Domain(error) => SchemaApiError::api(error.into()),
         SchemaError::Invalid(issues) => SchemaApiError::Invalid {
             message: "The schema is invalid".into(),
             issues,
         },
-        SchemaError::Stale { expected, actual } => SchemaApiError::Api(
+        SchemaError::Stale { expected, actual } => SchemaApiError::api(
             ApiError::new(
                 ErrorCode::Conflict,
                 format!(
@@ -120,7 +126,7 @@ pub fn schema_error(error: SchemaError) -> SchemaApiError {
             )
             .with_details(json!({ "expected": expected, "actual": actual })),
         ),
-        SchemaError::Conflicts(conflicts) => SchemaApiError::Api(
+        SchemaError::Conflicts(conflicts) => SchemaApiError::api(
             ApiError::new(
                 ErrorCode::Conflict,
                 "The draft's changes clash with changes of the active version",
@@ -225,7 +231,7 @@ pub fn merge_json(target: &mut Json, patch: Json) {
 
 fn body_object(body: &Json) -> SchemaApiResult<&serde_json::Map<String, Json>> {
     body.as_object().ok_or_else(|| {
-        SchemaApiError::Api(ApiError::validation(
+        SchemaApiError::api(ApiError::validation(
             "body",
             "The request body must be a JSON object",
         ))
@@ -240,7 +246,7 @@ fn optional_u64(body: &Json, key: &str) -> SchemaApiResult<Option<u64>> {
             .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
             .map(Some)
             .ok_or_else(|| {
-                SchemaApiError::Api(ApiError::validation(
+                SchemaApiError::api(ApiError::validation(
                     key,
                     format!("{key} must be a version number"),
                 ))
@@ -331,7 +337,7 @@ pub async fn export_schema(
             toml::to_string(snapshot).map_err(|error| ApiError::internal(error.to_string()))?,
         ),
         other => {
-            return Err(SchemaApiError::Api(ApiError::validation(
+            return Err(SchemaApiError::api(ApiError::validation(
                 "format",
                 format!("Unknown export format '{other}' (use yaml, json or toml)"),
             )))
@@ -432,7 +438,7 @@ pub async fn publish_draft(
     let body = body.into_inner();
     body_object(&body)?;
     let base_version = optional_u64(&body, "baseVersion")?.ok_or_else(|| {
-        SchemaApiError::Api(ApiError::validation(
+        SchemaApiError::api(ApiError::validation(
             "baseVersion",
             "baseVersion is required (the active version the draft is based on)",
         ))
@@ -516,13 +522,13 @@ pub async fn patch_draft_table(
     let body = body.into_inner();
     let object = body_object(&body)?;
     let patch = object.get("patch").cloned().ok_or_else(|| {
-        SchemaApiError::Api(ApiError::validation(
+        SchemaApiError::api(ApiError::validation(
             "patch",
             "patch is required: {\"patch\":{…}}",
         ))
     })?;
     if !patch.is_object() {
-        return Err(SchemaApiError::Api(ApiError::validation(
+        return Err(SchemaApiError::api(ApiError::validation(
             "patch",
             "patch must be a JSON object",
         )));
@@ -552,7 +558,7 @@ pub async fn patch_draft_table(
     match edit_draft(&state, edit).await {
         Err(SchemaApiError::Invalid { issues, .. }) if issues.is_empty() => {
             Err(receiver.try_recv().unwrap_or_else(|_| {
-                SchemaApiError::Api(ApiError::validation("patch", "The patch is malformed"))
+                SchemaApiError::api(ApiError::validation("patch", "The patch is malformed"))
             }))
         }
         other => other,
@@ -602,7 +608,7 @@ pub async fn list_versions(
 
 fn version_number(text: &str) -> SchemaApiResult<u64> {
     text.parse::<u64>().map_err(|_| {
-        SchemaApiError::Api(ApiError::not_found(format!(
+        SchemaApiError::api(ApiError::not_found(format!(
             "Schema version {text} not found"
         )))
     })
@@ -666,7 +672,7 @@ pub async fn prune_versions(
         .and_then(Json::as_u64)
         .and_then(|keep| usize::try_from(keep).ok())
         .ok_or_else(|| {
-            SchemaApiError::Api(ApiError::validation(
+            SchemaApiError::api(ApiError::validation(
                 "keep",
                 "keep must be a non-negative integer (how many of the newest versions to keep)",
             ))

@@ -1082,7 +1082,8 @@ async fn publishing_under_write_load_loses_nothing() {
         (acknowledged, written_before_rename)
     };
     let publisher = async {
-        let steps: Vec<Box<dyn Fn(&mut Json)>> = vec![
+        type Step = Box<dyn Fn(&mut Json)>;
+        let steps: Vec<Step> = vec![
             Box::new(|snapshot: &mut Json| {
                 fields_mut(snapshot, "items").push(
                     json!({"name": "flag", "type": "checkbox", "default": true, "indexed": true}),
