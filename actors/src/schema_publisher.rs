@@ -128,18 +128,38 @@ impl IdAllocator {
         *entry
     }
 
-    /// Gives every table and field whose id is 0 a fresh id.
-    pub fn assign(&mut self, schema: &mut Schema) {
+    /// Gives every table and field whose id is 0 an id: the id of the table (field) of the same
+    /// name in `reference` (the active version) when it has one and the id is free, so that a
+    /// snapshot written without ids edits the tables it names; otherwise a fresh id.
+    pub fn assign(&mut self, schema: &mut Schema, reference: &Schema) {
+        let given: Vec<u32> = schema.tables.iter().map(|table| table.id).collect();
         for table in &mut schema.tables {
             if table.id == 0 {
-                table.id = self.next_table_id();
+                table.id = reference
+                    .tables
+                    .iter()
+                    .find(|known| known.name == table.name && !given.contains(&known.id))
+                    .map(|known| known.id)
+                    .unwrap_or_else(|| self.next_table_id());
             }
             let highest = table.fields.iter().map(|field| field.id).max().unwrap_or(0);
             let entry = self.watermarks.fields.entry(table.id).or_insert(0);
             *entry = (*entry).max(highest);
+            let known_fields = reference
+                .tables
+                .iter()
+                .find(|known| known.id == table.id)
+                .map(|known| known.fields.clone())
+                .unwrap_or_default();
+            let mut used: Vec<u32> = table.fields.iter().map(|field| field.id).collect();
             for field in &mut table.fields {
                 if field.id == 0 {
-                    field.id = self.next_field_id(table.id);
+                    field.id = known_fields
+                        .iter()
+                        .find(|known| known.name == field.name && !used.contains(&known.id))
+                        .map(|known| known.id)
+                        .unwrap_or_else(|| self.next_field_id(table.id));
+                    used.push(field.id);
                 }
             }
         }
@@ -380,7 +400,8 @@ impl SchemaPublisher {
         meta: PublishMeta,
     ) -> ResponseActFuture<Self, SchemaResult<SchemaVersion>> {
         let mut allocator = self.allocator();
-        allocator.assign(&mut candidate);
+        let reference = self.active.snapshot.clone();
+        allocator.assign(&mut candidate, &reference);
         let prepared = (|| {
             let issues = self.validate(&candidate, meta.allow_destructive)?;
             if !issues.is_empty() {
@@ -722,7 +743,8 @@ impl Handler<ReplaceDraft> for SchemaPublisher {
             self.check_base(base_version)?;
         }
         let mut snapshot = message.snapshot;
-        self.allocator().assign(&mut snapshot);
+        let reference = self.active.snapshot.clone();
+        self.allocator().assign(&mut snapshot, &reference);
         let draft = Draft {
             dirty: snapshot != self.active.snapshot,
             snapshot,
@@ -762,7 +784,8 @@ impl Handler<EditDraft> for SchemaPublisher {
     fn handle(&mut self, message: EditDraft, _context: &mut Context<Self>) -> Self::Result {
         let mut snapshot = self.draft.snapshot.clone();
         (message.edit)(&mut snapshot)?;
-        self.allocator().assign(&mut snapshot);
+        let reference = self.active.snapshot.clone();
+        self.allocator().assign(&mut snapshot, &reference);
         let changed = snapshot != self.draft.snapshot;
         if !changed {
             return Ok((self.draft.clone(), false));
@@ -785,7 +808,8 @@ impl Handler<ValidateDraft> for SchemaPublisher {
 
     fn handle(&mut self, _message: ValidateDraft, _context: &mut Context<Self>) -> Self::Result {
         let mut snapshot = self.draft.snapshot.clone();
-        self.allocator().assign(&mut snapshot);
+        let reference = self.active.snapshot.clone();
+        self.allocator().assign(&mut snapshot, &reference);
         self.validate(&snapshot, false)
     }
 }

@@ -1167,3 +1167,42 @@ async fn publishing_under_write_load_loses_nothing() {
     assert_eq!(all_records(&service, "items").await.len(), records.len());
     assert_eq!(status(&service).await["activeVersion"], json!(4));
 }
+
+#[actix_web::test]
+async fn a_snapshot_without_ids_edits_the_tables_it_names() {
+    let app = items_app();
+    let service = service!(app);
+    post(
+        &service,
+        "/api/tables/items/records",
+        json!({"title": "kept", "count": 3}),
+    )
+    .await;
+    let reply = put(
+        &service,
+        "/api/admin/schema/draft",
+        json!({"baseVersion": 1, "snapshot": {"tables": [{
+            "name": "items",
+            "fields": [
+                {"name": "title", "type": "single-line-text"},
+                {"name": "count", "type": "integer"},
+                {"name": "due", "type": "date"}
+            ],
+            "permissions": {"read": "authenticated"}
+        }]}}),
+    )
+    .await;
+    assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
+    let table = &reply.body["snapshot"]["tables"][0];
+    assert_eq!(table["id"], json!(1), "matched by name");
+    assert_eq!(table["fields"][1]["id"], json!(2));
+    assert_eq!(
+        table["fields"][2]["id"],
+        json!(4),
+        "a new field gets a fresh id"
+    );
+    assert_eq!(publish(&service, 1).await.status.as_u16(), 200);
+    let record = get(&service, "/api/tables/items/records/1").await;
+    assert_eq!(record.body["fields"]["title"], json!("kept"));
+    assert_eq!(record.body["fields"]["count"], json!(3));
+}
