@@ -4,7 +4,10 @@
 //!
 //! Keys (see ARCHITECTURE.md): `version ++ n (u64 BE)` → codec([`SchemaVersion`]);
 //! `active` → n (u64 BE); `draft` → codec([`Draft`]); `seed` → codec(String), the checksum of the
-//! config file's schema that seeded version 1; `watermarks` → codec([`IdWatermarks`]).
+//! config file's schema that seeded version 1; `watermarks` → codec([`IdWatermarks`]);
+//! `pending` → codec(Schema), the snapshot of a publish under way (present only between the
+//! start of a publish's table changes and its append or undo: found at start-up, it means the
+//! process stopped mid-publish, and the tables are put back on the active version).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +20,7 @@ const ACTIVE_KEY: &[u8] = b"active";
 const DRAFT_KEY: &[u8] = b"draft";
 const SEED_KEY: &[u8] = b"seed";
 const WATERMARKS_KEY: &[u8] = b"watermarks";
+const PENDING_KEY: &[u8] = b"pending";
 
 /// One published schema version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +158,31 @@ impl Ledger {
         batch.insert(ACTIVE_KEY, &version.number.to_be_bytes());
         batch.insert(WATERMARKS_KEY, codec::encode(watermarks)?);
         batch.insert(DRAFT_KEY, codec::encode(draft)?);
+        batch.remove(PENDING_KEY);
+        self.tree.apply_batch(batch)?;
+        self.store.flush_blocking()
+    }
+
+    /// Marks a publish of `snapshot` as under way (flushed before any table changes).
+    pub fn set_pending(&self, snapshot: &Schema) -> StorageResult<()> {
+        self.tree.insert(PENDING_KEY, codec::encode(snapshot)?)?;
+        self.store.flush_blocking()
+    }
+
+    /// The snapshot of a publish that was under way when the process stopped.
+    pub fn pending(&self) -> StorageResult<Option<Schema>> {
+        match self.tree.get(PENDING_KEY)? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes, "pending schema")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a publish that did not happen (undone, or rolled back at start-up), keeping its ids
+    /// out of reach of later tables and fields.
+    pub fn clear_pending(&self, watermarks: &IdWatermarks) -> StorageResult<()> {
+        let mut batch = sled::Batch::default();
+        batch.remove(PENDING_KEY);
+        batch.insert(WATERMARKS_KEY, codec::encode(watermarks)?);
         self.tree.apply_batch(batch)?;
         self.store.flush_blocking()
     }

@@ -49,8 +49,10 @@ pub struct Migration {
 /// What a schema change means for the table's data.
 #[derive(Debug, Default)]
 struct Plan {
-    /// Fields whose every stored value is converted (added or retyped) with their old type.
-    converted: Vec<(FieldDef, Option<FieldType>)>,
+    /// Fields whose every stored value is converted (added, retyped, or every field of a
+    /// rebuild), and whether the field is new (then records without a value get its default,
+    /// and a new autonumber numbers them).
+    converted: Vec<(FieldDef, bool)>,
     /// Field ids whose values are erased.
     erased: BTreeSet<u32>,
     rebuild_indexes: bool,
@@ -69,12 +71,16 @@ impl Plan {
 fn plan(old: &TableSchema, new: &TableSchema, options: MigrationOptions) -> Plan {
     let mut plan = Plan::default();
     for field in &new.fields {
+        if options.rebuild {
+            // The stored values were written under some schema with these ids: convert what
+            // differs, fill nothing in.
+            plan.converted.push((field.clone(), false));
+            continue;
+        }
         match old.field_by_id(field.id) {
-            Some(before) if !options.rebuild && before.field_type == field.field_type => {}
-            Some(before) if !options.rebuild => plan
-                .converted
-                .push((field.clone(), Some(before.field_type.clone()))),
-            _ => plan.converted.push((field.clone(), None)),
+            Some(before) if before.field_type == field.field_type => {}
+            Some(_) => plan.converted.push((field.clone(), false)),
+            None => plan.converted.push((field.clone(), true)),
         }
     }
     if options.allow_destructive {
@@ -203,10 +209,10 @@ pub fn migrate(
         for field_id in &plan.erased {
             updated.fields.remove(field_id);
         }
-        for (field, old_type) in &plan.converted {
+        for (field, added) in &plan.converted {
             let stored = record.value(field.id);
             if field.field_type == FieldType::Autonumber {
-                if stored.is_null() {
+                if stored.is_null() && *added {
                     let next = autonumbers.entry(field.id).or_insert(0);
                     *next += 1;
                     updated.fields.insert(
@@ -220,7 +226,7 @@ pub fn migrate(
                 continue;
             }
             if stored.is_null() {
-                if old_type.is_none() {
+                if *added {
                     if let Some(default) = default_value(field) {
                         updated.fields.insert(field.id, default);
                     }

@@ -252,6 +252,11 @@ impl SchemaPublisher {
         };
         let mut watermarks = ledger.watermarks()?;
         watermarks.cover(&active.snapshot);
+        if let Some(pending) = ledger.pending()? {
+            roll_back_interrupted_publish(store, &active.snapshot)?;
+            watermarks.cover(&pending);
+            ledger.clear_pending(&watermarks)?;
+        }
         Ok(SchemaPublisher {
             ledger,
             store: store.clone(),
@@ -414,11 +419,22 @@ impl SchemaPublisher {
             Ok(steps) => steps,
             Err(error) => return Box::pin(actix::fut::ready(Err(error))),
         };
+        if let Err(error) = self.ledger.set_pending(&candidate) {
+            return Box::pin(actix::fut::ready(Err(error.into())));
+        }
         let registry = Arc::clone(&self.registry);
         let store = self.store.clone();
         let work = wrap_future::<_, Self>(apply_steps(registry, store, steps));
         Box::pin(work.map(move |outcome, actor, _context| {
-            outcome?;
+            if let Err(error) = outcome {
+                let mut watermarks = allocator.watermarks;
+                watermarks.cover(&candidate);
+                if let Err(error) = actor.ledger.clear_pending(&watermarks) {
+                    tracing::error!(%error, "could not clear the pending publish");
+                }
+                actor.watermarks = watermarks;
+                return Err(error);
+            }
             actor.record_version(candidate, meta, allocator)
         }))
     }
@@ -622,6 +638,43 @@ async fn install_table(
         }
     }
     Ok(())
+}
+
+/// Start-up after a publish was interrupted (the process stopped between its first table change
+/// and its append to the ledger): every table of the active version has its stored values
+/// converted back to that version's types and its indexes rebuilt, before anything serves it.
+/// Values a table cannot convert back are logged and left as they are.
+fn roll_back_interrupted_publish(store: &Store, active: &Schema) -> StorageResult<()> {
+    tracing::warn!(
+        "a schema publish was interrupted: the tables are put back on the active version"
+    );
+    let on_disk = store.table_ids_on_disk();
+    for table in active
+        .tables
+        .iter()
+        .filter(|table| on_disk.contains(&table.id))
+    {
+        let table_store = store.table(table.id)?;
+        let options = MigrationOptions {
+            allow_destructive: false,
+            rebuild: true,
+        };
+        match migrate(&table_store, table, table, options, true) {
+            Ok(Ok(migration)) => {
+                if let Some(batch) = migration.batch {
+                    table_store.apply(batch)?;
+                }
+            }
+            Ok(Err(failures)) => {
+                for failure in failures {
+                    tracing::error!(table = %table.name, problem = %failure.message, "roll-back left values that do not fit");
+                }
+            }
+            Err(DomainError::Storage(error)) => return Err(error),
+            Err(error) => tracing::error!(table = %table.name, %error, "roll-back failed"),
+        }
+    }
+    store.flush_blocking()
 }
 
 /// Puts back what a failed publish did, newest first. Best effort: each failure is logged.

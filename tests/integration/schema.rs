@@ -1206,3 +1206,84 @@ async fn a_snapshot_without_ids_edits_the_tables_it_names() {
     assert_eq!(record.body["fields"]["title"], json!("kept"));
     assert_eq!(record.body["fields"]["count"], json!(3));
 }
+
+#[actix_web::test]
+async fn a_publish_interrupted_by_a_crash_leaves_the_old_version_live() {
+    let app = items_app();
+    let service = service!(app);
+    for (title, count) in [("a", 22), ("b", 5)] {
+        post(
+            &service,
+            "/api/tables/items/records",
+            json!({"title": title, "count": count}),
+        )
+        .await;
+    }
+    drop(service);
+    let config = (*app.state.config).clone();
+    let data_dir = config.server.data_dir.clone();
+    let directory = app.directory;
+    app.state.shutdown();
+    drop(app.state);
+    // What a crash mid-publish leaves: the publish marked pending, and the table already
+    // migrated to the new schema (count retyped to text), but no new version in the ledger.
+    let mut store = None;
+    for _ in 0..100 {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Ok(opened) = tabula_storage::Store::open(&data_dir) {
+            store = Some(opened);
+            break;
+        }
+    }
+    let store = store.expect("the store reopens");
+    let old = config.tables[0].clone();
+    let mut new = old.clone();
+    new.fields[1].field_type = tabula_storage::FieldType::SingleLineText;
+    let ledger = tabula_actors::schema_ledger::Ledger::open(&store).expect("the ledger");
+    ledger
+        .set_pending(&tabula_storage::Schema {
+            tables: vec![new.clone()],
+        })
+        .expect("mark the publish");
+    let table_store = store.table(1).expect("the table's tree");
+    let migration = tabula_actors::schema_migration::migrate(
+        &table_store,
+        &old,
+        &new,
+        Default::default(),
+        true,
+    )
+    .expect("no storage error")
+    .expect("the values convert");
+    table_store
+        .apply(migration.batch.expect("a batch"))
+        .expect("applied");
+    let stored = table_store.get_record(1).expect("read").expect("record 1");
+    assert_eq!(stored.value(2), &tabula_storage::Value::Text("22".into()));
+    store.close().expect("flushed");
+    drop((table_store, ledger, store));
+    for _ in 0..100 {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        if tabula_storage::Store::open(&data_dir).is_ok() {
+            break;
+        }
+    }
+    let app = TestApp::with_config(config, directory);
+    let service = service!(app);
+    assert_eq!(status(&service).await["activeVersion"], json!(1));
+    let record = get(&service, "/api/tables/items/records/1").await;
+    assert_eq!(record.body["fields"]["count"], json!(22), "converted back");
+    let filtered = get(&service, "/api/tables/items/records?filter=count%3E10").await;
+    assert_eq!(
+        filtered.body["pagination"]["total"],
+        json!(1),
+        "{:?}",
+        filtered.body
+    );
+    // The next publish goes through normally.
+    put_draft(&service, |snapshot| {
+        field_mut(snapshot, "items", "title")["maxLength"] = json!(90);
+    })
+    .await;
+    assert_eq!(publish(&service, 1).await.body["activeVersion"], json!(2));
+}
