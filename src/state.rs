@@ -7,6 +7,7 @@ use tabula_actors::accounts::{AccountSettings, Accounts, AccountsClock};
 use tabula_actors::analytics::{Analytics, AnalyticsClock};
 use tabula_actors::query::PageLimits;
 use tabula_actors::registry::{Registry, TableHandle};
+use tabula_actors::schema_publisher::{SchemaPublisher, SchemaPublisherHandle};
 use tabula_storage::{Schema, Store};
 
 use crate::config::Config;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Webhook deliveries of committed changes and their log (SPEC §11).
     pub webhooks: Arc<Webhooks>,
+    /// The schema publisher: versions, draft, live publishing (SPEC §9).
+    pub schema: SchemaPublisherHandle,
 }
 
 /// Why the server could not start.
@@ -42,7 +45,9 @@ pub enum StartError {
 
 impl AppState {
     /// Opens the store under the configured data directory and starts an actor for every table
-    /// of `schema`. Must run inside an actix system (the table actors live on its arbiters).
+    /// of the live schema: the active version of the schema ledger, or `schema` (the config
+    /// file's) on first start, when it becomes version 1. Must run inside an actix system (the
+    /// table actors live on its arbiters).
     pub fn start(config: Config, schema: Schema) -> Result<AppState, StartError> {
         let data_dir = config.server.data_dir.clone();
         let problems = tabula_actors::permissions::check_row_filters(&schema.tables);
@@ -60,7 +65,12 @@ impl AppState {
         let registry = Registry::new(store.clone(), writer_threads);
         registry.changes().set_capacity(config.realtime.replay_log);
         let webhooks = Webhooks::start(Arc::clone(&registry));
-        for table in schema.tables {
+        let publisher = SchemaPublisher::open(&store, std::sync::Arc::clone(&registry), schema)
+            .map_err(|error| StartError::Store {
+                path: data_dir.display().to_string(),
+                cause: format!("schema ledger: {error}"),
+            })?;
+        for table in publisher.live_schema().tables.clone() {
             let name = table.name.clone();
             registry.install(table).map_err(|error| StartError::Table {
                 table: name,
@@ -96,6 +106,7 @@ impl AppState {
             },
         )?;
         let rate_limiter = RateLimiter::new(&config.rate_limit, &config.server);
+        let schema = publisher.start();
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -104,6 +115,7 @@ impl AppState {
             accounts,
             rate_limiter,
             webhooks,
+            schema,
         })
     }
 
@@ -129,6 +141,7 @@ impl AppState {
         if let Some(analytics) = &self.analytics {
             analytics.shutdown();
         }
+        self.schema.stop();
         self.registry.stop_actors();
         self.accounts.shutdown();
         if let Err(error) = self.store.close() {

@@ -31,6 +31,11 @@ impl TableShared {
         self.schema.load_full()
     }
 
+    /// Replaces the schema of a table no registry serves any more.
+    pub(crate) fn replace_schema(&self, schema: TableSchema) {
+        self.schema.store(Arc::new(schema));
+    }
+
     pub fn live_count(&self) -> u64 {
         self.live_count.load(Ordering::Acquire)
     }
@@ -124,12 +129,7 @@ impl Registry {
     pub fn install(&self, schema: TableSchema) -> StorageResult<TableHandle> {
         let schema = Arc::new(schema);
         if let Some(handle) = self.tables.get(&schema.id).map(|entry| entry.clone()) {
-            let previous = handle.shared.schema.swap(Arc::clone(&schema));
-            if previous.name != schema.name {
-                self.names.remove(&previous.name);
-                self.names.insert(schema.name.clone(), schema.id);
-            }
-            handle.shared.touch(clock::now_ms());
+            self.swap_schema(&handle.shared, Arc::unwrap_or_clone(schema));
             return Ok(handle);
         }
         let store = self.store.table(schema.id)?;
@@ -163,6 +163,19 @@ impl Registry {
         self.names.insert(schema.name.clone(), schema.id);
         self.tables.insert(schema.id, handle.clone());
         Ok(handle)
+    }
+
+    /// Replaces a served table's schema (and its name in the by-name map). The table's actor
+    /// calls this from its mailbox (`ApplySchema`) so that the swap is ordered with its writes.
+    pub fn swap_schema(&self, shared: &TableShared, schema: TableSchema) {
+        let schema = Arc::new(schema);
+        let previous = shared.schema.swap(Arc::clone(&schema));
+        if previous.name != schema.name {
+            self.names
+                .remove_if(&previous.name, |_, id| *id == schema.id);
+            self.names.insert(schema.name.clone(), schema.id);
+        }
+        shared.touch(clock::now_ms());
     }
 
     /// Stops serving a table (its data stays on disk).

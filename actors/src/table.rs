@@ -187,6 +187,26 @@ pub struct PurgeActivity {
 #[rtype(result = "()")]
 pub struct ArmStorageFault;
 
+/// Makes `schema` the table's schema, serialised with its writes: every write already in the
+/// mailbox finished on the old schema, every later one runs on the new. Stored values are
+/// migrated in one atomic batch first (see `schema_migration.rs`); if any cannot convert, nothing
+/// changes and the answer lists them.
+#[derive(Message)]
+#[rtype(result = "DomainResult<u64>")]
+pub struct ApplySchema {
+    pub schema: TableSchema,
+    pub options: crate::schema_migration::MigrationOptions,
+}
+
+/// Copies the table's records (live and trashed, without their history), trash marks and
+/// counters into `target`, an unserved table's tree (cloning a table with its data). Answers how
+/// many records were copied, once durable.
+#[derive(Message)]
+#[rtype(result = "DomainResult<u64>")]
+pub struct CopyRecordsInto {
+    pub target: tabula_storage::TableStore,
+}
+
 /// The actor that owns every write to one table.
 pub struct TableActor {
     pub(crate) shared: Arc<TableShared>,
@@ -1335,6 +1355,81 @@ impl Handler<PurgeActivity> for TableActor {
         match staged {
             Ok((_, 0)) => ready(Ok(0)),
             Ok((batch, purged)) => self.commit_batch(batch, purged, context),
+            Err(error) => ready(Err(error)),
+        }
+    }
+}
+
+impl Handler<ApplySchema> for TableActor {
+    type Result = ResponseFuture<DomainResult<u64>>;
+
+    fn handle(&mut self, message: ApplySchema, context: &mut Context<Self>) -> Self::Result {
+        let old = self.shared.schema();
+        let migration = match crate::schema_migration::migrate(
+            &self.shared.store,
+            &old,
+            &message.schema,
+            message.options,
+            true,
+        ) {
+            Ok(Ok(migration)) => migration,
+            Ok(Err(failures)) => {
+                return ready(Err(crate::schema_migration::failures_error(failures)))
+            }
+            Err(error) => return ready(Err(error)),
+        };
+        let ticket = match migration.batch {
+            Some(batch) => match self.commit(batch, context) {
+                Ok(ticket) => Some(ticket),
+                Err(error) => return ready(Err(error)),
+            },
+            None => None,
+        };
+        match self.registry.upgrade() {
+            Some(registry) => registry.swap_schema(&self.shared, message.schema),
+            None => self.shared.replace_schema(message.schema),
+        }
+        if let Err(error) = self.reload() {
+            tracing::error!(table = self.shared.id, %error, "reload after a schema change failed");
+            context.stop();
+        }
+        match ticket {
+            Some(ticket) => after_durable(ticket, migration.rewritten),
+            None => ready(Ok(0)),
+        }
+    }
+}
+
+impl Handler<CopyRecordsInto> for TableActor {
+    type Result = ResponseFuture<DomainResult<u64>>;
+
+    fn handle(&mut self, message: CopyRecordsInto, _context: &mut Context<Self>) -> Self::Result {
+        let copied = (|| {
+            let store = &self.shared.store;
+            let mut batch = WriteBatch::new();
+            let mut copied = 0u64;
+            for record in store.records(None, false) {
+                let mut record = record?;
+                record.history.clear();
+                batch.put_record(&record)?;
+                copied += 1;
+            }
+            for prefix in [keys::TRASH, keys::META] {
+                for entry in store.tree().scan_prefix([prefix]) {
+                    let (key, value) = entry.map_err(StorageError::from)?;
+                    let journal_meta = key.as_ref() == keys::META_ACTIVITY_PURGED
+                        || key.as_ref() == keys::META_ACTIVITY_FLOOR
+                        || key.as_ref() == keys::META_CREATED_AT;
+                    if !journal_meta {
+                        batch.put(key, value);
+                    }
+                }
+            }
+            message.target.apply(batch)?;
+            Ok(copied)
+        })();
+        match copied {
+            Ok(copied) => after_durable(message.target.durable(), copied),
             Err(error) => ready(Err(error)),
         }
     }

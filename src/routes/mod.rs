@@ -2,6 +2,7 @@
 //! resource builder that answers a wrong method with 405 + `Allow` in the error envelope.
 
 pub mod activity;
+pub mod admin_tables;
 pub mod analytics;
 pub mod auth;
 pub mod batch;
@@ -16,6 +17,7 @@ pub mod realtime;
 pub mod records;
 pub mod scalar;
 pub mod sonic;
+pub mod schema;
 pub mod tables;
 pub mod transfer;
 pub mod trash;
@@ -46,6 +48,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
     comments::configure(config);
     activity::configure(config);
     query::configure(config);
+    schema::configure(config);
+    admin_tables::configure(config);
     openapi::configure(config);
     // The compatibility dialects (SPEC §10), realtime and webhooks (§11), the explorer (§12).
     collections::configure(config);
@@ -96,6 +100,15 @@ pub fn mounted_routes() -> Vec<(&'static str, String)> {
     // `App::configure` runs the closure at once; the app itself is never started.
     let _app = actix_web::App::new().configure(configure);
     ROUTE_COLLECTOR.with(|collector| collector.borrow_mut().take().unwrap_or_default())
+}
+
+impl Resource {
+    /// Serves the path only when `guard` passes; otherwise the path does not exist (404 for
+    /// every method, as a switched-off surface must be).
+    pub fn guard(mut self, guard: impl actix_web::guard::Guard + 'static) -> Self {
+        self.resource = self.resource.guard(guard);
+        self
+    }
 }
 
 macro_rules! method_builders {

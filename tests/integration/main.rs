@@ -19,5 +19,6 @@ mod rate_limits;
 mod realtime;
 mod records;
 mod sql;
+mod schema;
 mod supervision;
 mod tables;

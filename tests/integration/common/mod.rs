@@ -158,6 +158,11 @@ impl TestApp {
     /// releases the directory lock.
     pub async fn restart(self) -> TestApp {
         let config = (*self.state.config).clone();
+        self.restart_with(config).await
+    }
+
+    /// [`TestApp::restart`] with another configuration (an edited config file).
+    pub async fn restart_with(self, config: Config) -> TestApp {
         self.state.shutdown();
         let directory = self.directory;
         drop(self.state);
