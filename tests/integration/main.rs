@@ -18,7 +18,7 @@ mod process;
 mod rate_limits;
 mod realtime;
 mod records;
-mod sql;
 mod schema;
+mod sql;
 mod supervision;
 mod tables;

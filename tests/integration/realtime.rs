@@ -112,9 +112,7 @@ impl MessageBody for MapErr {
         mut self: Pin<&mut Self>,
         context: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
-        Pin::new(&mut self.0)
-            .poll_next(context)
-            .map(|chunk| chunk.map(|result| result.map_err(|error| error.into())))
+        Pin::new(&mut self.0).poll_next(context)
     }
 }
 
