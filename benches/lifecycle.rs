@@ -26,6 +26,14 @@ use tabula_storage::journal::{ChangeAction, ChangeEntry};
 use tabula_storage::{keys, Schema, Store, StoredRecord, Value, WriteBatch};
 
 const TABLES: &str = r#"
+# Access control is measured separately (benches/http_auth.sh): off here, and no rate limits.
+[auth]
+enabled = false
+
+[rate_limit]
+tables_get = 0
+tables_post = 0
+
 [[tables]]
 id = 1
 name = "plain"
@@ -103,6 +111,7 @@ struct Fixture {
 }
 
 fn start(system: &actix_web::rt::SystemRunner) -> Fixture {
+    tabula::telemetry::init_tracing("warn", false);
     let directory = tempfile::tempdir().expect("a temporary directory for the bench");
     let file = directory.path().join("bench.toml");
     std::fs::write(&file, TABLES).expect("write the bench config");
@@ -139,7 +148,10 @@ where
     let response = test::call_service(service, request).await;
     let status = response.status().as_u16();
     // Read the body so rendering is part of the measured work.
-    let _ = test::read_body(response).await;
+    let body = test::read_body(response).await;
+    if status >= 400 {
+        eprintln!("{path}: {status} {}", String::from_utf8_lossy(&body));
+    }
     status
 }
 

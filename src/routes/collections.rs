@@ -18,8 +18,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
-    expected_updated_at, parse_json_body, parse_record_id, query_pairs, readable_record,
-    record_input, render_record, rendered_page, RecordShape,
+    self as records, expected_updated_at, parse_json_body, parse_record_id, query_pairs,
+    readable_record, record_input, render_record, rendered_page, RecordShape,
 };
 use crate::state::AppState;
 
@@ -217,18 +217,7 @@ pub async fn delete_collection_record(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let access = caller.table(&state, &table, Action::Delete)?;
-    let record_id = parse_record_id(&id)?;
-    access.check_rows(&[record_id])?;
-    lifecycle::delete_records(
-        &state.registry,
-        &access.handle,
-        vec![record_id],
-        false,
-        false,
-        caller.acting_user(),
-    )
-    .await?;
+    records::delete_one(&state, &caller, &table, &id, false).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

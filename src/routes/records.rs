@@ -478,6 +478,35 @@ pub fn expected_updated_at(token: Option<serde_json::Value>) -> ApiResult<Option
     }
 }
 
+/// Deletes one record the caller may delete (`permanent`: for good, else to the trash) with the
+/// relationship rules; shared by the main API and the dialects.
+pub async fn delete_one(
+    state: &AppState,
+    caller: &Caller,
+    table: &str,
+    id: &str,
+    permanent: bool,
+) -> ApiResult<()> {
+    let action = if permanent {
+        Action::PermanentDelete
+    } else {
+        Action::Delete
+    };
+    let access = caller.table(state, table, action)?;
+    let record_id = parse_record_id(id)?;
+    access.check_rows(&[record_id])?;
+    lifecycle::delete_records(
+        &state.registry,
+        &access.handle,
+        vec![record_id],
+        permanent,
+        false,
+        caller.acting_user(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Partially updates a record; `null` clears a field; `updatedAt` guards against lost updates.
 #[utoipa::path(patch, path = "/api/tables/{table}/records/{id}", tag = "records",
     params(("table" = String, Path, description = "Table id or name"),
@@ -535,23 +564,7 @@ pub async fn delete_record(
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
     let permanent = flag(&query_pairs(&request)?, "permanent");
-    let action = if permanent {
-        Action::PermanentDelete
-    } else {
-        Action::Delete
-    };
-    let access = caller.table(&state, &table, action)?;
-    let record_id = parse_record_id(&id)?;
-    access.check_rows(&[record_id])?;
-    lifecycle::delete_records(
-        &state.registry,
-        &access.handle,
-        vec![record_id],
-        permanent,
-        false,
-        caller.acting_user(),
-    )
-    .await?;
+    delete_one(&state, &caller, &table, &id, permanent).await?;
     Ok(if permanent {
         HttpResponse::Ok().json(json!({ "success": true }))
     } else {

@@ -8,7 +8,6 @@ use std::time::Instant;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
-use tabula_actors::lifecycle;
 use tabula_actors::permissions::{Action, TableAccess};
 use tabula_actors::query;
 use tabula_actors::table::{CreateRecord, UpdateRecord};
@@ -19,8 +18,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
-    parse_json_body, parse_record_id, query_pairs, readable_record, record_input, render_record,
-    rendered_page, RecordInput, RecordShape,
+    self as records, parse_json_body, parse_record_id, query_pairs, readable_record, record_input,
+    render_record, rendered_page, RecordInput, RecordShape,
 };
 use crate::state::AppState;
 
@@ -208,17 +207,6 @@ pub async fn delete_sonic_record(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let access = caller.table(&state, &table, Action::Delete)?;
-    let record_id = parse_record_id(&id)?;
-    access.check_rows(&[record_id])?;
-    lifecycle::delete_records(
-        &state.registry,
-        &access.handle,
-        vec![record_id],
-        false,
-        false,
-        caller.acting_user(),
-    )
-    .await?;
+    records::delete_one(&state, &caller, &table, &id, false).await?;
     Ok(HttpResponse::NoContent().finish())
 }
