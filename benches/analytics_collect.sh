@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+target_dir=${CARGO_TARGET_DIR:-target}
 cargo build --release --bin tabula --bench baseline_collect --bench analytics_volume 2>&1 | tail -1
-baseline_bin=$(ls -t target/release/deps/baseline_collect-* | grep -v '\.d$' | head -1)
+baseline_bin=$(ls -t "$target_dir"/release/deps/baseline_collect-* | grep -v '\.d$' | head -1)
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -39,7 +40,7 @@ level = "warn"
 [analytics]
 enabled = true
 TOML
-taskset -c 0 target/release/tabula serve --config "$work/bench.toml" & server=$!
+taskset -c 0 "$target_dir"/release/tabula serve --config "$work/bench.toml" & server=$!
 wait_port 3902
 run_wrk collect http://127.0.0.1:3902/api/analytics/collect
 kill -TERM $server; wait $server 2>/dev/null || true

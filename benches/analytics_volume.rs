@@ -2,7 +2,8 @@
 //! 30 days go through the aggregator (the same queue the collect handler fills, with a hand-set
 //! clock so the days pass), then every report is timed for the 30-day range, rendered as the
 //! HTTP handler renders it. Prints ingest rate, RSS (current and peak) and report latencies.
-//! `cargo bench --bench analytics_volume` (EVENTS=… PATHS=… to change the size).
+//! `cargo bench --bench analytics_volume` (EVENTS=… PATHS=… to change the size, CACHE_MB=… for
+//! sled's page cache, VERBOSE=1 for RSS over time).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,12 +64,15 @@ fn pick(cdf: &[f64], rng: &mut StdRng) -> usize {
 }
 
 fn main() {
+    tabula::memory::tune_allocator();
     tabula::telemetry::init_tracing("warn", false);
     let events = env_number("EVENTS", 10_000_000);
     let path_count = usize::try_from(env_number("PATHS", 100_000)).unwrap_or(100_000);
     let directory = tempfile::tempdir().expect("a temporary directory");
     let clock = AnalyticsClock::manual(START_MS);
-    let store = Store::open(directory.path()).expect("the store opens");
+    // CACHE_MB: sled's page cache (`server.cache_mb`), 64 MiB by default like the server's.
+    let cache_mb = env_number("CACHE_MB", tabula_storage::store::DEFAULT_CACHE_BYTES >> 20);
+    let store = Store::open_with_cache(directory.path(), cache_mb << 20).expect("the store opens");
     actix_rt::System::new().block_on(async move {
         let analytics = Analytics::start(&store, AnalyticsSettings::default(), clock.clone())
             .expect("analytics starts");

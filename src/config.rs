@@ -94,6 +94,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpAddr>,
     /// The largest request body accepted; larger ones get 413. Default 26 214 400 (25 MiB).
     pub max_body_bytes: u64,
+    /// The storage engine's page cache in MiB (sled's `cache_capacity`). Default 64; at least 1.
+    pub cache_mb: u64,
 }
 
 impl Default for ServerSettings {
@@ -104,6 +106,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("./data"),
             trusted_proxies: Vec::new(),
             max_body_bytes: 26_214_400,
+            cache_mb: 64,
         }
     }
 }
@@ -638,6 +641,9 @@ fn check_settings(config: &Config, overrides: &Overrides) -> Vec<SettingProblem>
     if config.server.max_body_bytes == 0 {
         report("server.max_body_bytes", "must be at least 1".to_owned());
     }
+    if config.server.cache_mb == 0 {
+        report("server.cache_mb", "must be at least 1".to_owned());
+    }
     if let Err(problem) = check_log_level(&config.log.level) {
         report(
             "log.level",
@@ -865,6 +871,7 @@ mod tests {
         assert_eq!(config.server.data_dir, PathBuf::from("./data"));
         assert!(config.server.trusted_proxies.is_empty());
         assert_eq!(config.server.max_body_bytes, 26_214_400);
+        assert_eq!(config.server.cache_mb, 64);
         assert_eq!(config.log.level, "info");
         assert_eq!(config.log.format, "text");
         assert!(config.auth.enabled);

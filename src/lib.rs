@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod json;
+pub mod memory;
 pub mod offline;
 pub mod offline_admin;
 pub mod rate_limit;

@@ -54,9 +54,12 @@ impl AppState {
         if !problems.is_empty() {
             return Err(StartError::RowRule(problems.join("; ")));
         }
-        let store = Store::open(data_dir.as_ref()).map_err(|error| StartError::Store {
-            path: data_dir.display().to_string(),
-            cause: error.to_string(),
+        let cache_bytes = config.server.cache_mb.saturating_mul(1024 * 1024);
+        let store = Store::open_with_cache(data_dir.as_ref(), cache_bytes).map_err(|error| {
+            StartError::Store {
+                path: data_dir.display().to_string(),
+                cause: error.to_string(),
+            }
         })?;
         let writer_threads = std::thread::available_parallelism()
             .map(usize::from)

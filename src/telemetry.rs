@@ -45,7 +45,15 @@ fn acceptable_incoming_id(value: &HeaderValue) -> Option<String> {
 }
 
 fn new_request_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    // 16 lower-case hex digits, written without the formatting machinery (every request).
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut value = rand::random::<u64>();
+    let mut text = [0u8; 16];
+    for slot in text.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+    text.iter().map(|digit| char::from(*digit)).collect()
 }
 
 /// Middleware: request id, tracing span, `x-request-id` on every response.
@@ -64,16 +72,34 @@ pub async fn request_context(
         method = %request.method(),
         path = %request.path(),
     );
+    let header_value = HeaderValue::from_str(&request_id).ok();
     let served = REQUEST_ID
-        .scope(
-            request_id.clone(),
-            next.call(request).instrument(span.clone()),
-        )
+        .scope(request_id, next.call(request).instrument(span.clone()))
         .await;
     let mut response = served?;
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "served"));
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = header_value {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_request_ids_are_sixteen_hex_digits_and_acceptable_as_incoming() {
+        let first = new_request_id();
+        assert_eq!(first.len(), 16);
+        assert!(first
+            .bytes()
+            .all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase()));
+        let header = HeaderValue::from_str(&first).expect("a header value");
+        assert_eq!(
+            acceptable_incoming_id(&header).as_deref(),
+            Some(first.as_str())
+        );
+        assert_ne!(first, new_request_id());
+    }
 }

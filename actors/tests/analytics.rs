@@ -1022,3 +1022,34 @@ fn periods_are_calendar_aligned() {
     assert_eq!(months.len(), 2, "November and December");
     assert_eq!(months[1].0, DAY0_MS + 9 * DAY_MS);
 }
+
+#[test]
+fn register_sketches_keep_their_stored_format() {
+    // Before issue 6 the registers were stored as a plain byte sequence; the byte-string
+    // encoding must read those bytes and write the very same ones.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    enum Stored {
+        Exact(Vec<u64>),
+        Registers(Vec<u8>),
+    }
+    let sketch = DistinctSketch::from_ids(
+        (0..5_000u64)
+            .map(|id| id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect(),
+    );
+    assert!(!sketch.is_exact());
+    let DistinctSketch::Registers(registers) = &sketch else {
+        panic!("registers expected");
+    };
+    let old = tabula_storage::codec::encode(&Stored::Registers(registers.clone())).unwrap();
+    assert_eq!(tabula_storage::codec::encode(&sketch).unwrap(), old);
+    let read: DistinctSketch = tabula_storage::codec::decode(&old, "sketch").unwrap();
+    assert_eq!(read, sketch);
+    let exact = DistinctSketch::from_ids(vec![3, 1, 2]);
+    let old_exact = tabula_storage::codec::encode(&Stored::Exact(vec![1, 2, 3])).unwrap();
+    assert_eq!(tabula_storage::codec::encode(&exact).unwrap(), old_exact);
+    let Stored::Exact(ids) = tabula_storage::codec::decode(&old_exact, "sketch").unwrap() else {
+        panic!("exact expected");
+    };
+    assert_eq!(ids, vec![1, 2, 3]);
+}

@@ -22,7 +22,8 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-const COLLECT_PATH: &str = "/api/analytics/collect";
+/// The collect endpoint (the middleware skips credential resolution for it).
+pub const COLLECT_PATH: &str = "/api/analytics/collect";
 
 /// Collect bodies are a few hundred bytes; anything over this is refused with 413.
 const COLLECT_BODY_LIMIT: usize = 16 * 1024;

@@ -19,6 +19,10 @@ use crate::value::Value;
 /// How long [`Store::open`] waits for the directory lock to be released.
 pub const LOCK_RETRY_WINDOW: Duration = Duration::from_secs(2);
 
+/// sled's page cache when nothing else is configured (`server.cache_mb`, default 64). sled's own
+/// default is 1 GiB, and it fills it: RSS then grows with the data until the cache is full.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The whole store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -34,11 +38,17 @@ impl Store {
     /// file (and its lock) open for a moment, so an immediate reopen (an in-process restart)
     /// would otherwise fail now and then. A lock held by another process still fails, just later.
     pub fn open(directory: &Path) -> StorageResult<Store> {
+        Store::open_with_cache(directory, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with sled's page cache bounded to `cache_bytes` (`server.cache_mb`).
+    pub fn open_with_cache(directory: &Path, cache_bytes: u64) -> StorageResult<Store> {
         let started = Instant::now();
         let db = loop {
             let outcome = sled::Config::new()
                 .path(directory)
                 .mode(sled::Mode::HighThroughput)
+                .cache_capacity(cache_bytes.max(1024 * 1024))
                 .open();
             match outcome {
                 Err(sled::Error::Io(error))

@@ -273,18 +273,21 @@ impl DayState {
         }
         let mut logged = false;
         for dim in Dimension::WITH_VISITORS {
-            let pending = std::mem::take(&mut self.pending_pairs[dim.index()]);
+            let pending = &mut self.pending_pairs[dim.index()];
             if !pending.is_empty() {
                 batch.insert(
                     layout::pair_log_key(self.day, dim, self.next_seq),
-                    codec::encode(&pending)?,
+                    codec::encode(&*pending)?,
                 );
+                // Kept with its capacity: the next second needs about as much again, and
+                // regrowing it from nothing every flush was a string of large reallocations.
+                pending.clear();
                 logged = true;
             }
         }
         if !self.dirty_visitors.is_empty() {
             let mut records = Vec::with_capacity(self.dirty_visitors.len());
-            for visitor in std::mem::take(&mut self.dirty_visitors) {
+            for visitor in self.dirty_visitors.drain(..) {
                 if let Some(state) = self.visitors.get_mut(&visitor) {
                     state.dirty = false;
                     records.push(VisitorRecord {

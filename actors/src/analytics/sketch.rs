@@ -17,8 +17,44 @@ pub const EXACT_LIMIT: usize = 2048;
 pub enum DistinctSketch {
     /// Sorted, deduplicated visitor ids.
     Exact(Vec<u64>),
-    /// HyperLogLog registers (one byte each, value = rank of the first one bit).
-    Registers(Vec<u8>),
+    /// HyperLogLog registers (one byte each, value = rank of the first one bit). Stored as one
+    /// byte string: the same bytes bincode writes for a `Vec<u8>` sequence, decoded as one copy
+    /// instead of 16 384 element visits (reports decode hundreds of these).
+    Registers(#[serde(with = "register_bytes")] Vec<u8>),
+}
+
+/// `Vec<u8>` through `serialize_bytes` / `deserialize_byte_buf` (a sequence is accepted too).
+mod register_bytes {
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(registers: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(registers)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl<'de> Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("HyperLogLog registers")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(bytes.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(bytes)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut registers = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(byte) = seq.next_element::<u8>()? {
+                    registers.push(byte);
+                }
+                Ok(registers)
+            }
+        }
+        deserializer.deserialize_byte_buf(Bytes)
+    }
 }
 
 impl Default for DistinctSketch {
