@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # HTTP load scenario for the core engine: the release binary pinned to core 0, wrk pinned to
-# core 1, durable creates then get-by-id on the demo app's `tasks` table.
+# core 1, durable creates, get-by-id, then two list queries on the demo app's `tasks` table.
 #
 #   benches/http_load.sh [seconds] [connections] [fill]
 #
@@ -52,6 +52,12 @@ records=$(record_count)
 echo "records stored: $records"
 echo "== get by id: GET /api/tables/tasks/records/{id}, $connections connections, ${duration}s"
 RECORDS=$records taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -s benches/http/get_record.lua "$base" | measure
+list() { # title, path+query
+  echo "== list: $1, $connections connections, ${duration}s"
+  taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -H "Authorization: Bearer $TOKEN" "$base$2" | measure
+}
+list "indexed equality, first page of 20 with total" "/api/tables/tasks/records?filter=status%3D'doing'&limit=20"
+list "keyset page of 20 from the middle" "/api/tables/tasks/records?after=$((records / 2))&limit=20&skipTotal=true"
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
 disk=$(du -sb "$work/data" | cut -f1)
 echo "RSS: $((rss_kb / 1024)) MiB with $records records; on disk: $disk bytes, $((disk / records)) bytes/record"

@@ -57,6 +57,8 @@ fn main() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(20_000);
+    // The table actor logs each online migration (records, chunks, time) at info.
+    tabula::telemetry::init_tracing("warn,tabula_actors::table=info", false);
     let directory = tempfile::tempdir().expect("a temporary directory");
     let config_file = directory.path().join("bench.toml");
     std::fs::write(&config_file, TABLES).expect("write the config");
@@ -124,11 +126,19 @@ fn main() {
 
         let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flag = std::sync::Arc::clone(&publishing);
+        let publish_started = Instant::now();
         let writer = async move {
             let mut during = Vec::new();
             let mut index = 0;
             while flag.load(std::sync::atomic::Ordering::Acquire) {
-                during.push(write_one(index).await);
+                let latency = write_one(index).await;
+                if latency > Duration::from_millis(50) {
+                    println!(
+                        "  slow write: {latency:?}, ended {:?} after the publish started",
+                        publish_started.elapsed()
+                    );
+                }
+                during.push(latency);
                 index += 1;
             }
             during

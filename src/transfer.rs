@@ -106,10 +106,14 @@ pub fn exported_fields<'s>(
 }
 
 /// One CSV cell: empty for no value, text as is, numbers and booleans in their JSON spelling,
-/// arrays (multi-select) and objects (json fields) as JSON text.
-pub fn csv_cell(value: &Value) -> String {
+/// arrays (multi-select) as JSON text, and every value of a json field as JSON text (a json
+/// string `"42"` is the cell `"42"`, quotes included, so it does not read back as a number).
+pub fn csv_cell(field_type: &FieldType, value: &Value) -> String {
     match value {
         Value::Null => String::new(),
+        // A json field's cell is always JSON text, so a string value that looks like a number,
+        // or the empty string, reads back as the same string.
+        other if *field_type == FieldType::Json => from_value(other).to_string(),
         Value::Text(text) => text.clone(),
         Value::Bool(flag) => flag.to_string(),
         Value::Int(number) => number.to_string(),
@@ -182,7 +186,11 @@ impl<'a> ExportWriter<'a> {
                 for record in records {
                     let mut row = Vec::with_capacity(fields.len() + 1);
                     row.push(record.id.to_string());
-                    row.extend(fields.iter().map(|field| csv_cell(record.value(field.id))));
+                    row.extend(
+                        fields
+                            .iter()
+                            .map(|field| csv_cell(&field.field_type, record.value(field.id))),
+                    );
                     writer.write_record(&row)?;
                     self.written += 1;
                 }

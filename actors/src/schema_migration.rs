@@ -357,3 +357,199 @@ pub fn failures_error(failures: Vec<MigrationFailure>) -> DomainError {
             .collect(),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Online migration: a change that only adds fields is applied in bounded chunks while the old
+// schema stays live (see the table actor's `MigrateChunk`).
+
+/// How many records one chunk of an online migration rewrites at most.
+pub const CHUNK_RECORDS: usize = 2_000;
+/// How long one chunk may read and rewrite records before it stops (the table's writes wait for
+/// the chunk in the mailbox, so this bounds their extra latency).
+pub const CHUNK_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The pause between two chunks. The next chunk is a timer, not a message in the mailbox: an
+/// actor that always has a message keeps its thread (actix handles up to 256 messages per poll),
+/// so the replies of the writes that ran in between (futures on the same thread, woken by the
+/// group-commit flusher) would wait for the whole migration. The pause hands the thread back.
+pub const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// What an online migration writes. Only changes whose stored effect old-schema readers cannot
+/// see qualify: added fields (their values live under field ids the old schema does not have,
+/// which every reader ignores, as for a removed field) and the secondary index entries of added
+/// indexed fields (consulted only for fields the schema indexes). Retypes, erasures, index or
+/// unique changes of existing fields, full-text changes and rebuilds change what the old schema
+/// reads, so they run as one batch (`migrate`).
+#[derive(Debug, Clone)]
+pub struct OnlinePlan {
+    /// Added fields that give existing records a value (a default, or an autonumber).
+    filled: Vec<FieldDef>,
+    /// The new schema cut down to the added indexed fields, without full-text search: the index
+    /// entries the migration adds (`None`: none).
+    index_schema: Option<TableSchema>,
+}
+
+/// The online plan of going from `old` to `new`, or `None` when the change must run as one batch
+/// (or has nothing to do with stored data at all).
+pub fn online_plan(
+    old: &TableSchema,
+    new: &TableSchema,
+    options: MigrationOptions,
+) -> Option<OnlinePlan> {
+    let plan = plan(old, new, options);
+    if options.rebuild || !plan.erased.is_empty() || plan.converted.is_empty() {
+        return None;
+    }
+    if plan.converted.iter().any(|(_, added)| !added) {
+        return None;
+    }
+    let gets_values = |field: &FieldDef| {
+        field.field_type == FieldType::Autonumber
+            || (!field.field_type.is_readonly() && default_value(field).is_some())
+    };
+    let filled: Vec<FieldDef> = plan
+        .converted
+        .iter()
+        .map(|(field, _)| field)
+        .filter(|field| gets_values(field))
+        .cloned()
+        .collect();
+    // Full-text documents must not change: an added field may join them only without values.
+    let old_searched: Vec<u32> = search_fields(old).iter().map(|field| field.id).collect();
+    let new_searched: Vec<u32> = search_fields(new)
+        .iter()
+        .filter(|field| old.field_by_id(field.id).is_some())
+        .map(|field| field.id)
+        .collect();
+    let filled_searched = search_fields(new)
+        .iter()
+        .any(|field| filled.iter().any(|filled| filled.id == field.id));
+    if old_searched != new_searched || filled_searched {
+        return None;
+    }
+    // Existing fields keep their index shape; added indexed fields are not unique with values.
+    let existing_shape = |schema: &TableSchema| -> Vec<(u32, bool)> {
+        schema
+            .indexed_fields()
+            .filter(|field| old.field_by_id(field.id).is_some())
+            .map(|field| (field.id, field.unique))
+            .collect()
+    };
+    if existing_shape(old) != existing_shape(new) {
+        return None;
+    }
+    let added_indexed: Vec<FieldDef> = new
+        .indexed_fields()
+        .filter(|field| old.field_by_id(field.id).is_none())
+        .filter(|field| filled.iter().any(|filled| filled.id == field.id))
+        .cloned()
+        .collect();
+    if added_indexed.iter().any(|field| field.unique) {
+        return None;
+    }
+    let index_schema = (!added_indexed.is_empty()).then(|| {
+        let mut schema = new.clone();
+        schema.fields = added_indexed;
+        schema.search = Some(Vec::new());
+        schema
+    });
+    Some(OnlinePlan {
+        filled,
+        index_schema,
+    })
+}
+
+impl OnlinePlan {
+    /// Whether the change leaves every stored record as it is (added fields without a value):
+    /// the schema can be swapped at once.
+    pub fn writes_nothing(&self) -> bool {
+        self.filled.is_empty()
+    }
+
+    /// `record` with the added fields it lacks filled in (autonumbers counted in `autonumbers`).
+    fn fill(&self, record: &StoredRecord, autonumbers: &mut BTreeMap<u32, u64>) -> StoredRecord {
+        let mut updated = record.clone();
+        for field in &self.filled {
+            if !record.value(field.id).is_null() {
+                continue;
+            }
+            if field.field_type == FieldType::Autonumber {
+                let next = autonumbers.entry(field.id).or_insert(0);
+                *next += 1;
+                updated.fields.insert(
+                    field.id,
+                    Value::Int(i64::try_from(*next).unwrap_or(i64::MAX)),
+                );
+            } else if let Some(default) = default_value(field) {
+                updated.fields.insert(field.id, default);
+            }
+        }
+        updated
+    }
+
+    /// Migrates one stored record into `batch`: answers whether it was rewritten.
+    pub fn migrate_record(
+        &self,
+        batch: &mut WriteBatch,
+        record: &StoredRecord,
+        autonumbers: &mut BTreeMap<u32, u64>,
+    ) -> DomainResult<bool> {
+        let updated = self.fill(record, autonumbers);
+        if updated == *record {
+            return Ok(false);
+        }
+        batch.put_record(&updated)?;
+        if let Some(schema) = &self.index_schema {
+            crate::table::index_entries(batch, schema, Some(record), Some(&updated));
+        }
+        Ok(true)
+    }
+
+    /// Catches up a record a write on the old schema changes after a chunk migrated it: `stored`
+    /// is the record as the chunk left it (before the write), `after` as the write leaves it
+    /// (`None`: removed for good). An old-schema write keeps the values of fields it does not
+    /// know, so only the added fields' index entries can need fixing (a removed record's).
+    pub fn catch_up(
+        &self,
+        batch: &mut WriteBatch,
+        stored: Option<&StoredRecord>,
+        after: Option<&StoredRecord>,
+    ) -> DomainResult<()> {
+        // A value an old-schema write dropped is filled in again (never an autonumber: those
+        // are numbered in id order by the chunks only).
+        let after = match after {
+            Some(record) => {
+                let mut numbered = BTreeMap::new();
+                let filled = self.fill(record, &mut numbered);
+                if filled != *record && numbered.is_empty() {
+                    batch.put_record(&filled)?;
+                    Some(filled)
+                } else {
+                    Some(record.clone())
+                }
+            }
+            None => None,
+        };
+        if let Some(schema) = &self.index_schema {
+            crate::table::index_entries(batch, schema, stored, after.as_ref());
+        }
+        Ok(())
+    }
+
+    /// Takes the added fields' values (and index entries) out of `record` again: the undo of a
+    /// failed online migration. Answers whether it changed anything.
+    pub fn undo_record(&self, batch: &mut WriteBatch, record: &StoredRecord) -> DomainResult<bool> {
+        let mut stripped = record.clone();
+        for field in &self.filled {
+            stripped.fields.remove(&field.id);
+        }
+        if stripped == *record {
+            return Ok(false);
+        }
+        batch.put_record(&stripped)?;
+        if let Some(schema) = &self.index_schema {
+            crate::table::index_entries(batch, schema, Some(record), Some(&stripped));
+        }
+        Ok(true)
+    }
+}

@@ -1061,6 +1061,19 @@ impl Handler<CloneTable> for SchemaPublisher {
             }
             let mut clone = (*handle.shared.schema()).clone();
             let clone_id = self.allocator().next_table_id();
+            // A self-relationship (naming the source by name or id) points at the clone: the
+            // copied records' links are ids of the clone's own (copied) records.
+            let self_ids: Vec<u32> =
+                crate::table::self_relationships(&clone, &clone.id.to_string())
+                    .map(|field| field.id)
+                    .collect();
+            for field in clone
+                .fields
+                .iter_mut()
+                .filter(|field| self_ids.contains(&field.id))
+            {
+                field.related_table = Some(message.name.clone());
+            }
             clone.id = clone_id;
             clone.name = message.name.clone();
             let target = self.store.table(clone_id)?;

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 
-use actix::{Actor, ActorContext, Context, Handler, Message, ResponseFuture, Supervised};
+use actix::{
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, ResponseFuture, Supervised,
+};
 use tabula_storage::journal::Comment;
 use tabula_storage::{
     keys, DurableTicket, FieldDef, FieldType, JournalGroup, OnDelete, RecordRef, StorageError,
@@ -188,14 +190,37 @@ pub struct PurgeActivity {
 pub struct ArmStorageFault;
 
 /// Makes `schema` the table's schema, serialised with its writes: every write already in the
-/// mailbox finished on the old schema, every later one runs on the new. Stored values are
-/// migrated in one atomic batch first (see `schema_migration.rs`); if any cannot convert, nothing
-/// changes and the answer lists them.
+/// mailbox finished on the old schema, every later one runs on the new. A change that only adds
+/// fields migrates **online**: the actor rewrites the records in bounded chunks
+/// ([`MigrateChunk`], each one atomic batch, sent to itself so that queued writes run in
+/// between) while the old schema stays live, catches up the records those writes change, and
+/// swaps the schema in the step that migrates the last records. Any other change (retypes,
+/// erasures, index or search changes of existing fields, rebuilds) migrates the stored values in
+/// one atomic batch first (see `schema_migration.rs`); if any cannot convert, nothing changes and
+/// the answer lists them.
 #[derive(Message)]
 #[rtype(result = "DomainResult<u64>")]
 pub struct ApplySchema {
     pub schema: TableSchema,
     pub options: crate::schema_migration::MigrationOptions,
+}
+
+/// One chunk of an online migration (sent by the table actor to itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MigrateChunk;
+
+/// An online migration under way: the old schema is live, records up to `cursor` are migrated.
+struct OnlineMigration {
+    schema: TableSchema,
+    plan: crate::schema_migration::OnlinePlan,
+    /// The last record id migrated (records are migrated in id order).
+    cursor: Option<u64>,
+    autonumbers: BTreeMap<u32, u64>,
+    rewritten: u64,
+    chunks: u64,
+    started: std::time::Instant,
+    reply: tokio::sync::oneshot::Sender<DomainResult<(DurableTicket, u64)>>,
 }
 
 /// Copies the table's records (live and trashed, without their history), trash marks and
@@ -217,6 +242,8 @@ pub struct TableActor {
     /// it).
     journal_written: u64,
     fault_armed: bool,
+    /// An online schema migration under way (see [`ApplySchema`]).
+    migration: Option<OnlineMigration>,
 }
 
 /// Record ids and autonumbers handed out by a change not yet committed.
@@ -234,6 +261,7 @@ impl TableActor {
             autonumbers: HashMap::new(),
             journal_written: 0,
             fault_armed: false,
+            migration: None,
         };
         if let Err(error) = actor.reload() {
             // The first write will hit the same store and stop the actor, which retries.
@@ -313,6 +341,21 @@ impl TableActor {
                     prepared
                         .batch
                         .put_u64(&keys::autonumber_key(*field_id), *last);
+                }
+            }
+        }
+        if let Some(migration) = &self.migration {
+            // Records a chunk already migrated are caught up in the same batch as the write.
+            if let Some(cursor) = migration.cursor {
+                for (record_id, after) in &prepared.records {
+                    if *record_id <= cursor {
+                        let stored = self.shared.store.get_record(*record_id)?;
+                        migration.plan.catch_up(
+                            &mut prepared.batch,
+                            stored.as_ref(),
+                            after.as_ref(),
+                        )?;
+                    }
                 }
             }
         }
@@ -1032,6 +1075,14 @@ impl Supervised for TableActor {
     fn restarting(&mut self, _context: &mut Context<Self>) {
         self.shared.count_restart();
         self.fault_armed = false;
+        if let Some(migration) = self.migration.take() {
+            self.fail_migration(
+                migration,
+                DomainError::Unavailable(
+                    "The table restarted during a schema change; the old schema stays live".into(),
+                ),
+            );
+        }
         if let Err(error) = self.reload() {
             tracing::error!(table = self.shared.id, %error, "reload after restart failed");
         }
@@ -1364,7 +1415,38 @@ impl Handler<ApplySchema> for TableActor {
     type Result = ResponseFuture<DomainResult<u64>>;
 
     fn handle(&mut self, message: ApplySchema, context: &mut Context<Self>) -> Self::Result {
+        if self.migration.is_some() {
+            return ready(Err(DomainError::Unavailable(
+                "A schema change of this table is in progress".into(),
+            )));
+        }
         let old = self.shared.schema();
+        if let Some(plan) =
+            crate::schema_migration::online_plan(&old, &message.schema, message.options)
+        {
+            if plan.writes_nothing() {
+                self.swap_schema(message.schema, context);
+                return ready(Ok(0));
+            }
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            self.migration = Some(OnlineMigration {
+                schema: message.schema,
+                plan,
+                cursor: None,
+                autonumbers: BTreeMap::new(),
+                rewritten: 0,
+                chunks: 0,
+                started: std::time::Instant::now(),
+                reply: sender,
+            });
+            context.notify_later(MigrateChunk, crate::schema_migration::CHUNK_PAUSE);
+            return Box::pin(async move {
+                let (ticket, rewritten) = receiver.await.map_err(|_| {
+                    DomainError::Unavailable("The table stopped during a schema change".into())
+                })??;
+                after_durable(ticket, rewritten).await
+            });
+        }
         let migration = match crate::schema_migration::migrate(
             &self.shared.store,
             &old,
@@ -1385,18 +1467,126 @@ impl Handler<ApplySchema> for TableActor {
             },
             None => None,
         };
+        self.swap_schema(message.schema, context);
+        match ticket {
+            Some(ticket) => after_durable(ticket, migration.rewritten),
+            None => ready(Ok(0)),
+        }
+    }
+}
+
+impl TableActor {
+    /// Makes `schema` live (the stored data already follows it) and reloads the counters.
+    fn swap_schema(&mut self, schema: TableSchema, context: &mut Context<Self>) {
         match self.registry.upgrade() {
-            Some(registry) => registry.swap_schema(&self.shared, message.schema),
-            None => self.shared.replace_schema(message.schema),
+            Some(registry) => registry.swap_schema(&self.shared, schema),
+            None => self.shared.replace_schema(schema),
         }
         if let Err(error) = self.reload() {
             tracing::error!(table = self.shared.id, %error, "reload after a schema change failed");
             context.stop();
         }
-        match ticket {
-            Some(ticket) => after_durable(ticket, migration.rewritten),
-            None => ready(Ok(0)),
+    }
+
+    /// Ends a failed online migration: the old schema is still live; the added values (and
+    /// index entries) the chunks wrote are taken out again, and the publisher gets `error`.
+    fn fail_migration(&mut self, migration: OnlineMigration, error: DomainError) {
+        if let Some(cursor) = migration.cursor {
+            let undone = (|| -> DomainResult<()> {
+                let mut batch = WriteBatch::new();
+                for record in self.shared.store.records(None, false) {
+                    let record = record?;
+                    if record.id > cursor {
+                        break;
+                    }
+                    migration.plan.undo_record(&mut batch, &record)?;
+                }
+                crate::query::counts::bump_generation(&mut batch);
+                self.shared.store.apply(batch)?;
+                Ok(())
+            })();
+            if let Err(error) = undone {
+                tracing::error!(table = self.shared.id, %error, "could not undo a failed online migration (the values stay hidden)");
+            }
         }
+        let _ = migration.reply.send(Err(error));
+    }
+}
+
+impl Handler<MigrateChunk> for TableActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: MigrateChunk, context: &mut Context<Self>) {
+        use crate::schema_migration::{CHUNK_BUDGET, CHUNK_RECORDS};
+        let Some(mut migration) = self.migration.take() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let mut batch = WriteBatch::new();
+        let mut reached_end = true;
+        let staged = (|| -> DomainResult<()> {
+            let records = self.shared.store.records(migration.cursor, false);
+            for (processed, record) in records.enumerate() {
+                if processed >= CHUNK_RECORDS || started.elapsed() >= CHUNK_BUDGET {
+                    reached_end = false;
+                    break;
+                }
+                let record = record?;
+                if migration
+                    .plan
+                    .migrate_record(&mut batch, &record, &mut migration.autonumbers)?
+                {
+                    migration.rewritten += 1;
+                }
+                migration.cursor = Some(record.id);
+            }
+            Ok(())
+        })();
+        if let Err(error) = staged {
+            self.fail_migration(migration, error);
+            return;
+        }
+        migration.chunks += 1;
+        if reached_end {
+            // The last chunk: the remaining records, the sequences and the swap, in one step.
+            for (field_id, last) in &migration.autonumbers {
+                batch.put_u64(&keys::autonumber_key(*field_id), *last);
+            }
+            crate::query::counts::bump_generation(&mut batch);
+        }
+        let ticket = if batch.is_empty() {
+            self.shared.store.durable()
+        } else {
+            match self.commit(batch, context) {
+                Ok(ticket) => ticket,
+                Err(error) => {
+                    self.fail_migration(migration, error);
+                    return;
+                }
+            }
+        };
+        if !reached_end {
+            self.migration = Some(migration);
+            context.notify_later(MigrateChunk, crate::schema_migration::CHUNK_PAUSE);
+            return;
+        }
+        let OnlineMigration {
+            schema,
+            rewritten,
+            chunks,
+            started,
+            reply,
+            ..
+        } = migration;
+        self.swap_schema(schema, context);
+        tracing::info!(
+            table = self.shared.id,
+            rewritten,
+            chunks,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "online schema migration done"
+        );
+        let _ = reply.send(Ok((ticket, rewritten)));
     }
 }
 

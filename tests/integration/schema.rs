@@ -1287,3 +1287,268 @@ async fn a_publish_interrupted_by_a_crash_leaves_the_old_version_live() {
     .await;
     assert_eq!(publish(&service, 1).await.body["activeVersion"], json!(2));
 }
+
+#[actix_web::test]
+async fn a_cloned_self_relationship_points_at_the_clone() {
+    let app = TestApp::demo();
+    let service = service!(app);
+    let created = post(
+        &service,
+        "/api/admin/tables",
+        json!({"name": "staff", "fields": [
+            {"name": "name", "type": "single-line-text", "required": true},
+            {"name": "manager", "type": "relationship", "relatedTable": "staff", "onDelete": "set-null"}
+        ], "permissions": {"read": "authenticated"}}),
+    )
+    .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    let boss = post(
+        &service,
+        "/api/tables/staff/records",
+        json!({"name": "Boss"}),
+    )
+    .await;
+    assert_eq!(boss.status.as_u16(), 201, "{:?}", boss.body);
+    let boss_id = boss.body["id"].clone();
+    let worker = post(
+        &service,
+        "/api/tables/staff/records",
+        json!({"name": "Worker", "manager": boss_id}),
+    )
+    .await;
+    assert_eq!(worker.status.as_u16(), 201, "{:?}", worker.body);
+
+    let clone = post(
+        &service,
+        "/api/admin/tables/staff/clone",
+        json!({"name": "staff_copy", "copyData": true}),
+    )
+    .await;
+    assert_eq!(clone.status.as_u16(), 201, "{:?}", clone.body);
+    let manager = clone.body["table"]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|field| field["name"] == json!("manager"))
+        .cloned()
+        .expect("the manager field");
+    assert_eq!(manager["relatedTable"], json!("staff_copy"), "{manager:?}");
+    // The original keeps pointing at itself.
+    let original = get(&service, "/api/tables/staff").await;
+    let original_table = if original.body["table"].is_object() {
+        &original.body["table"]
+    } else {
+        &original.body
+    };
+    let original_manager = original_table["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|field| field["name"] == json!("manager"))
+        .cloned()
+        .expect("the manager field");
+    assert_eq!(original_manager["relatedTable"], json!("staff"));
+
+    // A record only the clone has can be linked inside the clone (and not in the original).
+    let newcomer = post(
+        &service,
+        "/api/tables/staff_copy/records",
+        json!({"name": "Newcomer"}),
+    )
+    .await;
+    assert_eq!(newcomer.status.as_u16(), 201, "{:?}", newcomer.body);
+    let newcomer_id = newcomer.body["id"].clone();
+    let linked = post(
+        &service,
+        "/api/tables/staff_copy/records",
+        json!({"name": "Intern", "manager": newcomer_id}),
+    )
+    .await;
+    assert_eq!(linked.status.as_u16(), 201, "{:?}", linked.body);
+    let outside = post(
+        &service,
+        "/api/tables/staff/records",
+        json!({"name": "Intern", "manager": newcomer_id}),
+    )
+    .await;
+    assert_eq!(outside.status.as_u16(), 400, "{:?}", outside.body);
+    // Deleting the copied boss clears the copy's link, not the original's.
+    let copies = all_records(&service, "staff_copy").await;
+    assert_eq!(copies[1]["fields"]["manager"], boss_id);
+    let removed = delete(
+        &service,
+        &format!(
+            "/api/tables/staff_copy/records/{}",
+            boss_id.as_str().unwrap()
+        ),
+    )
+    .await;
+    assert!(removed.status.is_success(), "{:?}", removed.body);
+    let copies = all_records(&service, "staff_copy").await;
+    assert_eq!(
+        copies[0]["fields"]["manager"],
+        Json::Null,
+        "{:?}",
+        copies[0]
+    );
+    let originals = all_records(&service, "staff").await;
+    assert_eq!(originals[1]["fields"]["manager"], boss_id);
+}
+
+/// An added field on a table of tens of thousands of records migrates online: writes that arrive
+/// meanwhile (a create, an update and a permanent delete of already-migrated records) complete
+/// in a fraction of the migration time, on the old schema, and are caught up: once live, every
+/// record has the new field and its index answers for exactly the live records.
+#[actix_web::test]
+async fn writes_complete_while_a_large_migration_runs() {
+    use std::time::{Duration, Instant};
+    use tabula_actors::schema_publisher::{ChangeSchema, IdAllocator, PublishMeta};
+    use tabula_actors::table::{CreateRecord, CreateRecords, DeleteRecords, UpdateRecord};
+    use tabula_storage::{FieldDef, FieldType, Schema, Value};
+
+    const RECORDS: usize = 30_000;
+    let app = items_app();
+    let table = app.state.registry.resolve("items").expect("the table");
+    let mut written = 0;
+    while written < RECORDS {
+        let batch = (0..1000)
+            .map(|index| {
+                vec![(
+                    "title".to_owned(),
+                    Value::Text(format!("r{}", written + index)),
+                )]
+            })
+            .collect();
+        table
+            .addr
+            .send(CreateRecords {
+                records: batch,
+                user_id: None,
+            })
+            .await
+            .expect("the actor answers")
+            .expect("the batch is written");
+        written += 1000;
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publish = {
+        let publisher = app.state.schema.addr.clone();
+        let done = std::sync::Arc::clone(&done);
+        async move {
+            let started = Instant::now();
+            let edit = Box::new(|snapshot: &mut Schema, ids: &mut IdAllocator| {
+                let mut field = FieldDef::new(ids.next_field_id(1), "flag", FieldType::Checkbox);
+                field.default = Some(Value::Bool(true));
+                field.indexed = true;
+                snapshot.tables[0].fields.push(field);
+                Ok(())
+            });
+            publisher
+                .send(ChangeSchema {
+                    edit,
+                    meta: PublishMeta::default(),
+                })
+                .await
+                .expect("the publisher answers")
+                .expect("the publish succeeds");
+            done.store(true, std::sync::atomic::Ordering::Release);
+            started.elapsed()
+        }
+    };
+    let writes = {
+        let addr = table.addr.clone();
+        let done = std::sync::Arc::clone(&done);
+        async move {
+            // Let the publisher's dry run finish, so the writes meet the migration itself.
+            let mut latencies: Vec<(Duration, bool)> = Vec::new();
+            let mut round = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) && round < 10_000 {
+                round += 1;
+                let started = Instant::now();
+                match round % 3 {
+                    0 => {
+                        addr.send(CreateRecord {
+                            fields: vec![("title".to_owned(), Value::Text(format!("new {round}")))],
+                            user_id: None,
+                        })
+                        .await
+                        .expect("the actor answers")
+                        .expect("the create succeeds");
+                    }
+                    1 => {
+                        addr.send(UpdateRecord {
+                            record_id: round,
+                            fields: vec![("count".to_owned(), Value::Int(round as i64))],
+                            expected_updated_at: None,
+                            user_id: None,
+                        })
+                        .await
+                        .expect("the actor answers")
+                        .expect("the update succeeds");
+                    }
+                    _ => {
+                        addr.send(DeleteRecords {
+                            record_ids: vec![round],
+                            permanent: true,
+                            skip_trashed: true,
+                            cascaded: Vec::new(),
+                            cleared: Vec::new(),
+                            user_id: None,
+                        })
+                        .await
+                        .expect("the actor answers")
+                        .expect("the delete succeeds");
+                    }
+                }
+                let finished_during = !done.load(std::sync::atomic::Ordering::Acquire);
+                latencies.push((started.elapsed(), finished_during));
+                actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+            }
+            latencies
+        }
+    };
+    let (until_live, latencies) = futures_util::join!(publish, writes);
+    let during: Vec<Duration> = latencies
+        .iter()
+        .filter(|(_, during)| *during)
+        .map(|(latency, _)| *latency)
+        .collect();
+    assert!(
+        during.len() >= 3,
+        "writes completed while the migration ran: {} (live after {until_live:?})",
+        during.len()
+    );
+    let mut sorted = during.clone();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2];
+    assert!(
+        median * 4 < until_live,
+        "a write waits {median:?} (median) while the publish takes {until_live:?}"
+    );
+
+    // Once live: every live record has the field, and its index finds exactly them.
+    let service = service!(app);
+    let all = get(&service, "/api/tables/items/records?limit=1").await;
+    let total = all.body["pagination"]["total"].clone();
+    let flagged = get(
+        &service,
+        "/api/tables/items/records?limit=1&filter=flag=true",
+    )
+    .await;
+    assert_eq!(
+        flagged.body["pagination"]["total"], total,
+        "{:?}",
+        flagged.body
+    );
+    let unflagged = get(&service, "/api/tables/items/records?filter=flag=false").await;
+    assert_eq!(unflagged.body["pagination"]["total"], json!(0));
+    let newest = get(&service, "/api/tables/items/records?limit=1&sort=-id").await;
+    assert_eq!(newest.body["records"][0]["fields"]["flag"], json!(true));
+    let updated = get(&service, "/api/tables/items/records/1").await;
+    assert_eq!(
+        updated.body["fields"]["flag"],
+        json!(true),
+        "{:?}",
+        updated.body
+    );
+}
