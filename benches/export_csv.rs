@@ -7,16 +7,18 @@
 //!
 //! `TABULA_BENCH_RECORDS=1000000 cargo bench --bench export_csv`
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Instant;
 
 use actix_web::{test, web};
-use tabula::config::{load_with_env, LoadOptions};
 use tabula::state::AppState;
 use tabula::transfer::{ExportWriter, Format};
 use tabula_actors::query::execute::ListRequest;
 use tabula_actors::query::export::{ExportPages, EXPORT_PAGE_SIZE};
 use tabula_actors::table::CreateRecords;
-use tabula_storage::{Schema, Value};
+use tabula_storage::Value;
 
 const TABLES: &str = r#"
 [auth]
@@ -55,25 +57,10 @@ search = []
 "#;
 
 fn main() {
-    let records: usize = std::env::var("TABULA_BENCH_RECORDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(100_000);
+    let records = support::bench_records(100_000);
     tabula::telemetry::init_tracing("warn", false);
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let config_file = directory.path().join("bench.toml");
-    std::fs::write(&config_file, TABLES).expect("write the config");
-    let options = LoadOptions {
-        config_path: Some(config_file),
-        data_dir: Some(directory.path().join("data")),
-        ..Default::default()
-    };
-    let config = load_with_env(&options, &|_| None)
-        .expect("the bench config loads")
-        .config;
-    let schema = Schema {
-        tables: config.tables.clone(),
-    };
+    let (config, schema) = support::load_config(directory.path(), TABLES);
     let system = actix_web::rt::System::new();
     let state = system
         .block_on(async { AppState::start(config, schema) })

@@ -12,6 +12,9 @@
 //!
 //! Run on one core: `taskset -c 0 cargo bench --bench lifecycle`.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -20,10 +23,9 @@ use actix_web::{test, web};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::future::join_all;
 use serde_json::json;
-use tabula::config::{load_with_env, LoadOptions};
 use tabula::state::AppState;
 use tabula_storage::journal::{ChangeAction, ChangeEntry};
-use tabula_storage::{keys, Schema, Store, StoredRecord, Value, WriteBatch};
+use tabula_storage::{keys, Store, StoredRecord, Value, WriteBatch};
 
 const TABLES: &str = r#"
 # Access control is measured separately (benches/http_auth.sh): off here, and no rate limits.
@@ -113,19 +115,7 @@ struct Fixture {
 fn start(system: &actix_web::rt::SystemRunner) -> Fixture {
     tabula::telemetry::init_tracing("warn", false);
     let directory = tempfile::tempdir().expect("a temporary directory for the bench");
-    let file = directory.path().join("bench.toml");
-    std::fs::write(&file, TABLES).expect("write the bench config");
-    let options = LoadOptions {
-        config_path: Some(file),
-        data_dir: Some(directory.path().join("data")),
-        ..Default::default()
-    };
-    let config = load_with_env(&options, &|_| None)
-        .expect("the bench config loads")
-        .config;
-    let schema = Schema {
-        tables: config.tables.clone(),
-    };
+    let (config, schema) = support::load_config(directory.path(), TABLES);
     let state = system
         .block_on(async { AppState::start(config, schema) })
         .expect("the app starts");

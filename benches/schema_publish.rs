@@ -6,9 +6,11 @@
 //!
 //! `TABULA_BENCH_RECORDS=1000000 cargo bench --bench schema_publish` (default 20 000 records).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
-use tabula::config::{load_with_env, LoadOptions};
 use tabula::state::AppState;
 use tabula_actors::schema_publisher::{ChangeSchema, PublishMeta};
 use tabula_actors::table::{CreateRecord, CreateRecords};
@@ -53,26 +55,11 @@ fn report(label: &str, mut latencies: Vec<Duration>) {
 }
 
 fn main() {
-    let records: usize = std::env::var("TABULA_BENCH_RECORDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(20_000);
+    let records = support::bench_records(20_000);
     // The table actor logs each online migration (records, chunks, time) at info.
     tabula::telemetry::init_tracing("warn,tabula_actors::table=info", false);
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let config_file = directory.path().join("bench.toml");
-    std::fs::write(&config_file, TABLES).expect("write the config");
-    let options = LoadOptions {
-        config_path: Some(config_file),
-        data_dir: Some(directory.path().join("data")),
-        ..Default::default()
-    };
-    let config = load_with_env(&options, &|_| None)
-        .expect("the bench config loads")
-        .config;
-    let schema = Schema {
-        tables: config.tables.clone(),
-    };
+    let (config, schema) = support::load_config(directory.path(), TABLES);
     actix_rt::System::new().block_on(async move {
         let state = AppState::start(config, schema).expect("the app starts");
         let table = state.registry.resolve("items").expect("the table");
