@@ -10,7 +10,6 @@ use tabula_actors::lifecycle;
 use tabula_actors::operations::{ApplyOperations, Operation, OperationOutcome};
 use tabula_actors::permissions::{self, Action, TableAccess};
 use tabula_actors::query;
-use tabula_actors::table::{CreateRecord, UpdateRecord};
 use tabula_actors::validate::WriteMode;
 use tabula_storage::{FieldType, StoredRecord, TableSchema};
 
@@ -18,8 +17,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
-    self as records, expected_updated_at, parse_json_body, parse_record_id, query_pairs,
-    readable_record, record_input, render_record, rendered_page, RecordShape,
+    self as records, parse_json_body, parse_record_id, query_pairs, readable_record, record_input,
+    render_record, rendered_page, RecordShape,
 };
 use crate::state::AppState;
 
@@ -121,17 +120,10 @@ pub async fn create_collection_record(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let access = caller.table(&state, &path, Action::Create)?;
-    let input = record_input(parse_json_body(&body)?, false)?;
-    access.check_write(&input.fields, WriteMode::Create, None)?;
-    let record = access
-        .handle
-        .addr
-        .send(CreateRecord {
-            fields: input.fields,
-            user_id: caller.acting_user(),
-        })
-        .await??;
+    let (access, record) = records::create_one(&state, &caller, &path, || {
+        record_input(parse_json_body(&body)?, false)
+    })
+    .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(flat(&access, &record)))
 }
 
@@ -186,21 +178,10 @@ pub async fn update_collection_record(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let access = caller.table(&state, &table, Action::Update)?;
-    let record_id = parse_record_id(&id)?;
-    let input = record_input(parse_json_body(&body)?, true)?;
-    access.check_write(&input.fields, WriteMode::Update, None)?;
-    access.check_rows(&[record_id])?;
-    let record = access
-        .handle
-        .addr
-        .send(UpdateRecord {
-            record_id,
-            fields: input.fields,
-            expected_updated_at: expected_updated_at(input.expected_updated_at)?,
-            user_id: caller.acting_user(),
-        })
-        .await??;
+    let (access, record) = records::update_one(&state, &caller, &table, &id, || {
+        record_input(parse_json_body(&body)?, true)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(flat(&access, &record)))
 }
 

@@ -400,23 +400,67 @@ pub async fn create_record(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let access = caller.table(&state, &path, Action::Create)?;
-    let handle = &access.handle;
-    let input = record_input(parse_json_body(&body)?, false)?;
+    let (access, record) = create_one(&state, &caller, &path, || {
+        record_input(parse_json_body(&body)?, false)
+    })
+    .await?;
+    Ok(record_response(
+        StatusCode::CREATED,
+        &access.handle.shared.store,
+        &access.schema,
+        &record,
+    ))
+}
+
+/// Creates one record for a caller allowed to: the table check first, then the body (`input`,
+/// so a bad body on a table the caller may not write is still 401/403/404), the field write
+/// permissions, one `CreateRecord`. Returns the caller's access (to render with) and the record;
+/// shared by the main API and the dialects.
+pub async fn create_one(
+    state: &AppState,
+    caller: &Caller,
+    table: &str,
+    input: impl FnOnce() -> ApiResult<RecordInput>,
+) -> ApiResult<(TableAccess, StoredRecord)> {
+    let access = caller.table(state, table, Action::Create)?;
+    let input = input()?;
     access.check_write(&input.fields, WriteMode::Create, None)?;
-    let record = handle
+    let record = access
+        .handle
         .addr
         .send(CreateRecord {
             fields: input.fields,
             user_id: caller.acting_user(),
         })
         .await??;
-    Ok(record_response(
-        StatusCode::CREATED,
-        &handle.shared.store,
-        &access.schema,
-        &record,
-    ))
+    Ok((access, record))
+}
+
+/// Updates one record for a caller allowed to, in the order of [`create_one`] plus the row
+/// rule, with `updatedAt` optimistic concurrency when the input carries it.
+pub async fn update_one(
+    state: &AppState,
+    caller: &Caller,
+    table: &str,
+    id: &str,
+    input: impl FnOnce() -> ApiResult<RecordInput>,
+) -> ApiResult<(TableAccess, StoredRecord)> {
+    let access = caller.table(state, table, Action::Update)?;
+    let record_id = parse_record_id(id)?;
+    let input = input()?;
+    access.check_write(&input.fields, WriteMode::Update, None)?;
+    access.check_rows(&[record_id])?;
+    let record = access
+        .handle
+        .addr
+        .send(UpdateRecord {
+            record_id,
+            fields: input.fields,
+            expected_updated_at: expected_updated_at(input.expected_updated_at)?,
+            user_id: caller.acting_user(),
+        })
+        .await??;
+    Ok((access, record))
 }
 
 /// One record; `includeDeleted=true` also finds a trashed one.
@@ -523,24 +567,13 @@ pub async fn update_record(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let access = caller.table(&state, &table, Action::Update)?;
-    let handle = &access.handle;
-    let record_id = parse_record_id(&id)?;
-    let input = record_input(parse_json_body(&body)?, true)?;
-    access.check_write(&input.fields, WriteMode::Update, None)?;
-    access.check_rows(&[record_id])?;
-    let record = handle
-        .addr
-        .send(UpdateRecord {
-            record_id,
-            fields: input.fields,
-            expected_updated_at: expected_updated_at(input.expected_updated_at)?,
-            user_id: caller.acting_user(),
-        })
-        .await??;
+    let (access, record) = update_one(&state, &caller, &table, &id, || {
+        record_input(parse_json_body(&body)?, true)
+    })
+    .await?;
     Ok(record_response(
         StatusCode::OK,
-        &handle.shared.store,
+        &access.handle.shared.store,
         &access.schema,
         &record,
     ))

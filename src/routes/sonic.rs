@@ -10,8 +10,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 use tabula_actors::permissions::{Action, TableAccess};
 use tabula_actors::query;
-use tabula_actors::table::{CreateRecord, UpdateRecord};
-use tabula_actors::validate::WriteMode;
 use tabula_storage::StoredRecord;
 
 use crate::auth::Caller;
@@ -145,17 +143,8 @@ pub async fn create_sonic_record(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let access = caller.table(&state, &path, Action::Create)?;
-    let input = data_input(&body, false)?;
-    access.check_write(&input.fields, WriteMode::Create, None)?;
-    let record = access
-        .handle
-        .addr
-        .send(CreateRecord {
-            fields: input.fields,
-            user_id: caller.acting_user(),
-        })
-        .await??;
+    let (access, record) =
+        records::create_one(&state, &caller, &path, || data_input(&body, false)).await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "data": flat(&access, &record) })))
 }
 
@@ -176,21 +165,14 @@ pub async fn update_sonic_record(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let access = caller.table(&state, &table, Action::Update)?;
-    let record_id = parse_record_id(&id)?;
-    let input = data_input(&body, false)?;
-    access.check_write(&input.fields, WriteMode::Update, None)?;
-    access.check_rows(&[record_id])?;
-    let record = access
-        .handle
-        .addr
-        .send(UpdateRecord {
-            record_id,
-            fields: input.fields,
+    // SonicJs has no optimistic concurrency: an `updatedAt` in the body guards nothing here.
+    let (access, record) = records::update_one(&state, &caller, &table, &id, || {
+        data_input(&body, false).map(|input| RecordInput {
             expected_updated_at: None,
-            user_id: caller.acting_user(),
+            ..input
         })
-        .await??;
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "data": flat(&access, &record) })))
 }
 
