@@ -512,7 +512,7 @@ fn not_deleted(index: usize, record_id: u64) -> DomainError {
     }
 }
 
-fn unavailable(error: actix::MailboxError) -> DomainError {
+pub(crate) fn unavailable(error: actix::MailboxError) -> DomainError {
     tracing::warn!(%error, "table actor mailbox unavailable");
     DomainError::Unavailable("The table is temporarily unavailable; retry the request".into())
 }

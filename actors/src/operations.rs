@@ -11,6 +11,8 @@ use tabula_storage::{RecordRef, StoredRecord, Value};
 use crate::changeset::Changeset;
 use crate::clock;
 use crate::error::{DomainError, DomainResult, FieldError};
+use crate::lifecycle;
+use crate::registry::{Registry, TableHandle};
 use crate::table::{
     apply_changes, record_not_found, reply, ClearReference, RecordPatch, TableActor,
 };
@@ -29,6 +31,53 @@ pub enum Operation {
     Delete {
         record_id: u64,
     },
+}
+
+/// Applies `operations` to `table` as one commit, with the relationship rules of its deletes:
+/// planned before anything is written (a `restrict` child anywhere → 409), this table's share
+/// in the batch's own commit, other tables' shares once it is durable (see docs/api.md).
+pub async fn apply_operations(
+    registry: &Registry,
+    table: &TableHandle,
+    operations: Vec<Operation>,
+    user_id: Option<String>,
+) -> DomainResult<Vec<OperationOutcome>> {
+    let delete_ids: Vec<u64> = operations
+        .iter()
+        .filter_map(|operation| match operation {
+            Operation::Delete { record_id } => Some(*record_id),
+            _ => None,
+        })
+        .collect();
+    let mut plan = if delete_ids.is_empty() {
+        None
+    } else {
+        Some(lifecycle::plan_deletion(
+            registry,
+            table,
+            &delete_ids,
+            false,
+            false,
+        )?)
+    };
+    let (cascaded, cleared) = plan
+        .as_mut()
+        .map(|plan| plan.take_root_share())
+        .unwrap_or_default();
+    let outcomes = table
+        .addr
+        .send(ApplyOperations {
+            operations,
+            cascaded,
+            cleared,
+            user_id: user_id.clone(),
+        })
+        .await
+        .map_err(lifecycle::unavailable)??;
+    if let Some(plan) = plan.filter(|plan| plan.reaches_other_tables()) {
+        plan.apply_to_other_tables(user_id).await?;
+    }
+    Ok(outcomes)
 }
 
 /// What one operation did.

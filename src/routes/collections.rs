@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value as Json};
 use tabula_actors::lifecycle;
-use tabula_actors::operations::{ApplyOperations, Operation, OperationOutcome};
+use tabula_actors::operations::{self, Operation, OperationOutcome};
 use tabula_actors::permissions::{self, Action, TableAccess};
 use tabula_actors::query;
 use tabula_actors::validate::WriteMode;
@@ -369,44 +369,13 @@ pub async fn batch_collection(
         }
     }
     check_operations(&access, &operations)?;
-    let delete_ids: Vec<u64> = operations
-        .iter()
-        .filter_map(|operation| match operation {
-            Operation::Delete { record_id } => Some(*record_id),
-            _ => None,
-        })
-        .collect();
-    // The deletes' relationship rules, planned before anything is written (a `restrict` child
-    // anywhere → 409). This table's share goes into the batch's own commit; other tables' shares
-    // follow once it is durable (see docs/api.md).
-    let mut plan = if delete_ids.is_empty() {
-        None
-    } else {
-        Some(lifecycle::plan_deletion(
-            &state.registry,
-            &access.handle,
-            &delete_ids,
-            false,
-            false,
-        )?)
-    };
-    let (cascaded, cleared) = plan
-        .as_mut()
-        .map(|plan| plan.take_root_share())
-        .unwrap_or_default();
-    let outcomes = access
-        .handle
-        .addr
-        .send(ApplyOperations {
-            operations,
-            cascaded,
-            cleared,
-            user_id: caller.acting_user(),
-        })
-        .await??;
-    if let Some(plan) = plan.filter(|plan| plan.reaches_other_tables()) {
-        plan.apply_to_other_tables(caller.acting_user()).await?;
-    }
+    let outcomes = operations::apply_operations(
+        &state.registry,
+        &access.handle,
+        operations,
+        caller.acting_user(),
+    )
+    .await?;
     let results: Vec<Json> = outcomes
         .iter()
         .enumerate()
