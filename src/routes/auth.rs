@@ -13,7 +13,7 @@ use crate::auth::{
     expired_session_cookie, request_credential, session_cookie, AdminCaller, Caller,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::routes::records::parse_json_body;
+use crate::routes::records::body_object;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -47,17 +47,6 @@ pub fn user_json(user: &User) -> Json {
         "createdAt": clock::format_ms(user.created_at),
         "updatedAt": clock::format_ms(user.updated_at),
     })
-}
-
-/// The body as a JSON object (else 400 naming `body`).
-pub fn body_object(body: &[u8]) -> ApiResult<Map<String, Json>> {
-    match parse_json_body(body)? {
-        Json::Object(object) => Ok(object),
-        _ => Err(ApiError::validation(
-            "body",
-            "Request body must be a JSON object",
-        )),
-    }
 }
 
 /// A string member: missing (when `required`) or not a string → 400 naming it.

@@ -16,7 +16,7 @@ use tabula_storage::{StoredRecord, TableSchema, TableStore, Value};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::records::{parse_json_body, query_pairs, record_input, CountedRecord};
+use crate::routes::records::{body_object, query_pairs, record_input, CountedRecord};
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -29,17 +29,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(super::resource("/api/tables/{table}/records/batch/restore").post(restore_records))
         .service(super::resource("/api/tables/{table}/records/upsert").post(upsert_records));
-}
-
-/// The body as a JSON object (else 400 naming `body`).
-fn body_object(body: &[u8]) -> ApiResult<Map<String, Json>> {
-    match parse_json_body(body)? {
-        Json::Object(object) => Ok(object),
-        _ => Err(ApiError::validation(
-            "body",
-            "Request body must be a JSON object",
-        )),
-    }
 }
 
 /// The array under `name` (missing or not an array → 400), its size checked.

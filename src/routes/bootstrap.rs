@@ -6,7 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::request_credential;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::auth::{body_object, new_account, signed_in_response};
+use crate::routes::auth::{new_account, signed_in_response};
+use crate::routes::records::body_object;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -52,6 +52,17 @@ pub fn flag(pairs: &[(String, String)], name: &str) -> bool {
         .any(|(key, value)| key == name && (value == "true" || value == "1"))
 }
 
+/// The body as a JSON object (else 400 naming `body`).
+pub fn body_object(body: &[u8]) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    match parse_json_body(body)? {
+        serde_json::Value::Object(object) => Ok(object),
+        _ => Err(ApiError::validation(
+            "body",
+            "Request body must be a JSON object",
+        )),
+    }
+}
+
 /// Parses a JSON request body; malformed JSON is a 400 naming `body`.
 pub fn parse_json_body(body: &[u8]) -> ApiResult<serde_json::Value> {
     if body.iter().all(u8::is_ascii_whitespace) {

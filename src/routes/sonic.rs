@@ -16,8 +16,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
-    self as records, parse_json_body, parse_record_id, query_pairs, readable_record, record_input,
-    render_record, rendered_page, RecordInput, RecordShape,
+    self as records, parse_record_id, query_pairs, readable_record, record_input, render_record,
+    rendered_page, RecordInput, RecordShape,
 };
 use crate::state::AppState;
 
@@ -53,16 +53,11 @@ fn execution_time(started: Instant) -> f64 {
 
 /// The record fields of a `{data:{…}}` body (a flat object is accepted too).
 fn data_input(body: &[u8], take_token: bool) -> ApiResult<RecordInput> {
-    match parse_json_body(body)? {
-        Json::Object(mut object) => match object.remove("data") {
-            Some(data @ Json::Object(_)) => record_input(data, take_token),
-            Some(_) => Err(ApiError::validation("data", "'data' must be a JSON object")),
-            None => record_input(Json::Object(object), take_token),
-        },
-        _ => Err(ApiError::validation(
-            "body",
-            "Request body must be a JSON object",
-        )),
+    let mut object = records::body_object(body)?;
+    match object.remove("data") {
+        Some(data @ Json::Object(_)) => record_input(data, take_token),
+        Some(_) => Err(ApiError::validation("data", "'data' must be a JSON object")),
+        None => record_input(Json::Object(object), take_token),
     }
 }
 
