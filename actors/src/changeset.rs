@@ -99,12 +99,25 @@ impl<'a> Changeset<'a> {
         user_id: Option<String>,
         at: i64,
     ) -> Self {
+        Changeset::on_batch(shared, schema, user_id, at, WriteBatch::new())
+    }
+
+    /// A changeset that adds its writes to `batch`, which already holds other changes of the
+    /// table that are not applied yet: it reads records and unique claims through the batch,
+    /// so it sees them as if they were stored.
+    pub fn on_batch(
+        shared: &'a TableShared,
+        schema: &'a TableSchema,
+        user_id: Option<String>,
+        at: i64,
+        batch: WriteBatch,
+    ) -> Self {
         Changeset {
             shared,
             schema,
             at,
             user_id,
-            batch: WriteBatch::new(),
+            batch,
             records: HashMap::new(),
             unique_holders: HashMap::new(),
             entries: Vec::new(),
@@ -136,10 +149,18 @@ impl<'a> Changeset<'a> {
         &mut self.batch
     }
 
+    /// Gives back the batch (the writes of an abandoned changeset included).
+    pub fn into_batch(self) -> WriteBatch {
+        self.batch
+    }
+
     /// A record as this changeset would leave it.
     pub fn record(&self, record_id: u64) -> DomainResult<Option<StoredRecord>> {
-        match self.records.get(&record_id) {
-            Some(state) => Ok(state.clone()),
+        if let Some(state) = self.records.get(&record_id) {
+            return Ok(state.clone());
+        }
+        match self.batch.record(record_id)? {
+            Some(state) => Ok(state),
             None => Ok(self.shared.store.get_record(record_id)?),
         }
     }
@@ -163,8 +184,11 @@ impl<'a> Changeset<'a> {
     /// The live record holding `value` in a unique field, as this changeset would leave it.
     pub fn unique_holder(&self, field_id: u32, value: &Value) -> DomainResult<Option<u64>> {
         let key = keys::unique_key(field_id, value);
-        match self.unique_holders.get(&key) {
-            Some(holder) => Ok(*holder),
+        if let Some(holder) = self.unique_holders.get(&key) {
+            return Ok(*holder);
+        }
+        match self.batch.unique_owner(field_id, value) {
+            Some(holder) => Ok(holder),
             None => Ok(self.shared.store.unique_owner(field_id, value)?),
         }
     }
@@ -354,8 +378,9 @@ impl<'a> Changeset<'a> {
 
     /// Assigns entry ids from the store-wide generator, appends each to its record's history,
     /// and adds the records, the commit's journal group and the live count to the batch.
-    /// `journal_written` is how many entries the table's journal has received before this commit.
-    pub fn finish(mut self, journal_written: u64) -> DomainResult<Prepared> {
+    /// `journal_written` is how many entries the table's journal has received before this commit,
+    /// `live_count` how many live records the table has before it.
+    pub fn finish(mut self, journal_written: u64, live_count: u64) -> DomainResult<Prepared> {
         let store = &self.shared.store;
         for entry in &mut self.entries {
             entry.id = store.generate_id()?;
@@ -374,7 +399,7 @@ impl<'a> Changeset<'a> {
         let journal_written = journal_written.saturating_add(added);
         self.batch
             .put_journal_group(journal_written, &self.entries)?;
-        let live_count = apply_delta(self.shared.live_count(), self.live_delta);
+        let live_count = apply_delta(live_count, self.live_delta);
         if self.live_delta != 0 {
             self.batch.put_u64(keys::META_LIVE_COUNT, live_count);
         }

@@ -123,6 +123,7 @@ impl Handler<ApplyOperations> for TableActor {
     type Result = ResponseFuture<DomainResult<Vec<OperationOutcome>>>;
 
     fn handle(&mut self, message: ApplyOperations, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let (shared, schema) = (std::sync::Arc::clone(&self.shared), self.shared.schema());
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let mut sequences = self.sequences();

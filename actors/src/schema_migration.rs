@@ -192,9 +192,7 @@ pub fn migrate(
         for prefix in [keys::INDEX, keys::UNIQUE, SEARCH] {
             for entry in store.tree().scan_prefix([prefix]) {
                 let (key, _) = entry.map_err(tabula_storage::StorageError::from)?;
-                if key.as_ref() != crate::query::counts::GENERATION_KEY {
-                    batch.remove(key);
-                }
+                batch.remove(key);
             }
         }
     }
@@ -318,7 +316,6 @@ pub fn migrate(
     for (field_id, last) in autonumbers {
         batch.put_u64(&keys::autonumber_key(field_id), last);
     }
-    crate::query::counts::bump_generation(&mut batch);
     Ok(Ok(Migration {
         batch: build_batch.then_some(batch),
         rewritten,

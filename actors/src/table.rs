@@ -244,7 +244,33 @@ pub struct TableActor {
     fault_armed: bool,
     /// An online schema migration under way (see [`ApplySchema`]).
     migration: Option<OnlineMigration>,
+    /// Single creates and updates staged but not yet applied (see [`PendingCommit`]).
+    pending: Option<PendingCommit>,
 }
+
+/// Single creates and updates that arrive together share one sled batch. sled pays a fixed
+/// price for every atomic batch — it writes out its log buffer before and after the batch's
+/// marker, handing each write to an IO thread — so 64 clients creating one record each cost
+/// far more as 64 batches than as one. The actor stages each such write on top of the
+/// pending batch (reading records and unique claims through it, so each write sees the ones
+/// before it), adopts its counters at once, and applies the whole batch when its mailbox has
+/// no more messages ready ([`ApplyPending`]), or before handling any other kind of message.
+/// Nothing is answered before the batch is applied and durable, so no client can see a write
+/// that is not stored; a failure to apply fails every write in the batch (503) and restarts
+/// the actor, which reloads its counters from sled.
+struct PendingCommit {
+    batch: WriteBatch,
+    /// The table's live count once the batch is applied.
+    live_count: u64,
+    /// One per staged write: told when the batch is applied (a ticket for its durability).
+    waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>,
+}
+
+/// Applies the pending batch (sent by the table actor to itself after staging the first write
+/// of a new batch; handled once the messages already in its mailbox are).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ApplyPending;
 
 /// Record ids and autonumbers handed out by a change not yet committed.
 pub(crate) struct Sequences {
@@ -262,6 +288,7 @@ impl TableActor {
             journal_written: 0,
             fault_armed: false,
             migration: None,
+            pending: None,
         };
         if let Err(error) = actor.reload() {
             // The first write will hit the same store and stop the actor, which retries.
@@ -306,9 +333,7 @@ impl TableActor {
             Err(error) => {
                 tracing::error!(table = self.shared.id, %error, "write failed; restarting table actor");
                 context.stop();
-                Err(DomainError::Unavailable(
-                    "The table is temporarily unavailable; retry the request".into(),
-                ))
+                Err(unavailable())
             }
         }
     }
@@ -322,15 +347,40 @@ impl TableActor {
         sequences: Option<Sequences>,
         context: &mut Context<Self>,
     ) -> DomainResult<(DurableTicket, Option<StagedChanges>)> {
+        let (prepared, staged) =
+            self.prepare(changeset, sequences.as_ref(), self.shared.live_count())?;
+        let ticket = self.commit(prepared.batch, context)?;
+        self.shared.set_live_count(prepared.live_count);
+        self.adopt(prepared.journal_written, sequences);
+        Ok((ticket, staged))
+    }
+
+    /// Adopts the counters of a prepared commit.
+    fn adopt(&mut self, journal_written: u64, sequences: Option<Sequences>) {
+        self.journal_written = journal_written;
+        if let Some(sequences) = sequences {
+            self.last_record_id = sequences.last_record_id;
+            self.autonumbers = sequences.autonumbers;
+        }
+    }
+
+    /// Finishes a changeset (history, activity, counters) on top of `live_count` live records,
+    /// adds the sequences it used and stages its change events.
+    fn prepare(
+        &self,
+        changeset: Changeset<'_>,
+        sequences: Option<&Sequences>,
+        live_count: u64,
+    ) -> DomainResult<(crate::changeset::Prepared, Option<StagedChanges>)> {
         let (table_name, at) = (changeset.schema().name.clone(), changeset.at());
-        let mut prepared = changeset.finish(self.journal_written)?;
+        let mut prepared = changeset.finish(self.journal_written, live_count)?;
         let staged = self.registry.upgrade().and_then(|registry| {
             let changes = std::mem::take(&mut prepared.changes);
             registry
                 .changes()
                 .stage(self.shared.id, &table_name, at, changes)
         });
-        if let Some(sequences) = &sequences {
+        if let Some(sequences) = sequences {
             if sequences.last_record_id != self.last_record_id {
                 prepared
                     .batch
@@ -359,14 +409,131 @@ impl TableActor {
                 }
             }
         }
-        let ticket = self.commit(prepared.batch, context)?;
-        self.shared.set_live_count(prepared.live_count);
-        self.journal_written = prepared.journal_written;
-        if let Some(sequences) = sequences {
-            self.last_record_id = sequences.last_record_id;
-            self.autonumbers = sequences.autonumbers;
+        Ok((prepared, staged))
+    }
+
+    /// Applies the pending batch, if any, and tells its writers (see [`PendingCommit`]).
+    pub(crate) fn settle(&mut self, context: &mut Context<Self>) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        match self.commit(pending.batch, context) {
+            Ok(_) => {
+                self.shared.set_live_count(pending.live_count);
+                for waiter in pending.waiters {
+                    // A writer that went away does not need its answer.
+                    let _ = waiter.send(Ok(self.shared.store.durable()));
+                }
+            }
+            Err(_) => {
+                // `commit` has logged the cause and stopped the actor.
+                self.abandon_pending_waiters(pending.waiters);
+            }
         }
-        Ok((ticket, staged))
+    }
+
+    /// Fails the writes of a pending batch that will never be applied (the actor restarts).
+    fn abandon_pending(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.abandon_pending_waiters(pending.waiters);
+        }
+    }
+
+    fn abandon_pending_waiters(
+        &self,
+        waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>,
+    ) {
+        for waiter in waiters {
+            let _ = waiter.send(Err(unavailable()));
+        }
+    }
+
+    /// Stages one write on the pending batch (see [`PendingCommit`]) and answers `value` once
+    /// the batch is applied and durable, or the staging error (the write's own changes taken
+    /// out of the batch again). `stage` returns the sequences it used (creates) and the value.
+    fn stage_pending<T: 'static>(
+        &mut self,
+        user_id: Option<String>,
+        context: &mut Context<Self>,
+        stage: impl FnOnce(&Self, &mut Changeset<'_>) -> DomainResult<(Option<Sequences>, T)>,
+    ) -> ResponseFuture<DomainResult<T>> {
+        if self.migration.is_some() {
+            // Writes during an online migration are caught up one by one (`prepare`).
+            self.settle(context);
+            let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+            let mut changeset = Changeset::new(&shared, &schema, user_id, clock::now_ms());
+            let staged =
+                stage(self, &mut changeset).map(|(sequences, value)| (changeset, sequences, value));
+            return reply(self, staged, context);
+        }
+        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
+        let (mut batch, live_count, waiters) = match self.pending.take() {
+            Some(pending) => (pending.batch, pending.live_count, pending.waiters),
+            None => (WriteBatch::new(), self.shared.live_count(), Vec::new()),
+        };
+        batch.savepoint();
+        let mut changeset = Changeset::on_batch(&shared, &schema, user_id, clock::now_ms(), batch);
+        let (sequences, value) = match stage(self, &mut changeset) {
+            Ok(staged) => staged,
+            Err(error) => {
+                let mut batch = changeset.into_batch();
+                batch.rollback();
+                self.keep_pending(batch, live_count, waiters);
+                return ready(Err(error));
+            }
+        };
+        if changeset.is_empty() {
+            let mut batch = changeset.into_batch();
+            batch.release();
+            self.keep_pending(batch, live_count, waiters);
+            return ready(Ok(value));
+        }
+        let (mut prepared, staged) = match self.prepare(changeset, sequences.as_ref(), live_count) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                // The batch went with the changeset: the writes staged before this one are
+                // lost, so they fail too and the actor starts again from what sled holds.
+                self.abandon_pending_waiters(waiters);
+                tracing::error!(table = self.shared.id, %error, "staging failed; restarting table actor");
+                context.stop();
+                return ready(Err(error));
+            }
+        };
+        prepared.batch.release();
+        self.adopt(prepared.journal_written, sequences);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let mut waiters = waiters;
+        waiters.push(sender);
+        if waiters.len() == 1 {
+            context.notify(ApplyPending);
+        }
+        self.keep_pending(prepared.batch, prepared.live_count, waiters);
+        Box::pin(async move {
+            let ticket = receiver.await.map_err(|_| unavailable())??;
+            let outcome = after_durable(ticket, value).await;
+            // Published only once durable; a failed flush drops the events unpublished.
+            if let (Ok(_), Some(staged)) = (&outcome, staged) {
+                staged.publish();
+            }
+            outcome
+        })
+    }
+
+    /// Puts the pending batch back; the first write of a new batch schedules its apply.
+    fn keep_pending(
+        &mut self,
+        batch: WriteBatch,
+        live_count: u64,
+        waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>,
+    ) {
+        if batch.is_empty() && waiters.is_empty() {
+            return;
+        }
+        self.pending = Some(PendingCommit {
+            batch,
+            live_count,
+            waiters,
+        });
     }
 
     pub(crate) fn sequences(&self) -> Sequences {
@@ -1012,10 +1179,8 @@ fn write_index_entries(
             }
         }
     }
-    // The full-text index (`F` keys) changes in the same batch as the record, and the write
-    // generation that cached totals are checked against moves on.
+    // The full-text index (`F` keys) changes in the same batch as the record.
     crate::query::search::write_search_entries(batch, schema, old, new);
-    crate::query::counts::bump_generation(batch);
 }
 
 /// The value a record holds in a unique index: only live records with a non-empty value.
@@ -1035,6 +1200,11 @@ fn after_durable<T: 'static>(ticket: DurableTicket, value: T) -> ResponseFuture<
         })?;
         Ok(value)
     })
+}
+
+/// The answer to a write the table could not complete (the actor restarts).
+fn unavailable() -> DomainError {
+    DomainError::Unavailable("The table is temporarily unavailable; retry the request".into())
 }
 
 fn ready<T: 'static>(result: DomainResult<T>) -> ResponseFuture<DomainResult<T>> {
@@ -1074,6 +1244,7 @@ impl Actor for TableActor {
 impl Supervised for TableActor {
     fn restarting(&mut self, _context: &mut Context<Self>) {
         self.shared.count_restart();
+        self.abandon_pending();
         self.fault_armed = false;
         if let Some(migration) = self.migration.take() {
             self.fail_migration(
@@ -1094,20 +1265,29 @@ impl Handler<CreateRecord> for TableActor {
     type Result = ResponseFuture<DomainResult<StoredRecord>>;
 
     fn handle(&mut self, message: CreateRecord, context: &mut Context<Self>) -> Self::Result {
-        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
-        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
-        let mut sequences = self.sequences();
-        let staged = self
-            .stage_creates(
-                &schema,
-                &mut changeset,
-                &mut sequences,
-                vec![message.fields],
-                false,
-            )
-            .and_then(|mut records| records.pop().ok_or_else(|| internal("no record staged")))
-            .map(|record| (changeset, Some(sequences), record));
-        reply(self, staged, context)
+        let schema = self.shared.schema();
+        self.stage_pending(message.user_id, context, move |actor, changeset| {
+            let mut sequences = actor.sequences();
+            let record = actor
+                .stage_creates(
+                    &schema,
+                    changeset,
+                    &mut sequences,
+                    vec![message.fields],
+                    false,
+                )?
+                .pop()
+                .ok_or_else(|| internal("no record staged"))?;
+            Ok((Some(sequences), record))
+        })
+    }
+}
+
+impl Handler<ApplyPending> for TableActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: ApplyPending, context: &mut Context<Self>) {
+        self.settle(context);
     }
 }
 
@@ -1115,23 +1295,19 @@ impl Handler<UpdateRecord> for TableActor {
     type Result = ResponseFuture<DomainResult<StoredRecord>>;
 
     fn handle(&mut self, message: UpdateRecord, context: &mut Context<Self>) -> Self::Result {
-        let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
-        let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
+        let schema = self.shared.schema();
         let patch = RecordPatch {
             record_id: message.record_id,
             fields: message.fields,
         };
-        let staged = self
-            .stage_updates(
-                &schema,
-                &mut changeset,
-                vec![patch],
-                message.expected_updated_at,
-                false,
-            )
-            .and_then(|mut records| records.pop().ok_or_else(|| internal("no record staged")))
-            .map(|record| (changeset, None, record));
-        reply(self, staged, context)
+        let expected_updated_at = message.expected_updated_at;
+        self.stage_pending(message.user_id, context, move |actor, changeset| {
+            let record = actor
+                .stage_updates(&schema, changeset, vec![patch], expected_updated_at, false)?
+                .pop()
+                .ok_or_else(|| internal("no record staged"))?;
+            Ok((None, record))
+        })
     }
 }
 
@@ -1139,6 +1315,7 @@ impl Handler<CreateRecords> for TableActor {
     type Result = ResponseFuture<DomainResult<Vec<StoredRecord>>>;
 
     fn handle(&mut self, message: CreateRecords, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let mut sequences = self.sequences();
@@ -1159,6 +1336,7 @@ impl Handler<UpdateRecords> for TableActor {
     type Result = ResponseFuture<DomainResult<Vec<StoredRecord>>>;
 
     fn handle(&mut self, message: UpdateRecords, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let staged = self
@@ -1172,6 +1350,7 @@ impl Handler<UpsertRecords> for TableActor {
     type Result = ResponseFuture<DomainResult<UpsertOutcome>>;
 
     fn handle(&mut self, message: UpsertRecords, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let mut sequences = self.sequences();
@@ -1192,6 +1371,7 @@ impl Handler<DeleteRecords> for TableActor {
     type Result = ResponseFuture<DomainResult<DeleteOutcome>>;
 
     fn handle(&mut self, message: DeleteRecords, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let staged = (|| {
@@ -1247,6 +1427,7 @@ impl Handler<RestoreRecords> for TableActor {
     type Result = ResponseFuture<DomainResult<Vec<StoredRecord>>>;
 
     fn handle(&mut self, message: RestoreRecords, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
         let mut changeset = Changeset::new(&shared, &schema, message.user_id, clock::now_ms());
         let staged = (|| {
@@ -1293,6 +1474,7 @@ impl Handler<CreateComment> for TableActor {
     type Result = ResponseFuture<DomainResult<Comment>>;
 
     fn handle(&mut self, message: CreateComment, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let staged = (|| {
             self.live_record(message.record_id)?;
             validate_comment_content(&message.content)?;
@@ -1323,6 +1505,7 @@ impl Handler<UpdateComment> for TableActor {
     type Result = ResponseFuture<DomainResult<Comment>>;
 
     fn handle(&mut self, message: UpdateComment, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let staged = (|| {
             let mut comment = self.comment_for_change(
                 message.record_id,
@@ -1347,6 +1530,7 @@ impl Handler<DeleteComment> for TableActor {
     type Result = ResponseFuture<DomainResult<()>>;
 
     fn handle(&mut self, message: DeleteComment, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let staged = (|| {
             let comment = self.comment_for_change(
                 message.record_id,
@@ -1371,6 +1555,7 @@ impl Handler<PurgeActivity> for TableActor {
     type Result = ResponseFuture<DomainResult<u64>>;
 
     fn handle(&mut self, message: PurgeActivity, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let staged = (|| {
             let store = &self.shared.store;
             let mut batch = WriteBatch::new();
@@ -1415,6 +1600,7 @@ impl Handler<ApplySchema> for TableActor {
     type Result = ResponseFuture<DomainResult<u64>>;
 
     fn handle(&mut self, message: ApplySchema, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         if self.migration.is_some() {
             return ready(Err(DomainError::Unavailable(
                 "A schema change of this table is in progress".into(),
@@ -1501,7 +1687,6 @@ impl TableActor {
                     }
                     migration.plan.undo_record(&mut batch, &record)?;
                 }
-                crate::query::counts::bump_generation(&mut batch);
                 self.shared.store.apply(batch)?;
                 Ok(())
             })();
@@ -1517,6 +1702,7 @@ impl Handler<MigrateChunk> for TableActor {
     type Result = ();
 
     fn handle(&mut self, _message: MigrateChunk, context: &mut Context<Self>) {
+        self.settle(context);
         use crate::schema_migration::{CHUNK_BUDGET, CHUNK_RECORDS};
         let Some(mut migration) = self.migration.take() else {
             return;
@@ -1552,7 +1738,6 @@ impl Handler<MigrateChunk> for TableActor {
             for (field_id, last) in &migration.autonumbers {
                 batch.put_u64(&keys::autonumber_key(*field_id), *last);
             }
-            crate::query::counts::bump_generation(&mut batch);
         }
         let ticket = if batch.is_empty() {
             self.shared.store.durable()
@@ -1593,7 +1778,8 @@ impl Handler<MigrateChunk> for TableActor {
 impl Handler<CopyRecordsInto> for TableActor {
     type Result = ResponseFuture<DomainResult<u64>>;
 
-    fn handle(&mut self, message: CopyRecordsInto, _context: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, message: CopyRecordsInto, context: &mut Context<Self>) -> Self::Result {
+        self.settle(context);
         let copied = (|| {
             let store = &self.shared.store;
             let mut batch = WriteBatch::new();
@@ -1628,7 +1814,8 @@ impl Handler<CopyRecordsInto> for TableActor {
 impl Handler<ArmStorageFault> for TableActor {
     type Result = ();
 
-    fn handle(&mut self, _message: ArmStorageFault, _context: &mut Context<Self>) {
+    fn handle(&mut self, _message: ArmStorageFault, context: &mut Context<Self>) {
+        self.settle(context);
         self.fault_armed = true;
     }
 }

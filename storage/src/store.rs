@@ -1,9 +1,11 @@
 //! The sled database of one data directory: a tree per table, a system tree, and the group
 //! commit that makes writes durable.
 
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sled::IVec;
@@ -28,6 +30,17 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub struct Store {
     db: sled::Db,
     group_commit: Arc<GroupCommit>,
+    /// Each table's write generation, shared by every [`TableStore`] of that table.
+    generations: Arc<Mutex<HashMap<u32, Arc<AtomicU64>>>>,
+}
+
+/// A number no other write generation of this process has had: every applied batch of a table
+/// moves the table to a fresh one, so a value remembered under a generation (a cached total)
+/// is valid exactly while the table's generation is still that number. Unique across stores,
+/// so caches keyed by table id cannot confuse two data directories opened by one process.
+fn fresh_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Store {
@@ -62,16 +75,28 @@ impl Store {
             }
         };
         let group_commit = Arc::new(GroupCommit::start(db.clone())?);
-        Ok(Store { db, group_commit })
+        Ok(Store {
+            db,
+            group_commit,
+            generations: Arc::default(),
+        })
     }
 
     /// The tree of one table (created empty on first use).
     pub fn table(&self, table_id: u32) -> StorageResult<TableStore> {
         let tree = self.db.open_tree(format!("table/{table_id}"))?;
+        let generation = Arc::clone(
+            self.generations
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .entry(table_id)
+                .or_insert_with(|| Arc::new(AtomicU64::new(fresh_generation()))),
+        );
         Ok(TableStore {
             tree,
             db: self.db.clone(),
             group_commit: Arc::clone(&self.group_commit),
+            generation,
         })
     }
 
@@ -149,41 +174,112 @@ pub struct TableStore {
     tree: sled::Tree,
     db: sled::Db,
     group_commit: Arc<GroupCommit>,
+    generation: Arc<AtomicU64>,
 }
 
-/// The writes of one logical change, applied atomically.
+/// The writes of one logical change, applied atomically. Later writes of a key replace earlier
+/// ones, and the batch can be read back ([`WriteBatch::get`]), so a commit that gathers several
+/// changes sees its own earlier writes. A savepoint lets a change that fails half-way be taken
+/// out again without disturbing the writes gathered before it.
+#[derive(Default)]
 pub struct WriteBatch {
-    batch: sled::Batch,
-    empty: bool,
-}
-
-impl Default for WriteBatch {
-    /// An empty batch (a derived `Default` would start with `empty: false`).
-    fn default() -> Self {
-        WriteBatch::new()
-    }
+    writes: BTreeMap<IVec, Option<IVec>>,
+    /// Since the savepoint: each key written and what the batch held for it before
+    /// (`None`: nothing).
+    undo: Option<Vec<(IVec, Option<Option<IVec>>)>>,
 }
 
 impl WriteBatch {
     pub fn new() -> Self {
-        WriteBatch {
-            batch: sled::Batch::default(),
-            empty: true,
-        }
+        WriteBatch::default()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.empty
+        self.writes.is_empty()
+    }
+
+    /// How many distinct keys the batch writes.
+    pub fn len(&self) -> usize {
+        self.writes.len()
     }
 
     pub fn put(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
-        self.empty = false;
-        self.batch.insert(key.into(), value.into());
+        self.write(key.into(), Some(value.into()));
     }
 
     pub fn remove(&mut self, key: impl Into<IVec>) {
-        self.empty = false;
-        self.batch.remove(key.into());
+        self.write(key.into(), None);
+    }
+
+    fn write(&mut self, key: IVec, value: Option<IVec>) {
+        match &mut self.undo {
+            Some(undo) => {
+                let before = self.writes.insert(key.clone(), value);
+                undo.push((key, before));
+            }
+            None => {
+                self.writes.insert(key, value);
+            }
+        }
+    }
+
+    /// What the batch does to `key`: `None` when it does not touch it, `Some(None)` when it
+    /// removes it, `Some(Some(value))` when it writes `value`.
+    pub fn get(&self, key: &[u8]) -> Option<Option<&IVec>> {
+        self.writes.get(key).map(Option::as_ref)
+    }
+
+    /// The record the batch writes under `record_id` (`Some(None)`: it removes it; `None`: the
+    /// batch does not touch it).
+    pub fn record(&self, record_id: u64) -> StorageResult<Option<Option<StoredRecord>>> {
+        match self.get(&keys::record_key(record_id)) {
+            None => Ok(None),
+            Some(None) => Ok(Some(None)),
+            Some(Some(bytes)) => Ok(Some(Some(codec::decode(bytes, "record")?))),
+        }
+    }
+
+    /// The holder the batch gives a unique value (`Some(None)`: it releases it; `None`: the
+    /// batch does not touch it).
+    pub fn unique_owner(&self, field_id: u32, value: &Value) -> Option<Option<u64>> {
+        self.get(&keys::unique_key(field_id, value))
+            .map(|bytes| bytes.and_then(|bytes| keys::trailing_record_id(bytes)))
+    }
+
+    /// Starts remembering writes so that [`WriteBatch::rollback`] can take them out again
+    /// (one savepoint at a time; a new one replaces the last).
+    pub fn savepoint(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    /// Takes out every write made since the savepoint, newest first, and ends it.
+    pub fn rollback(&mut self) {
+        for (key, before) in self.undo.take().unwrap_or_default().into_iter().rev() {
+            match before {
+                Some(before) => {
+                    self.writes.insert(key, before);
+                }
+                None => {
+                    self.writes.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Keeps the writes made since the savepoint and ends it.
+    pub fn release(&mut self) {
+        self.undo = None;
+    }
+
+    fn into_sled(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
     }
 
     pub fn put_record(&mut self, record: &StoredRecord) -> StorageResult<()> {
@@ -229,11 +325,23 @@ impl WriteBatch {
 
 impl TableStore {
     /// Applies a batch atomically. It is not durable until [`TableStore::durable`] resolves.
+    ///
+    /// Every applied batch moves the table to a fresh [write generation](TableStore::generation)
+    /// once its writes are visible.
     pub fn apply(&self, batch: WriteBatch) -> StorageResult<()> {
-        if !batch.empty {
-            self.tree.apply_batch(batch.batch)?;
+        if !batch.is_empty() {
+            self.tree.apply_batch(batch.into_sled())?;
+            self.generation.store(fresh_generation(), Ordering::Release);
         }
         Ok(())
+    }
+
+    /// The table's write generation: it changes after every batch applied through any
+    /// `TableStore` of this table. A value computed from the tree while the generation stayed
+    /// the same may be reused for as long as it stays the same (`query/counts.rs` caches totals
+    /// this way). Held in memory only, like the caches it validates.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A ticket for everything written so far.
