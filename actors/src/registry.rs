@@ -22,6 +22,7 @@ pub struct TableShared {
     created_at: i64,
     updated_at: AtomicI64,
     restarts: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl TableShared {
@@ -59,6 +60,15 @@ impl TableShared {
     /// How many times the supervisor has restarted the table's actor.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Acquire)
+    }
+
+    /// How many batches the table's actor has applied (several writes may share one).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn count_commit(&self) {
+        self.commits.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn count_restart(&self) {
@@ -151,6 +161,7 @@ impl Registry {
             created_at,
             updated_at: AtomicI64::new(created_at),
             restarts: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
         });
         shared.reload_live_count()?;
         let arbiter = self.pick_arbiter();

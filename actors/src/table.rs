@@ -328,6 +328,7 @@ impl TableActor {
         match outcome {
             Ok(()) => {
                 self.shared.touch(clock::now_ms());
+                self.shared.count_commit();
                 Ok(self.shared.store.durable())
             }
             Err(error) => {

@@ -22,3 +22,4 @@ mod schema;
 mod sql;
 mod supervision;
 mod tables;
+mod write_batching;
