@@ -1240,6 +1240,13 @@ pub(crate) fn reply<T: 'static>(
 
 impl Actor for TableActor {
     type Context = Context<Self>;
+
+    /// Writes still pending when the actor stops (shutdown) are applied, not dropped: their
+    /// writers may still be waiting for the answer.
+    fn stopping(&mut self, context: &mut Context<Self>) -> actix::Running {
+        self.settle(context);
+        actix::Running::Stop
+    }
 }
 
 impl Supervised for TableActor {
