@@ -72,6 +72,10 @@ pub struct Prepared {
     pub records: HashMap<u64, Option<StoredRecord>>,
     /// One change per journal entry, in order, for the change feed.
     pub changes: Vec<Change>,
+    /// The commit's journal entries (ids ascending), not yet in the batch: the caller writes
+    /// them as a journal group (`WriteBatch::put_journal_group`), alone or together with the
+    /// entries of the other writes sharing the batch.
+    pub entries: Vec<ChangeEntry>,
 }
 
 /// The pending change of one table.
@@ -377,7 +381,8 @@ impl<'a> Changeset<'a> {
     }
 
     /// Assigns entry ids from the store-wide generator, appends each to its record's history,
-    /// and adds the records, the commit's journal group and the live count to the batch.
+    /// and adds the records and the live count to the batch (the journal entries are handed
+    /// back in [`Prepared::entries`]).
     /// `journal_written` is how many entries the table's journal has received before this commit,
     /// `live_count` how many live records the table has before it.
     pub fn finish(mut self, journal_written: u64, live_count: u64) -> DomainResult<Prepared> {
@@ -397,8 +402,6 @@ impl<'a> Changeset<'a> {
         }
         let added = u64::try_from(self.entries.len()).unwrap_or(u64::MAX);
         let journal_written = journal_written.saturating_add(added);
-        self.batch
-            .put_journal_group(journal_written, &self.entries)?;
         let live_count = apply_delta(live_count, self.live_delta);
         if self.live_delta != 0 {
             self.batch.put_u64(keys::META_LIVE_COUNT, live_count);
@@ -418,6 +421,7 @@ impl<'a> Changeset<'a> {
             journal_written,
             records: self.records,
             changes,
+            entries: self.entries,
         })
     }
 }

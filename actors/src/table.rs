@@ -260,6 +260,9 @@ pub struct TableActor {
 /// the actor, which reloads its counters from sled.
 struct PendingCommit {
     batch: WriteBatch,
+    /// The journal entries of the staged writes: one journal group, written when the batch is
+    /// applied.
+    entries: Vec<tabula_storage::journal::ChangeEntry>,
     /// The table's live count once the batch is applied.
     live_count: u64,
     /// One per staged write: told when the batch is applied (a ticket for its durability).
@@ -348,8 +351,11 @@ impl TableActor {
         sequences: Option<Sequences>,
         context: &mut Context<Self>,
     ) -> DomainResult<(DurableTicket, Option<StagedChanges>)> {
-        let (prepared, staged) =
+        let (mut prepared, staged) =
             self.prepare(changeset, sequences.as_ref(), self.shared.live_count())?;
+        prepared
+            .batch
+            .put_journal_group(prepared.journal_written, &prepared.entries)?;
         let ticket = self.commit(prepared.batch, context)?;
         self.shared.set_live_count(prepared.live_count);
         self.adopt(prepared.journal_written, sequences);
@@ -415,9 +421,18 @@ impl TableActor {
 
     /// Applies the pending batch, if any, and tells its writers (see [`PendingCommit`]).
     pub(crate) fn settle(&mut self, context: &mut Context<Self>) {
-        let Some(pending) = self.pending.take() else {
+        let Some(mut pending) = self.pending.take() else {
             return;
         };
+        if let Err(error) = pending
+            .batch
+            .put_journal_group(self.journal_written, &pending.entries)
+        {
+            tracing::error!(table = self.shared.id, %error, "journal encoding failed; restarting table actor");
+            context.stop();
+            self.abandon_pending_waiters(pending.waiters);
+            return;
+        }
         match self.commit(pending.batch, context) {
             Ok(_) => {
                 self.shared.set_live_count(pending.live_count);
@@ -468,10 +483,17 @@ impl TableActor {
             return reply(self, staged, context);
         }
         let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
-        let (mut batch, live_count, waiters) = match self.pending.take() {
-            Some(pending) => (pending.batch, pending.live_count, pending.waiters),
-            None => (WriteBatch::new(), self.shared.live_count(), Vec::new()),
-        };
+        let PendingCommit {
+            mut batch,
+            mut entries,
+            live_count,
+            waiters,
+        } = self.pending.take().unwrap_or_else(|| PendingCommit {
+            batch: WriteBatch::new(),
+            entries: Vec::new(),
+            live_count: self.shared.live_count(),
+            waiters: Vec::new(),
+        });
         batch.savepoint();
         let mut changeset = Changeset::on_batch(&shared, &schema, user_id, clock::now_ms(), batch);
         let (sequences, value) = match stage(self, &mut changeset) {
@@ -479,14 +501,24 @@ impl TableActor {
             Err(error) => {
                 let mut batch = changeset.into_batch();
                 batch.rollback();
-                self.keep_pending(batch, live_count, waiters);
+                self.keep_pending(PendingCommit {
+                    batch,
+                    entries,
+                    live_count,
+                    waiters,
+                });
                 return ready(Err(error));
             }
         };
         if changeset.is_empty() {
             let mut batch = changeset.into_batch();
             batch.release();
-            self.keep_pending(batch, live_count, waiters);
+            self.keep_pending(PendingCommit {
+                batch,
+                entries,
+                live_count,
+                waiters,
+            });
             return ready(Ok(value));
         }
         let (mut prepared, staged) = match self.prepare(changeset, sequences.as_ref(), live_count) {
@@ -508,7 +540,13 @@ impl TableActor {
         if waiters.len() == 1 {
             context.notify(ApplyPending);
         }
-        self.keep_pending(prepared.batch, prepared.live_count, waiters);
+        entries.append(&mut prepared.entries);
+        self.keep_pending(PendingCommit {
+            batch: prepared.batch,
+            entries,
+            live_count: prepared.live_count,
+            waiters,
+        });
         Box::pin(async move {
             let ticket = receiver.await.map_err(|_| unavailable())??;
             let outcome = after_durable(ticket, value).await;
@@ -520,21 +558,11 @@ impl TableActor {
         })
     }
 
-    /// Puts the pending batch back; the first write of a new batch schedules its apply.
-    fn keep_pending(
-        &mut self,
-        batch: WriteBatch,
-        live_count: u64,
-        waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>,
-    ) {
-        if batch.is_empty() && waiters.is_empty() {
-            return;
+    /// Puts the pending batch back (unless there is nothing in it).
+    fn keep_pending(&mut self, pending: PendingCommit) {
+        if !pending.batch.is_empty() || !pending.waiters.is_empty() {
+            self.pending = Some(pending);
         }
-        self.pending = Some(PendingCommit {
-            batch,
-            live_count,
-            waiters,
-        });
     }
 
     pub(crate) fn sequences(&self) -> Sequences {

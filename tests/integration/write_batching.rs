@@ -132,6 +132,34 @@ async fn writes_arriving_together_share_a_batch_and_still_check_each_other() {
             &json!("written together")
         )
     );
+    // One journal group for the whole batch, and still one entry per write, newest first.
+    let activity = get(&service, "/api/activity?tableName=contacts&pageSize=100").await;
+    let logged: Vec<String> = activity.body["activities"]
+        .as_array()
+        .expect("activities")
+        .iter()
+        .map(|item| {
+            format!(
+                "{}:{}",
+                item["action"].as_str().unwrap_or(""),
+                item["recordId"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let wanted_log: Vec<String> = (1..=30).rev().map(|id| format!("create:{id}")).collect();
+    assert_eq!(logged, wanted_log);
+    let history = get(&service, &format!("{path}/history")).await;
+    let actions: Vec<&str> = history.body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["update", "update", "update", "update", "create"],
+        "the task's history survives the restart"
+    );
     // The unique index holds exactly the stored emails: a new holder of one is refused.
     let again = post(
         &service,
