@@ -7,8 +7,8 @@
 //! * `upsert_100_unique`: POST /records/upsert of 100 records merged on a unique field, half of
 //!   them matching stored records (records/s);
 //! * `single_create_x64`: 64 concurrent single creates sharing the group commit (creates/s);
-//! * `journal_cost`: the storage side of one create applied with and without its history and
-//!   activity entries (the A/B of what the journal adds to a create).
+//! * `journal_cost`: the storage side of a create applied with and without its history and
+//!   activity entries (the A/B of what the journal adds to a create), alone and 32 to a batch.
 //!
 //! Run on one core: `taskset -c 0 cargo bench --bench lifecycle`.
 
@@ -277,65 +277,77 @@ fn single_creates(criterion: &mut Criterion) {
     group.finish();
 }
 
-/// The storage side of one create, as the table actor writes it: the record, its index entry,
-/// the id sequence and live count — and, with the journal, the commit's journal group (one key
-/// holding the change entry, its id from the store-wide generator) and the entry's id in the
-/// record.
+/// The storage side of a create, as the table actor writes it: the record, its index entry,
+/// the id sequence and live count — and, with the journal, the journal group (one key holding
+/// the change entries, ids from the store-wide generator) and each entry's id in its record.
+/// Measured for a create applied alone (one writer) and for 32 creates sharing one batch (what
+/// the table actor's pending batch does with concurrent single creates).
 fn journal_cost(criterion: &mut Criterion) {
     let directory = tempfile::tempdir().expect("a temporary directory for the bench");
     let store = Store::open(directory.path()).expect("open the store");
     let table = store.table(1).expect("open the table tree");
     let mut next_id = 0u64;
-    let mut create = |with_journal: bool| {
-        next_id += 1;
-        let mut fields = BTreeMap::new();
-        fields.insert(1, Value::Text(format!("task number {next_id}")));
-        fields.insert(2, Value::Text("todo".into()));
-        fields.insert(3, Value::Int(3));
-        let mut record = StoredRecord {
-            id: next_id,
-            fields,
-            created_at: 1_700_000_000_000,
-            updated_at: 1_700_000_000_000,
-            created_by: None,
-            updated_by: None,
-            deleted_at: None,
-            deleted_by: None,
-            cascade_parent: None,
-            history: Vec::new(),
-        };
+    let mut creates = |with_journal: bool, together: u64| {
         let mut batch = WriteBatch::new();
-        batch.put(
-            keys::index_entry_key(2, record.value(2), record.id),
-            Vec::new(),
-        );
+        let mut entries = Vec::new();
+        for _ in 0..together {
+            next_id += 1;
+            let mut fields = BTreeMap::new();
+            fields.insert(1, Value::Text(format!("task number {next_id}")));
+            fields.insert(2, Value::Text("todo".into()));
+            fields.insert(3, Value::Int(3));
+            let mut record = StoredRecord {
+                id: next_id,
+                fields,
+                created_at: 1_700_000_000_000,
+                updated_at: 1_700_000_000_000,
+                created_by: None,
+                updated_by: None,
+                deleted_at: None,
+                deleted_by: None,
+                cascade_parent: None,
+                history: Vec::new(),
+            };
+            batch.put(
+                keys::index_entry_key(2, record.value(2), record.id),
+                Vec::new(),
+            );
+            if with_journal {
+                let entry = ChangeEntry {
+                    id: table.generate_id().expect("an id"),
+                    at: record.created_at,
+                    user_id: None,
+                    action: ChangeAction::Create,
+                    table_id: 1,
+                    record_id: record.id,
+                    before: None,
+                    after: Some(record.fields.clone()),
+                };
+                record.history.push(entry.id);
+                entries.push(entry);
+            }
+            batch.put_record(&record).expect("encode");
+        }
         batch.put_u64(keys::META_SEQUENCE, next_id);
         batch.put_u64(keys::META_LIVE_COUNT, next_id);
-        if with_journal {
-            let entry = ChangeEntry {
-                id: table.generate_id().expect("an id"),
-                at: record.created_at,
-                user_id: None,
-                action: ChangeAction::Create,
-                table_id: 1,
-                record_id: record.id,
-                before: None,
-                after: Some(record.fields.clone()),
-            };
-            record.history.push(entry.id);
-            batch
-                .put_journal_group(next_id, std::slice::from_ref(&entry))
-                .expect("encode");
-        }
-        batch.put_record(&record).expect("encode");
+        batch.put_journal_group(next_id, &entries).expect("encode");
         table.apply(batch).expect("apply");
     };
     let mut group = criterion.benchmark_group("journal_cost");
     group.throughput(Throughput::Elements(1));
     group.bench_function("create_without_journal", |bench| {
-        bench.iter(|| create(false))
+        bench.iter(|| creates(false, 1))
     });
-    group.bench_function("create_with_journal", |bench| bench.iter(|| create(true)));
+    group.bench_function("create_with_journal", |bench| {
+        bench.iter(|| creates(true, 1))
+    });
+    group.throughput(Throughput::Elements(32));
+    group.bench_function("32_creates_sharing_a_batch_without_journal", |bench| {
+        bench.iter(|| creates(false, 32))
+    });
+    group.bench_function("32_creates_sharing_a_batch_with_journal", |bench| {
+        bench.iter(|| creates(true, 32))
+    });
     group.finish();
 }
 
