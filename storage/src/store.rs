@@ -40,8 +40,11 @@ pub struct Store {
 /// so caches keyed by table id cannot confuse two data directories opened by one process.
 fn fresh_generation() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    NEXT.fetch_add(1, Ordering::Relaxed) & !APPLYING
 }
+
+/// The bit of a write generation that marks a batch being applied.
+const APPLYING: u64 = 1 << 63;
 
 impl Store {
     /// Opens (or creates) the store in `directory`.
@@ -330,18 +333,27 @@ impl TableStore {
     /// once its writes are visible.
     pub fn apply(&self, batch: WriteBatch) -> StorageResult<()> {
         if !batch.is_empty() {
-            self.tree.apply_batch(batch.into_sled())?;
-            self.generation.store(fresh_generation(), Ordering::Release);
+            // While the batch goes in, the generation says so ([`TableStore::generation`]
+            // is `None`); afterwards it is a new one, whatever the outcome.
+            self.generation
+                .store(fresh_generation() | APPLYING, Ordering::SeqCst);
+            let outcome = self.tree.apply_batch(batch.into_sled());
+            self.generation.store(fresh_generation(), Ordering::SeqCst);
+            outcome?;
         }
         Ok(())
     }
 
-    /// The table's write generation: it changes after every batch applied through any
-    /// `TableStore` of this table. A value computed from the tree while the generation stayed
-    /// the same may be reused for as long as it stays the same (`query/counts.rs` caches totals
-    /// this way). Held in memory only, like the caches it validates.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// The table's write generation, or `None` while a batch is being applied. It changes
+    /// with every batch applied through any `TableStore` of this table, so what was read from
+    /// the tree between two calls that gave the same `Some(generation)` is one consistent state
+    /// (a seqlock): totals are cached under it (`query/counts.rs`) and posting lists that span
+    /// several keys are read again when it moved. Held in memory only, like the caches it
+    /// validates.
+    pub fn generation(&self) -> Option<u64> {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let generation = self.generation.load(Ordering::SeqCst);
+        (generation & APPLYING == 0).then_some(generation)
     }
 
     /// A ticket for everything written so far.

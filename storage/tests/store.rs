@@ -479,3 +479,81 @@ fn an_empty_or_inverted_range_is_empty() {
         vec![5]
     );
 }
+
+#[test]
+fn the_write_generation_moves_with_every_applied_batch_and_only_then() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open(directory.path()).expect("open");
+    let table = store.table(1).expect("table");
+    let same_table = store.table(1).expect("the same table again");
+    let other_table = store.table(2).expect("another table");
+    let before = table.generation().expect("no batch is being applied");
+    assert_eq!(
+        same_table.generation(),
+        Some(before),
+        "one generation per table"
+    );
+
+    table.apply(WriteBatch::new()).expect("an empty batch");
+    assert_eq!(
+        table.generation(),
+        Some(before),
+        "an empty batch changes nothing"
+    );
+    let other_before = other_table.generation();
+
+    let mut batch = WriteBatch::new();
+    batch.put_u64(keys::META_SEQUENCE, 1);
+    table.apply(batch).expect("apply");
+    let after = table.generation().expect("settled");
+    assert_ne!(after, before);
+    assert_eq!(same_table.generation(), Some(after));
+    assert_eq!(
+        other_table.generation(),
+        other_before,
+        "other tables keep theirs"
+    );
+
+    // Another data directory's table 1 never shares a generation with this one.
+    let elsewhere = tempfile::tempdir().expect("a temporary directory");
+    let other_store = Store::open(elsewhere.path()).expect("open");
+    assert_ne!(
+        other_store.table(1).expect("table").generation(),
+        Some(after)
+    );
+}
+
+#[test]
+fn a_batch_reads_back_its_own_writes_and_rolls_back_to_its_savepoint() {
+    let mut batch = WriteBatch::new();
+    let record = sample_record(1);
+    batch.put_record(&record).expect("encode");
+    batch.put(
+        unique_key(2, &Value::Text("a@x.org".into())),
+        1u64.to_be_bytes().to_vec(),
+    );
+    batch.savepoint();
+    batch.remove(keys::record_key(1).to_vec());
+    batch.put(
+        unique_key(2, &Value::Text("b@x.org".into())),
+        2u64.to_be_bytes().to_vec(),
+    );
+    assert_eq!(
+        batch.record(1).expect("decode"),
+        Some(None),
+        "removed in the batch"
+    );
+    assert_eq!(
+        batch.unique_owner(2, &Value::Text("b@x.org".into())),
+        Some(Some(2))
+    );
+    batch.rollback();
+    assert_eq!(batch.record(1).expect("decode"), Some(Some(record)));
+    assert_eq!(batch.unique_owner(2, &Value::Text("b@x.org".into())), None);
+    assert_eq!(
+        batch.unique_owner(2, &Value::Text("a@x.org".into())),
+        Some(Some(1))
+    );
+    assert_eq!(batch.record(2).expect("decode"), None, "not in the batch");
+    assert_eq!(batch.len(), 2);
+}

@@ -28,7 +28,10 @@ pub fn cached_count(
     what: Vec<u8>,
     count: impl FnOnce() -> DomainResult<u64>,
 ) -> DomainResult<u64> {
-    let generation = table.store.generation();
+    let Some(generation) = table.store.generation() else {
+        // A batch is going in: count, but remember nothing.
+        return count();
+    };
     let key = (table.id, what);
     {
         let cached = cache()
@@ -42,7 +45,7 @@ pub fn cached_count(
     }
     let total = count()?;
     // Remember it only if no write landed while counting.
-    if table.store.generation() == generation {
+    if table.store.generation() == Some(generation) {
         let mut cached = cache()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
