@@ -269,6 +269,9 @@ struct PendingCommit {
     waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>,
 }
 
+/// The most writes one pending batch gathers before it is applied.
+const MAX_PENDING_WRITES: usize = 256;
+
 /// Applies the pending batch (sent by the table actor to itself after staging the first write
 /// of a new batch; handled once the messages already in its mailbox are).
 #[derive(Message)]
@@ -541,12 +544,17 @@ impl TableActor {
             context.notify(ApplyPending);
         }
         entries.append(&mut prepared.entries);
+        let full = waiters.len() >= MAX_PENDING_WRITES;
         self.keep_pending(PendingCommit {
             batch: prepared.batch,
             entries,
             live_count: prepared.live_count,
             waiters,
         });
+        if full {
+            // A mailbox that never runs dry must not hold writes back indefinitely.
+            self.settle(context);
+        }
         Box::pin(async move {
             let ticket = receiver.await.map_err(|_| unavailable())??;
             let outcome = after_durable(ticket, value).await;

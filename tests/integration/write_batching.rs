@@ -5,7 +5,8 @@
 
 use futures_util::future::join_all;
 use serde_json::{json, Value as Json};
-use tabula_actors::table::ArmStorageFault;
+use tabula_actors::table::{ArmStorageFault, CreateRecord};
+use tabula_storage::Value;
 
 use crate::common::{get, patch, post, TestApp};
 use crate::service;
@@ -233,4 +234,28 @@ async fn a_batch_that_cannot_be_stored_fails_every_write_in_it_and_nothing_else(
         json!((acknowledged.len() + 1).to_string()),
         "failed writes took no ids"
     );
+}
+
+#[actix_web::test]
+async fn a_pending_batch_is_applied_once_it_holds_256_writes() {
+    let app = TestApp::demo();
+    let service = service!(app);
+    let tasks = app.state.registry.resolve("tasks").expect("tasks");
+    let before = tasks.shared.commits();
+    // 600 messages in the actor's mailbox before it runs: without the cap they would all
+    // share one batch.
+    let requests: Vec<_> = (0..600)
+        .map(|i| {
+            tasks.addr.send(CreateRecord {
+                fields: vec![("title".into(), Value::Text(format!("t{i}")))],
+                user_id: None,
+            })
+        })
+        .collect();
+    for outcome in join_all(requests).await {
+        outcome.expect("delivered").expect("created");
+    }
+    assert_eq!(tasks.shared.commits() - before, 3, "256 + 256 + 88 writes");
+    let list = get(&service, "/api/tables/tasks/records?limit=1").await;
+    assert_eq!(list.body["pagination"]["total"], json!(600));
 }
