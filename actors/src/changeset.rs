@@ -19,6 +19,7 @@ use tabula_storage::{
 
 use crate::changes::Change;
 use crate::error::{DomainError, DomainResult};
+use crate::query::search::SearchChanges;
 use crate::registry::TableShared;
 use crate::table::index_entries;
 
@@ -85,6 +86,8 @@ pub struct Changeset<'a> {
     records: HashMap<u64, Option<StoredRecord>>,
     /// Unique key → holder after this changeset (`None`: released).
     unique_holders: HashMap<Vec<u8>, Option<u64>>,
+    /// The full-text posting changes, written as block rewrites when the changeset finishes.
+    search: SearchChanges,
     entries: Vec<ChangeEntry>,
     /// The record as each entry left it (as it was, for a removal), for the change feed.
     snapshots: Vec<StoredRecord>,
@@ -107,6 +110,7 @@ impl<'a> Changeset<'a> {
             batch: WriteBatch::new(),
             records: HashMap::new(),
             unique_holders: HashMap::new(),
+            search: SearchChanges::new(),
             entries: Vec::new(),
             snapshots: Vec::new(),
             live_delta: 0,
@@ -203,6 +207,8 @@ impl<'a> Changeset<'a> {
     /// changeset finishes, once its new history entry has an id).
     fn put(&mut self, old: Option<&StoredRecord>, new: StoredRecord) -> DomainResult<()> {
         index_entries(&mut self.batch, self.schema, old, Some(&new));
+        self.search
+            .record(&mut self.batch, self.schema, old, Some(&new));
         self.track_uniques(old, Some(&new));
         self.records.insert(new.id, Some(new));
         Ok(())
@@ -334,6 +340,8 @@ impl<'a> Changeset<'a> {
         self.batch.remove(keys::record_key(old.id).to_vec());
         self.batch.remove(keys::trash_key(old.id).to_vec());
         index_entries(&mut self.batch, self.schema, Some(old), None);
+        self.search
+            .record(&mut self.batch, self.schema, Some(old), None);
         self.track_uniques(Some(old), None);
         for key in self.shared.store.comment_keys(old.id) {
             self.batch.remove(key?);
@@ -357,6 +365,7 @@ impl<'a> Changeset<'a> {
     /// `journal_written` is how many entries the table's journal has received before this commit.
     pub fn finish(mut self, journal_written: u64) -> DomainResult<Prepared> {
         let store = &self.shared.store;
+        std::mem::take(&mut self.search).write(store.tree(), &mut self.batch)?;
         for entry in &mut self.entries {
             entry.id = store.generate_id()?;
             if let Some(Some(record)) = self.records.get_mut(&entry.record_id) {

@@ -960,8 +960,9 @@ pub fn validate_comment_content(content: &str) -> DomainResult<()> {
     Ok(())
 }
 
-/// Adds or removes the index entries of `record` (for the changeset; the one implementation is
-/// [`write_index_entries`]).
+/// Adds or removes the secondary and unique index entries of `record` (for the changeset; the
+/// one implementation is [`write_index_entries`]). Full-text entries go through
+/// [`crate::query::search::SearchChanges`] beside it.
 pub(crate) fn index_entries(
     batch: &mut WriteBatch,
     schema: &TableSchema,
@@ -971,8 +972,8 @@ pub(crate) fn index_entries(
     write_index_entries(batch, schema, old, new);
 }
 
-/// Adds or removes the index entries (secondary, unique and full-text) of `record` to/from a
-/// batch.
+/// Adds or removes the secondary and unique index entries of `record` to/from a batch (the
+/// full-text index: [`crate::query::search::SearchChanges`]).
 fn write_index_entries(
     batch: &mut WriteBatch,
     schema: &TableSchema,
@@ -1012,9 +1013,9 @@ fn write_index_entries(
             }
         }
     }
-    // The full-text index (`F` keys) changes in the same batch as the record, and the write
-    // generation that cached totals are checked against moves on.
-    crate::query::search::write_search_entries(batch, schema, old, new);
+    // The write generation that cached totals are checked against moves on. The full-text index
+    // (`F` keys) is not written here: its posting blocks are shared by many records, so the
+    // caller gathers the batch's changes in a `SearchChanges` and writes the blocks once.
     crate::query::counts::bump_generation(batch);
 }
 
