@@ -735,8 +735,17 @@ fn load_postings(
     Ok(list)
 }
 
-/// The average document length, from a sample of the `F d` entries.
+/// The average document length, from a sample of the `F d` entries; remembered (as its bits)
+/// until the table's next write, like a cached total.
 fn average_document_length(table: &TableShared) -> DomainResult<f64> {
+    let bits =
+        crate::query::counts::cached_count(table, b"search:average-length".to_vec(), || {
+            sample_document_length(table).map(f64::to_bits)
+        })?;
+    Ok(f64::from_bits(bits))
+}
+
+fn sample_document_length(table: &TableShared) -> DomainResult<f64> {
     let mut total = 0u64;
     let mut count = 0u64;
     for entry in table
@@ -804,6 +813,25 @@ fn item_matches(item: &SearchItem, postings: &HashMap<&str, PostingList>) -> Vec
         .collect()
 }
 
+/// The first index at or after `from` whose id is not below `record_id` (`ids` ascending):
+/// galloping, so a walk over dense matches costs a step or two per match.
+fn advance(ids: &[u64], from: usize, record_id: u64) -> usize {
+    let rest = ids.get(from..).unwrap_or_default();
+    if rest.first().is_none_or(|first| *first >= record_id) {
+        return from;
+    }
+    // rest[0] < record_id: find a bound whose id is not below it, doubling the step.
+    let mut low = 0usize;
+    let mut step = 1usize;
+    while rest.get(low + step).is_some_and(|id| *id < record_id) {
+        low += step;
+        step = step.saturating_mul(2);
+    }
+    let high = (low + step).min(rest.len());
+    let between = rest.get(low + 1..high).unwrap_or_default();
+    from + low + 1 + between.partition_point(|id| *id < record_id)
+}
+
 /// Ids in both ascending lists.
 fn intersect(left: &[u64], right: &[u64]) -> Vec<u64> {
     let (small, large) = if left.len() <= right.len() {
@@ -811,10 +839,14 @@ fn intersect(left: &[u64], right: &[u64]) -> Vec<u64> {
     } else {
         (right, left)
     };
+    let mut cursor = 0usize;
     small
         .iter()
         .copied()
-        .filter(|id| large.binary_search(id).is_ok())
+        .filter(|id| {
+            cursor = advance(large, cursor, *id);
+            large.get(cursor) == Some(id)
+        })
         .collect()
 }
 
@@ -1024,7 +1056,11 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Sear
         let mut candidates = candidates.unwrap_or_default();
         for item in &clause.excluded {
             let excluded = item_matches(item, &postings);
-            candidates.retain(|id| excluded.binary_search(id).is_err());
+            let mut cursor = 0usize;
+            candidates.retain(|id| {
+                cursor = advance(&excluded, cursor, *id);
+                excluded.get(cursor) != Some(id)
+            });
         }
         matched.extend(candidates);
     }
@@ -1067,10 +1103,7 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Sear
         .map(|record_id| {
             let mut score = 0.0;
             for ((list, idf), cursor) in weighted.iter().zip(cursors.iter_mut()) {
-                let rest = list.ids.get(*cursor..).unwrap_or_default();
-                if rest.first().is_some_and(|first| first < record_id) {
-                    *cursor += rest.partition_point(|id| id < record_id);
-                }
+                *cursor = advance(&list.ids, *cursor, *record_id);
                 if list.ids.get(*cursor) != Some(record_id) {
                     continue;
                 }
@@ -1127,6 +1160,78 @@ mod tests {
             tokenize("Hello, WORLD! e-mail 42x"),
             vec!["hello", "world", "e", "mail", "42x"]
         );
+    }
+
+    #[test]
+    fn blocks_round_trip() {
+        let postings: Vec<StoredPosting> = [
+            (3u64, 5u32, vec![0u32, 4]),
+            (4, 1, vec![0]),
+            (900, 300, vec![7, 250, 299]),
+        ]
+        .into_iter()
+        .map(|(record_id, length, positions)| StoredPosting {
+            record_id,
+            length,
+            positions,
+        })
+        .collect();
+        let bytes = encode_block(&postings).unwrap();
+        assert_eq!(decode_block(&bytes).unwrap(), postings);
+        let head = decode_head(&bytes).unwrap();
+        assert_eq!(head.ids, vec![3, 4, 900]);
+        assert_eq!(head.frequencies, vec![2, 1, 3]);
+        // Damage is an error, not a panic or a wrong answer.
+        assert!(decode_block(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_block(&[BLOCK_FORMAT + 1]).is_err());
+        assert!(decode_block(&[]).is_err());
+    }
+
+    #[test]
+    fn blocks_split_full_at_the_end_and_evenly_elsewhere() {
+        let postings: Vec<StoredPosting> = (0..300)
+            .map(|record_id| StoredPosting {
+                record_id,
+                length: 1,
+                positions: vec![0],
+            })
+            .collect();
+        let sizes = |last| -> Vec<usize> {
+            split_block(&postings, last)
+                .iter()
+                .map(|part| part.len())
+                .collect()
+        };
+        assert_eq!(sizes(true), vec![128, 128, 44]);
+        assert_eq!(sizes(false), vec![100, 100, 100]);
+        assert!(split_block(&[], true).is_empty());
+    }
+
+    #[test]
+    fn advance_gallops_to_the_first_id_not_below() {
+        let ids: Vec<u64> = (0..1000).map(|id| id * 3).collect();
+        for from in [0usize, 1, 17, 999, 1000] {
+            for record_id in [0u64, 1, 3, 4, 50, 2997, 2998, 5000] {
+                let wanted = from.max(ids.partition_point(|id| *id < record_id));
+                assert_eq!(advance(&ids, from, record_id), wanted, "{from} {record_id}");
+            }
+        }
+    }
+
+    #[test]
+    fn ranked_hits_come_best_first_in_rounds() {
+        let ids: Vec<u64> = (1..=500).collect();
+        let scores: Vec<f64> = ids
+            .iter()
+            .map(|id| f64::from(u32::try_from(id % 7).unwrap()))
+            .collect();
+        let results = Arc::new(SearchResults { ids, scores });
+        let mut wanted: Vec<SearchHit> = results.hits().collect();
+        wanted.sort_by(rank_order);
+        for expected in [1usize, 5, 16, 100, 499, 500, usize::MAX] {
+            let ranked: Vec<SearchHit> = Arc::clone(&results).ranked(expected).collect();
+            assert_eq!(ranked, wanted, "{expected}");
+        }
     }
 
     #[test]
