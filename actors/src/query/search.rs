@@ -215,16 +215,23 @@ struct BlockHead {
 }
 
 fn decode_head(value: &[u8]) -> StorageResult<BlockHead> {
+    let (ids, columns_at) = decode_ids(value)?;
+    let (lengths, frequencies, positions_at) = decode_columns(value, columns_at, ids.len())?;
+    Ok(BlockHead {
+        ids,
+        lengths,
+        frequencies,
+        positions_at,
+    })
+}
+
+/// A block's record ids, and where its other columns start.
+fn decode_ids(value: &[u8]) -> StorageResult<(Vec<u64>, usize)> {
     let Some((&BLOCK_FORMAT, body)) = value.split_first() else {
         return Err(block_error("unknown block format"));
     };
-    type Head = (Vec<u64>, Vec<u32>, Vec<u32>);
-    let ((mut ids, lengths, frequencies), read): (Head, usize) =
-        bincode::decode_from_slice(body, block_config())
-            .map_err(|error| block_error(error.to_string()))?;
-    if ids.len() != lengths.len() || ids.len() != frequencies.len() {
-        return Err(block_error("columns of different lengths"));
-    }
+    let (mut ids, read): (Vec<u64>, usize) = bincode::decode_from_slice(body, block_config())
+        .map_err(|error| block_error(error.to_string()))?;
     let mut previous = 0u64;
     for (index, id) in ids.iter_mut().enumerate() {
         *id = if index == 0 {
@@ -237,12 +244,24 @@ fn decode_head(value: &[u8]) -> StorageResult<BlockHead> {
         };
         previous = *id;
     }
-    Ok(BlockHead {
-        ids,
-        lengths,
-        frequencies,
-        positions_at: 1 + read,
-    })
+    Ok((ids, 1 + read))
+}
+
+/// A block's document lengths and frequencies (`count` of each, from `at`), and where its
+/// positions start.
+fn decode_columns(
+    value: &[u8],
+    at: usize,
+    count: usize,
+) -> StorageResult<(Vec<u32>, Vec<u32>, usize)> {
+    let body = value.get(at..).unwrap_or_default();
+    let ((lengths, frequencies), read): ((Vec<u32>, Vec<u32>), usize) =
+        bincode::decode_from_slice(body, block_config())
+            .map_err(|error| block_error(error.to_string()))?;
+    if lengths.len() != count || frequencies.len() != count {
+        return Err(block_error("columns of different lengths"));
+    }
+    Ok((lengths, frequencies, at + read))
 }
 
 /// The positions of every posting of a block (whose head is `head`).
@@ -691,14 +710,25 @@ pub fn parse_search(text: &str) -> DomainResult<Option<SearchQuery>> {
     Ok(Some(SearchQuery { clauses }))
 }
 
-/// A term's postings in record-id order, column by column.
+/// A term's postings in record-id order: the ids of every block, the blocks themselves (their
+/// lengths and frequencies are decoded only for the blocks a scored match falls in), and the
+/// positions of every posting for the words of phrases.
 #[derive(Debug, Default)]
 struct PostingList {
     ids: Vec<u64>,
-    lengths: Vec<u32>,
-    frequencies: Vec<u32>,
+    blocks: Vec<BlockRef>,
     /// Read only for the words of phrases (else empty).
     positions: Vec<Vec<u32>>,
+}
+
+/// One block of a [`PostingList`].
+#[derive(Debug)]
+struct BlockRef {
+    /// The index of its first id in [`PostingList::ids`].
+    start: usize,
+    value: IVec,
+    /// Where its lengths and frequencies start in `value`.
+    columns_at: usize,
 }
 
 impl PostingList {
@@ -711,6 +741,56 @@ impl PostingList {
     }
 }
 
+/// Reads the (length, frequency) of postings of one list in ascending index order, decoding
+/// each block's columns once, when the first posting of it is asked for.
+struct ColumnReader<'a> {
+    list: &'a PostingList,
+    block: usize,
+    /// The current block's lengths and frequencies, once decoded.
+    columns: Option<(Vec<u32>, Vec<u32>)>,
+}
+
+impl<'a> ColumnReader<'a> {
+    fn new(list: &'a PostingList) -> Self {
+        ColumnReader {
+            list,
+            block: 0,
+            columns: None,
+        }
+    }
+
+    /// The document length and term frequency of posting `index` (never below an index asked
+    /// for before).
+    fn get(&mut self, index: usize) -> StorageResult<Option<(u32, u32)>> {
+        let blocks = &self.list.blocks;
+        let before = self.block;
+        while blocks
+            .get(self.block + 1)
+            .is_some_and(|next| next.start <= index)
+        {
+            self.block += 1;
+        }
+        if self.block != before {
+            self.columns = None;
+        }
+        let Some(block) = blocks.get(self.block) else {
+            return Ok(None);
+        };
+        if self.columns.is_none() {
+            let end = blocks
+                .get(self.block + 1)
+                .map_or(self.list.ids.len(), |next| next.start);
+            let (lengths, frequencies, _) =
+                decode_columns(&block.value, block.columns_at, end.saturating_sub(block.start))?;
+            self.columns = Some((lengths, frequencies));
+        }
+        let offset = index.saturating_sub(block.start);
+        Ok(self.columns.as_ref().and_then(|(lengths, frequencies)| {
+            Some((*lengths.get(offset)?, *frequencies.get(offset)?))
+        }))
+    }
+}
+
 fn load_postings(
     table: &TableShared,
     term: &str,
@@ -719,18 +799,29 @@ fn load_postings(
     let mut list = PostingList::default();
     for entry in table.store.tree().scan_prefix(term_prefix(term)) {
         let (_, value) = entry?;
-        let head = decode_head(&value)?;
+        let (ids, columns_at) = decode_ids(&value)?;
         if with_positions {
+            let (lengths, frequencies, positions_at) =
+                decode_columns(&value, columns_at, ids.len())?;
+            let head = BlockHead {
+                ids: Vec::new(),
+                lengths,
+                frequencies,
+                positions_at,
+            };
             list.positions.extend(decode_positions(&value, &head)?);
         }
-        if let (Some(last), Some(first)) = (list.ids.last(), head.ids.first()) {
+        if let (Some(last), Some(first)) = (list.ids.last(), ids.first()) {
             if first <= last {
                 return Err(block_error("blocks of one term overlap"));
             }
         }
-        list.ids.extend(head.ids);
-        list.lengths.extend(head.lengths);
-        list.frequencies.extend(head.frequencies);
+        list.blocks.push(BlockRef {
+            start: list.ids.len(),
+            value,
+            columns_at,
+        });
+        list.ids.extend(ids);
     }
     Ok(list)
 }
@@ -1098,27 +1189,28 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Sear
         .collect();
     // `matched` is ascending: one cursor per list walks forward.
     let mut cursors = vec![0usize; weighted.len()];
-    let scores = matched
+    let mut columns: Vec<ColumnReader> = weighted
         .iter()
-        .map(|record_id| {
-            let mut score = 0.0;
-            for ((list, idf), cursor) in weighted.iter().zip(cursors.iter_mut()) {
-                *cursor = advance(&list.ids, *cursor, *record_id);
-                if list.ids.get(*cursor) != Some(record_id) {
-                    continue;
-                }
-                // The columns have one entry per id (checked when decoded).
-                if let (Some(frequency), Some(length)) =
-                    (list.frequencies.get(*cursor), list.lengths.get(*cursor))
-                {
-                    let (frequency, length) = (f64::from(*frequency), f64::from(*length));
-                    score += idf * frequency * (BM25_K1 + 1.0)
-                        / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length));
-                }
-            }
-            score
-        })
+        .map(|(list, _)| ColumnReader::new(list))
         .collect();
+    let mut scores = Vec::with_capacity(matched.len());
+    for record_id in &matched {
+        let mut score = 0.0;
+        for (((list, idf), cursor), columns) in
+            weighted.iter().zip(cursors.iter_mut()).zip(columns.iter_mut())
+        {
+            *cursor = advance(&list.ids, *cursor, *record_id);
+            if list.ids.get(*cursor) != Some(record_id) {
+                continue;
+            }
+            if let Some((length, frequency)) = columns.get(*cursor)? {
+                let (frequency, length) = (f64::from(frequency), f64::from(length));
+                score += idf * frequency * (BM25_K1 + 1.0)
+                    / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length));
+            }
+        }
+        scores.push(score);
+    }
     Ok(SearchResults {
         ids: matched,
         scores,
