@@ -780,8 +780,11 @@ impl<'a> ColumnReader<'a> {
             let end = blocks
                 .get(self.block + 1)
                 .map_or(self.list.ids.len(), |next| next.start);
-            let (lengths, frequencies, _) =
-                decode_columns(&block.value, block.columns_at, end.saturating_sub(block.start))?;
+            let (lengths, frequencies, _) = decode_columns(
+                &block.value,
+                block.columns_at,
+                end.saturating_sub(block.start),
+            )?;
             self.columns = Some((lengths, frequencies));
         }
         let offset = index.saturating_sub(block.start);
@@ -1196,8 +1199,10 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Sear
     let mut scores = Vec::with_capacity(matched.len());
     for record_id in &matched {
         let mut score = 0.0;
-        for (((list, idf), cursor), columns) in
-            weighted.iter().zip(cursors.iter_mut()).zip(columns.iter_mut())
+        for (((list, idf), cursor), columns) in weighted
+            .iter()
+            .zip(cursors.iter_mut())
+            .zip(columns.iter_mut())
         {
             *cursor = advance(&list.ids, *cursor, *record_id);
             if list.ids.get(*cursor) != Some(record_id) {
