@@ -581,3 +581,56 @@ fn the_index_survives_a_restart_and_an_old_format_is_rebuilt_at_open() {
         },
     );
 }
+
+/// A race check: it catches a search that sees a half-rewritten index only when a batch lands
+/// while the search reads its blocks, which a run may or may not provoke.
+#[test]
+fn searches_read_one_consistent_index_while_blocks_are_rewritten() {
+    with_registry(
+        vec![searchable_schema()],
+        async |registry: Arc<Registry>| {
+            let items = table(&registry, "items");
+            create_titles(&items, (1..=4000).map(|id| format!("w n{id}"))).await;
+            let reader_items = items.clone();
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let reader_stop = Arc::clone(&stop);
+            // Every write below removes or adds whole batches of 40, so any consistent answer
+            // holds a multiple of 40 matches, each once.
+            let reader = std::thread::spawn(move || {
+                let mut searches = 0u32;
+                while !reader_stop.load(std::sync::atomic::Ordering::Acquire) || searches < 20 {
+                    let request = parse_list_query(
+                        &reader_items.shared.schema(),
+                        &pairs(&[("search", "w"), ("limit", "1"), ("includeDeleted", "true")]),
+                        LIMITS,
+                        parse_json,
+                    )
+                    .expect("parses");
+                    let total = list(&reader_items.shared, &request)
+                        .map_err(|error| format!("{error:?}"))?
+                        .total
+                        .unwrap_or(0);
+                    if total % 40 != 0 || total < 4000 - 40 {
+                        return Err(format!("an answer from a half-applied batch: {total}"));
+                    }
+                    searches += 1;
+                }
+                Ok::<u32, String>(searches)
+            });
+            for round in 0..60u64 {
+                let first = 1 + round * 40;
+                let outcome = items
+                    .addr
+                    .send(delete_message((first..first + 40).collect(), true))
+                    .await
+                    .expect("the actor answers");
+                assert!(outcome.is_ok());
+                create_titles(&items, (0..40).map(|_| "w".to_owned())).await;
+            }
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let searches = reader.join().expect("the reader finishes");
+            assert!(searches.is_ok(), "{searches:?}");
+            check(&items).expect("the index agrees with the records");
+        },
+    );
+}

@@ -794,11 +794,13 @@ impl<'a> ColumnReader<'a> {
     }
 }
 
+/// A term's posting list, or `None` when its blocks overlap: a batch rewrote them while they
+/// were read (see [`load_all_postings`]).
 fn load_postings(
     table: &TableShared,
     term: &str,
     with_positions: bool,
-) -> StorageResult<PostingList> {
+) -> StorageResult<Option<PostingList>> {
     let mut list = PostingList::default();
     for entry in table.store.tree().scan_prefix(term_prefix(term)) {
         let (_, value) = entry?;
@@ -816,7 +818,7 @@ fn load_postings(
         }
         if let (Some(last), Some(first)) = (list.ids.last(), ids.first()) {
             if first <= last {
-                return Err(block_error("blocks of one term overlap"));
+                return Ok(None);
             }
         }
         list.blocks.push(BlockRef {
@@ -826,7 +828,7 @@ fn load_postings(
         });
         list.ids.extend(ids);
     }
-    Ok(list)
+    Ok(Some(list))
 }
 
 /// The average document length, from a sample of the `F d` entries; remembered (as its bits)
@@ -1113,6 +1115,45 @@ impl Iterator for RankedHits {
     }
 }
 
+/// How many times a search re-reads its posting lists when writes land while it reads them.
+const READ_ATTEMPTS: usize = 5;
+
+/// The posting lists of `terms`, as of one write generation. A term's blocks are read one key
+/// at a time while the table actor may apply a batch that rewrites them (a split or a merge
+/// moves postings between keys), so the lists are read again when the table's write generation
+/// (`F g`, replaced by every batch that changes the index) moved meanwhile.
+fn load_all_postings<'t>(
+    table: &TableShared,
+    terms: &[&'t str],
+    phrase_terms: &HashSet<&str>,
+) -> DomainResult<HashMap<&'t str, PostingList>> {
+    let tree = table.store.tree();
+    let generation =
+        || -> StorageResult<Option<IVec>> { Ok(tree.get(crate::query::counts::GENERATION_KEY)?) };
+    for _ in 0..READ_ATTEMPTS {
+        let before = generation()?;
+        let mut postings: HashMap<&str, PostingList> = HashMap::new();
+        let mut consistent = true;
+        for term in terms {
+            match load_postings(table, term, phrase_terms.contains(term))? {
+                Some(list) => {
+                    postings.insert(term, list);
+                }
+                None => {
+                    consistent = false;
+                    break;
+                }
+            }
+        }
+        if consistent && generation()? == before {
+            return Ok(postings);
+        }
+    }
+    Err(DomainError::Unavailable(
+        "The search index is being rewritten by a burst of writes; retry the request".into(),
+    ))
+}
+
 /// Runs a search against the table's index: every record (live or trashed) that matches, with
 /// its BM25 score. Reads only the posting blocks of the query's terms, never the records.
 pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<SearchResults> {
@@ -1130,13 +1171,7 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Sear
             }
         }
     }
-    let mut postings: HashMap<&str, PostingList> = HashMap::new();
-    for term in &all_terms {
-        postings.insert(
-            term,
-            load_postings(table, term, phrase_terms.contains(term))?,
-        );
-    }
+    let postings = load_all_postings(table, &all_terms, &phrase_terms)?;
     let mut matched: Vec<u64> = Vec::new();
     for clause in &query.clauses {
         let mut candidates: Option<Vec<u64>> = None;
