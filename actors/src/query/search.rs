@@ -508,8 +508,8 @@ fn write_term(
                         length,
                         positions,
                     };
-                    if postings[index] != posting {
-                        postings[index] = posting;
+                    if let Some(slot) = postings.get_mut(index).filter(|slot| **slot != posting) {
+                        *slot = posting;
                         changed = true;
                     }
                 }
