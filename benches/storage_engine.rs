@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the storage engine: point reads, index range scans and full scans over
-//! a 100k-record table, the apply of one create batch, and durable creates from concurrent writers
-//! sharing the group commit (reported as writes per second).
+//! a 100k-record table, the apply of one create batch, the ceiling sled sets for batches of 1000
+//! records, and durable creates from concurrent writers sharing the group commit (reported as
+//! writes per second).
 //!
 //! Run with `cargo bench --bench storage_engine`; the measurements take about two minutes.
 
@@ -241,6 +242,41 @@ fn single_creates(criterion: &mut Criterion) {
             })
         },
     );
+    group.finish();
+
+    // The ceiling sled sets for batch creates: 1000 records per atomic batch, with nothing but
+    // the record key, and with the record and one index entry (the least a table with an
+    // indexed field writes per record). Throughput is in records.
+    let mut group = criterion.benchmark_group("write ceiling");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(1000));
+    for (name, with_index) in [
+        ("1000 records a batch, record key only", false),
+        ("1000 records a batch, record + 1 index entry", true),
+    ] {
+        let fixture = Fixture::empty();
+        let mut next_id = 0u64;
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                let mut batch = WriteBatch::new();
+                for _ in 0..1000 {
+                    next_id += 1;
+                    let record = sample_record(next_id);
+                    batch.put_record(&record).expect("encode");
+                    if with_index {
+                        batch.put(
+                            index_entry_key(STATUS_FIELD, record.value(STATUS_FIELD), record.id),
+                            Vec::new(),
+                        );
+                    }
+                }
+                fixture.table.apply(batch).expect("apply")
+            })
+        });
+    }
     group.finish();
 }
 

@@ -19,6 +19,7 @@ use tabula_storage::{
 
 use crate::changes::Change;
 use crate::error::{DomainError, DomainResult};
+use crate::query::search::SearchChanges;
 use crate::registry::TableShared;
 use crate::table::index_entries;
 
@@ -76,6 +77,10 @@ pub struct Prepared {
     /// them as a journal group (`WriteBatch::put_journal_group`), alone or together with the
     /// entries of the other writes sharing the batch.
     pub entries: Vec<ChangeEntry>,
+    /// The commit's full-text posting changes, not yet in the batch: the caller writes them
+    /// ([`SearchChanges::write`]) once every write sharing the batch has added its own, since
+    /// they rewrite posting blocks that several writes may touch.
+    pub search: SearchChanges,
 }
 
 /// The pending change of one table.
@@ -89,6 +94,8 @@ pub struct Changeset<'a> {
     records: HashMap<u64, Option<StoredRecord>>,
     /// Unique key → holder after this changeset (`None`: released).
     unique_holders: HashMap<Vec<u8>, Option<u64>>,
+    /// The full-text posting changes, written as block rewrites when the changeset finishes.
+    search: SearchChanges,
     entries: Vec<ChangeEntry>,
     /// The record as each entry left it (as it was, for a removal), for the change feed.
     snapshots: Vec<StoredRecord>,
@@ -124,6 +131,7 @@ impl<'a> Changeset<'a> {
             batch,
             records: HashMap::new(),
             unique_holders: HashMap::new(),
+            search: SearchChanges::new(),
             entries: Vec::new(),
             snapshots: Vec::new(),
             live_delta: 0,
@@ -231,6 +239,8 @@ impl<'a> Changeset<'a> {
     /// changeset finishes, once its new history entry has an id).
     fn put(&mut self, old: Option<&StoredRecord>, new: StoredRecord) -> DomainResult<()> {
         index_entries(&mut self.batch, self.schema, old, Some(&new));
+        self.search
+            .record(&mut self.batch, self.schema, old, Some(&new));
         self.track_uniques(old, Some(&new));
         self.records.insert(new.id, Some(new));
         Ok(())
@@ -362,6 +372,8 @@ impl<'a> Changeset<'a> {
         self.batch.remove(keys::record_key(old.id).to_vec());
         self.batch.remove(keys::trash_key(old.id).to_vec());
         index_entries(&mut self.batch, self.schema, Some(old), None);
+        self.search
+            .record(&mut self.batch, self.schema, Some(old), None);
         self.track_uniques(Some(old), None);
         for key in self.shared.store.comment_keys(old.id) {
             self.batch.remove(key?);
@@ -381,8 +393,8 @@ impl<'a> Changeset<'a> {
     }
 
     /// Assigns entry ids from the store-wide generator, appends each to its record's history,
-    /// and adds the records and the live count to the batch (the journal entries are handed
-    /// back in [`Prepared::entries`]).
+    /// and adds the records and the live count to the batch (the journal entries and the
+    /// full-text changes are handed back in [`Prepared::entries`] and [`Prepared::search`]).
     /// `journal_written` is how many entries the table's journal has received before this commit,
     /// `live_count` how many live records the table has before it.
     pub fn finish(mut self, journal_written: u64, live_count: u64) -> DomainResult<Prepared> {
@@ -422,6 +434,7 @@ impl<'a> Changeset<'a> {
             records: self.records,
             changes,
             entries: self.entries,
+            search: self.search,
         })
     }
 }

@@ -782,8 +782,8 @@ impl TableAccess {
                 .collect();
             if full != readable {
                 let mut ids = Vec::new();
-                for hit in run_search(&self.handle.shared, search)? {
-                    if let Some(record) = self.handle.shared.store.get_record(hit.record_id)? {
+                for record_id in run_search(&self.handle.shared, search)?.ids() {
+                    if let Some(record) = self.handle.shared.store.get_record(*record_id)? {
                         if record_matches(&self.schema, search, &record) {
                             ids.push(Value::Int(i64::try_from(record.id).unwrap_or(i64::MAX)));
                         }

@@ -153,6 +153,9 @@ impl Registry {
                 now
             }
         };
+        // A data directory from before the posting blocks gets its search index rebuilt here,
+        // before the table serves a single search (a no-op once the format marker is there).
+        crate::query::search::ensure_index_format(&store, &schema)?;
         let shared = Arc::new(TableShared {
             id: schema.id,
             schema: ArcSwap::new(Arc::clone(&schema)),

@@ -12,7 +12,7 @@ use tabula_storage::{
 };
 
 use crate::error::{DomainError, DomainResult};
-use crate::query::search::{search_fields, SEARCH};
+use crate::query::search::{search_fields, SearchChanges, SEARCH};
 use crate::validate::{default_value, normalise_value};
 
 /// How many offending record ids a failure lists at most.
@@ -188,6 +188,12 @@ pub fn migrate(
         }));
     }
     let mut batch = WriteBatch::new();
+    // A rebuild removes every full-text key first, then writes the blocks from nothing.
+    let mut search = if plan.rebuild_indexes {
+        SearchChanges::rebuilding()
+    } else {
+        SearchChanges::new()
+    };
     if plan.rebuild_indexes && build_batch {
         for prefix in [keys::INDEX, keys::UNIQUE, SEARCH] {
             for entry in store.tree().scan_prefix([prefix]) {
@@ -274,8 +280,10 @@ pub fn migrate(
         }
         if plan.rebuild_indexes {
             write_all_index_entries(&mut batch, new, &updated);
+            search.record(&mut batch, new, None, Some(&updated));
         } else if changed {
             crate::table::index_entries(&mut batch, new, Some(&record), Some(&updated));
+            search.record(&mut batch, new, Some(&record), Some(&updated));
         }
     }
     let mut problems: Vec<MigrationFailure> = failures
@@ -316,13 +324,17 @@ pub fn migrate(
     for (field_id, last) in autonumbers {
         batch.put_u64(&keys::autonumber_key(field_id), last);
     }
+    if build_batch {
+        search.write(store.tree(), &mut batch)?;
+    }
     Ok(Ok(Migration {
         batch: build_batch.then_some(batch),
         rewritten,
     }))
 }
 
-/// Every index entry (secondary, unique, full-text) of one record under `schema`.
+/// Every secondary and unique index entry of one record under `schema` (full-text ones: the
+/// caller's [`SearchChanges`]).
 fn write_all_index_entries(batch: &mut WriteBatch, schema: &TableSchema, record: &StoredRecord) {
     crate::table::index_entries(batch, schema, None, Some(record));
 }

@@ -263,6 +263,9 @@ struct PendingCommit {
     /// The journal entries of the staged writes: one journal group, written when the batch is
     /// applied.
     entries: Vec<tabula_storage::journal::ChangeEntry>,
+    /// The full-text changes of the staged writes, written (one rewrite per posting block) when
+    /// the batch is applied.
+    search: crate::query::search::SearchChanges,
     /// The table's live count once the batch is applied.
     live_count: u64,
     /// One per staged write: told when the batch is applied (a ticket for its durability).
@@ -359,6 +362,8 @@ impl TableActor {
         prepared
             .batch
             .put_journal_group(prepared.journal_written, &prepared.entries)?;
+        std::mem::take(&mut prepared.search)
+            .write(self.shared.store.tree(), &mut prepared.batch)?;
         let ticket = self.commit(prepared.batch, context)?;
         self.shared.set_live_count(prepared.live_count);
         self.adopt(prepared.journal_written, sequences);
@@ -427,11 +432,13 @@ impl TableActor {
         let Some(mut pending) = self.pending.take() else {
             return;
         };
-        if let Err(error) = pending
+        let search = std::mem::take(&mut pending.search);
+        let finished = pending
             .batch
             .put_journal_group(self.journal_written, &pending.entries)
-        {
-            tracing::error!(table = self.shared.id, %error, "journal encoding failed; restarting table actor");
+            .and_then(|()| search.write(self.shared.store.tree(), &mut pending.batch));
+        if let Err(error) = finished {
+            tracing::error!(table = self.shared.id, %error, "finishing the batch failed; restarting table actor");
             context.stop();
             self.abandon_pending_waiters(pending.waiters);
             return;
@@ -489,11 +496,13 @@ impl TableActor {
         let PendingCommit {
             mut batch,
             mut entries,
+            mut search,
             live_count,
             waiters,
         } = self.pending.take().unwrap_or_else(|| PendingCommit {
             batch: WriteBatch::new(),
             entries: Vec::new(),
+            search: Default::default(),
             live_count: self.shared.live_count(),
             waiters: Vec::new(),
         });
@@ -507,6 +516,7 @@ impl TableActor {
                 self.keep_pending(PendingCommit {
                     batch,
                     entries,
+                    search,
                     live_count,
                     waiters,
                 });
@@ -519,6 +529,7 @@ impl TableActor {
             self.keep_pending(PendingCommit {
                 batch,
                 entries,
+                search,
                 live_count,
                 waiters,
             });
@@ -544,10 +555,12 @@ impl TableActor {
             context.notify(ApplyPending);
         }
         entries.append(&mut prepared.entries);
+        search.merge(std::mem::take(&mut prepared.search));
         let full = waiters.len() >= MAX_PENDING_WRITES;
         self.keep_pending(PendingCommit {
             batch: prepared.batch,
             entries,
+            search,
             live_count: prepared.live_count,
             waiters,
         });
@@ -1164,8 +1177,9 @@ pub fn validate_comment_content(content: &str) -> DomainResult<()> {
     Ok(())
 }
 
-/// Adds or removes the index entries of `record` (for the changeset; the one implementation is
-/// [`write_index_entries`]).
+/// Adds or removes the secondary and unique index entries of `record` (for the changeset; the
+/// one implementation is [`write_index_entries`]). Full-text entries go through
+/// [`crate::query::search::SearchChanges`] beside it.
 pub(crate) fn index_entries(
     batch: &mut WriteBatch,
     schema: &TableSchema,
@@ -1175,8 +1189,8 @@ pub(crate) fn index_entries(
     write_index_entries(batch, schema, old, new);
 }
 
-/// Adds or removes the index entries (secondary, unique and full-text) of `record` to/from a
-/// batch.
+/// Adds or removes the secondary and unique index entries of `record` to/from a batch (the
+/// full-text index: [`crate::query::search::SearchChanges`]).
 fn write_index_entries(
     batch: &mut WriteBatch,
     schema: &TableSchema,
@@ -1216,8 +1230,9 @@ fn write_index_entries(
             }
         }
     }
-    // The full-text index (`F` keys) changes in the same batch as the record.
-    crate::query::search::write_search_entries(batch, schema, old, new);
+    // The full-text index (`F` keys) is not written here: its posting blocks are shared by many
+    // records, so the caller gathers the batch's changes in a `SearchChanges` and writes the
+    // blocks once.
 }
 
 /// The value a record holds in a unique index: only live records with a non-empty value.

@@ -129,22 +129,10 @@ fn search_combines_with_filters_and_trash() {
     });
 }
 
-/// Every key of the full-text index, as (term, record id).
+/// Every posting of the full-text index, as (term, record id).
 fn postings(registry: &Registry) -> Vec<(String, u64)> {
     let handle = table(registry, "items");
-    handle
-        .shared
-        .store
-        .tree()
-        .scan_prefix([SEARCH, b'p'])
-        .map(|entry| {
-            let (key, _) = entry.expect("readable");
-            let term_end = key.len() - 9;
-            let term = String::from_utf8(key[2..term_end].to_vec()).expect("utf-8");
-            let id = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("eight bytes"));
-            (term, id)
-        })
-        .collect()
+    tabula_actors::query::search::stored_postings(&handle.shared.store).expect("readable")
 }
 
 #[test]

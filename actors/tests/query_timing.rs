@@ -138,13 +138,22 @@ fn timing_of_the_access_paths() {
                 vec![("search", "alpha beta"), ("limit", "20")],
             ),
         ];
+        // `QUERY_TIMING_ONLY=search` runs only the cases whose label contains it.
+        let only = std::env::var("QUERY_TIMING_ONLY").unwrap_or_default();
+        let rounds: usize = std::env::var("QUERY_TIMING_ROUNDS")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(15);
         for (label, query) in cases {
+            if !label.contains(only.as_str()) {
+                continue;
+            }
             let request =
                 parse_list_query(&schema, &pairs(&query), LIMITS, parse_json).expect("parses");
             let mut samples = Vec::new();
             let mut plan = String::new();
             let mut total = None;
-            for _ in 0..15 {
+            for _ in 0..rounds {
                 let started = Instant::now();
                 let page = list(&items.shared, &request).expect("lists");
                 samples.push(started.elapsed());

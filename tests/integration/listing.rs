@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{get, post, TestApp};
+use crate::common::{delete, get, patch, post, TestApp};
 use crate::records::PEOPLE_AND_PROJECTS;
 use crate::service;
 
@@ -152,6 +152,71 @@ async fn views_apply_their_filter_sort_and_fields() {
     get(&service, "/api/tables/tasks/records?view=nope")
         .await
         .assert_error(404, "NOT_FOUND");
+}
+
+#[actix_web::test]
+async fn search_follows_writes_and_survives_a_restart() {
+    let app = TestApp::demo();
+    {
+        let service = service!(app);
+        // 300 records: several posting blocks of "buy", appended by batches.
+        for batch in 0..3 {
+            let records: Vec<serde_json::Value> = (0..100)
+                .map(|item| {
+                    let note = if item % 2 == 0 { "milk" } else { "bread" };
+                    json!({"title": format!("Buy {note} {batch}x{item}")})
+                })
+                .collect();
+            let reply = post(
+                &service,
+                "/api/tables/tasks/records/batch",
+                json!({ "records": records }),
+            )
+            .await;
+            assert_eq!(reply.status, 201, "{}", reply.body);
+        }
+        let reply = patch(
+            &service,
+            "/api/tables/tasks/records/7",
+            json!({"title": "Sell milk"}),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let reply = delete(&service, "/api/tables/tasks/records/8?permanent=true").await;
+        assert!(reply.status.is_success(), "{}", reply.body);
+        let reply = delete(&service, "/api/tables/tasks/records/9").await;
+        assert!(reply.status.is_success(), "{}", reply.body);
+    }
+    let app = app.restart().await;
+    let service = service!(app);
+    let buy = get(&service, "/api/tables/tasks/records?search=buy&limit=5").await;
+    assert_eq!(buy.body["pagination"]["total"], json!(297), "{}", buy.body);
+    let milk = get(
+        &service,
+        "/api/tables/tasks/records?search=buy%20milk&sort=id&limit=3",
+    )
+    .await;
+    assert_eq!(ids(&milk), vec!["1", "3", "5"]);
+    assert_eq!(milk.body["pagination"]["total"], json!(148));
+    let sell = get(&service, "/api/tables/tasks/records?search=sell").await;
+    assert_eq!(ids(&sell), vec!["7"]);
+    let trashed = get(
+        &service,
+        "/api/tables/tasks/records?search=buy&deleted=true",
+    )
+    .await;
+    assert_eq!(ids(&trashed), vec!["9"]);
+    // Paging through the ranked results gives every match once.
+    let mut seen = std::collections::BTreeSet::new();
+    for page in 1..=30 {
+        let reply = get(
+            &service,
+            &format!("/api/tables/tasks/records?search=bread&perPage=10&page={page}"),
+        )
+        .await;
+        seen.extend(ids(&reply));
+    }
+    assert_eq!(seen.len(), 149);
 }
 
 #[actix_web::test]

@@ -5,8 +5,7 @@
 
 use futures_util::future::join_all;
 use serde_json::{json, Value as Json};
-use tabula_actors::table::{ArmStorageFault, CreateRecord};
-use tabula_storage::Value;
+use tabula_actors::table::ArmStorageFault;
 
 use crate::common::{get, patch, post, TestApp};
 use crate::service;
@@ -133,6 +132,26 @@ async fn writes_arriving_together_share_a_batch_and_still_check_each_other() {
             &json!("written together")
         )
     );
+    // The full-text index took every stored create (their words share posting blocks) and
+    // none of the refused ones.
+    let found = get(
+        &service,
+        "/api/tables/contacts/records?search=first&limit=100",
+    )
+    .await;
+    assert_eq!(found.body["pagination"]["total"], json!(30));
+    let mut found_ids = ids(&found.body);
+    found_ids.sort_by_key(|id| id.parse::<u64>().unwrap_or(0));
+    assert_eq!(found_ids, expected);
+    let refused = get(&service, "/api/tables/contacts/records?search=second").await;
+    assert_eq!(refused.body["pagination"]["total"], json!(0));
+    let one = get(
+        &service,
+        "/api/tables/contacts/records?search=%22first%2017%22",
+    )
+    .await;
+    assert_eq!(ids(&one.body), vec!["18".to_string()]);
+
     // One journal group for the whole batch, and still one entry per write, newest first.
     let activity = get(&service, "/api/activity?tableName=contacts&pageSize=100").await;
     let logged: Vec<String> = activity.body["activities"]
@@ -234,28 +253,4 @@ async fn a_batch_that_cannot_be_stored_fails_every_write_in_it_and_nothing_else(
         json!((acknowledged.len() + 1).to_string()),
         "failed writes took no ids"
     );
-}
-
-#[actix_web::test]
-async fn a_pending_batch_is_applied_once_it_holds_256_writes() {
-    let app = TestApp::demo();
-    let service = service!(app);
-    let tasks = app.state.registry.resolve("tasks").expect("tasks");
-    let before = tasks.shared.commits();
-    // 600 messages in the actor's mailbox before it runs: without the cap they would all
-    // share one batch.
-    let requests: Vec<_> = (0..600)
-        .map(|i| {
-            tasks.addr.send(CreateRecord {
-                fields: vec![("title".into(), Value::Text(format!("t{i}")))],
-                user_id: None,
-            })
-        })
-        .collect();
-    for outcome in join_all(requests).await {
-        outcome.expect("delivered").expect("created");
-    }
-    assert_eq!(tasks.shared.commits() - before, 3, "256 + 256 + 88 writes");
-    let list = get(&service, "/api/tables/tasks/records?limit=1").await;
-    assert_eq!(list.body["pagination"]["total"], json!(600));
 }

@@ -3,8 +3,9 @@
 //! record read and checked) that tests hold the planner to.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use tabula_storage::keys;
 use tabula_storage::store::prefix_successor;
@@ -15,7 +16,7 @@ use crate::query::aggregate::{Accumulator, AggregateSpec, Aggregations, Group, G
 use crate::query::counts;
 use crate::query::filter::{compare_values, Attribute, Filter};
 use crate::query::plan::{self, AccessPath, Delivery, Order, Plan};
-use crate::query::search::{self, SearchHit, SearchQuery};
+use crate::query::search::{self, SearchQuery, SearchResults};
 use crate::registry::TableShared;
 
 /// One sort key; ties are always broken by id ascending.
@@ -152,7 +153,8 @@ struct Executor<'a> {
     plan: &'a Plan,
     need_all: bool,
     trash_ids: Option<HashSet<u64>>,
-    hits: Option<Vec<SearchHit>>,
+    /// The search's matches (shared with the ranked stream, which sorts only what it hands out).
+    hits: Option<Arc<SearchResults>>,
 }
 
 fn storage<T>(result: Result<T, StorageError>) -> DomainResult<T> {
@@ -483,12 +485,25 @@ impl<'a> Executor<'a> {
         }
         let access = &self.plan.access;
         if let AccessPath::Search = access {
-            let ids: Vec<u64> = self
-                .hits
-                .as_ref()
-                .map(|hits| hits.iter().map(|hit| hit.record_id).collect())
-                .unwrap_or_default();
-            return self.count_admitted(ids.into_iter().map(Ok)).map(Some);
+            let Some(hits) = self.hits.clone() else {
+                return Ok(Some(0));
+            };
+            let matched = u64::try_from(hits.len()).unwrap_or(u64::MAX);
+            if self.request.trash == TrashMode::All {
+                return Ok(Some(matched));
+            }
+            // The trashed matches, counted from the smaller side.
+            let trash = self.trash_ids()?;
+            let trashed = if trash.len() < hits.len() {
+                trash.iter().filter(|id| hits.contains(**id)).count()
+            } else {
+                hits.ids().iter().filter(|id| trash.contains(id)).count()
+            };
+            let trashed = u64::try_from(trashed).unwrap_or(u64::MAX);
+            return Ok(Some(match self.request.trash {
+                TrashMode::Trashed => trashed,
+                _ => matched.saturating_sub(trashed),
+            }));
         }
         if self.request.filter.is_none() {
             let live = self.table.live_count();
@@ -561,8 +576,25 @@ impl<'a> Executor<'a> {
         let ordered = self.plan.delivery != Delivery::NeedsSort;
         Ok(match &self.plan.access {
             AccessPath::Search => {
-                let hits = self.hits.take().unwrap_or_default();
-                ids_in_order(hits.into_iter().map(|hit| hit.record_id).collect(), ordered)
+                let hits = self.hits.clone().unwrap_or_default();
+                if ordered {
+                    // Relevance order: ranked as far as the page needs (all of it when every
+                    // match is read anyway).
+                    let expected = if self.need_all {
+                        usize::MAX
+                    } else {
+                        let wanted = self
+                            .request
+                            .offset
+                            .saturating_add(self.request.limit)
+                            .saturating_add(1);
+                        usize::try_from(wanted).unwrap_or(usize::MAX)
+                    };
+                    let ranked = hits.ranked(expected);
+                    Stream::Ordered(singles(ranked.map(|hit| Ok(Candidate::Id(hit.record_id)))))
+                } else {
+                    ids_in_order(hits.ids().to_vec(), false)
+                }
             }
             AccessPath::RecordIds(ids) => ids_in_order(ids.clone(), ordered),
             AccessPath::IndexEquality { field_id, values } => {
@@ -672,15 +704,14 @@ impl<'a> Executor<'a> {
     }
 
     fn run(mut self) -> DomainResult<ListPage> {
-        let mut scores: Option<HashMap<u64, f64>> = None;
         if self.plan.access == AccessPath::Search {
             let hits = match &self.request.search {
                 Some(query) => search::run_search(self.table, query)?,
-                None => Vec::new(),
+                None => SearchResults::default(),
             };
-            scores = Some(hits.iter().map(|hit| (hit.record_id, hit.score)).collect());
-            self.hits = Some(hits);
+            self.hits = Some(Arc::new(hits));
         }
+        let scores = self.hits.clone();
         let mut fast_total = None;
         if !self.request.skip_total && !self.need_all {
             fast_total = self.fast_count()?;
@@ -761,7 +792,7 @@ impl<'a> Executor<'a> {
             collector
                 .page
                 .iter()
-                .map(|record| scores.get(&record.id).copied().unwrap_or(0.0))
+                .map(|record| scores.score(record.id).unwrap_or(0.0))
                 .collect()
         });
         Ok(ListPage {
@@ -802,13 +833,8 @@ fn distinct_values(values: &[Value]) -> Vec<Value> {
 pub fn list_by_scan(table: &TableShared, request: &ListRequest) -> DomainResult<ListPage> {
     let schema = table.schema();
     let order = plan::effective_order(request);
-    let scores: Option<HashMap<u64, f64>> = match &request.search {
-        Some(query) => Some(
-            search::run_search(table, query)?
-                .into_iter()
-                .map(|hit| (hit.record_id, hit.score))
-                .collect(),
-        ),
+    let scores: Option<SearchResults> = match &request.search {
+        Some(query) => Some(search::run_search(table, query)?),
         None => None,
     };
     let mut collector = Collector::new(request, true);
@@ -827,7 +853,7 @@ pub fn list_by_scan(table: &TableShared, request: &ListRequest) -> DomainResult<
     let score_of = |record: &StoredRecord| {
         scores
             .as_ref()
-            .and_then(|scores| scores.get(&record.id).copied())
+            .and_then(|scores| scores.score(record.id))
             .unwrap_or(0.0)
     };
     match &order {

@@ -4,29 +4,54 @@
 //! Key layout, under the one-byte prefix [`SEARCH`] (`F`) next to the storage crate's
 //! `R`/`I`/`U`/`T`/`M`:
 //!
-//! * `F 'p' ++ term (UTF-8) ++ 0x00 ++ record_id (u64 BE)` → `doc_len (u32 BE) ++ positions
-//!   (u32 BE each, ascending)`: one posting per term and record; terms never contain `0x00`, so
-//!   a term's postings are exactly the keys under `F p term 0x00`, in record-id order;
+//! * `F 'b' ++ term (UTF-8) ++ 0x00 ++ first_record_id (u64 BE)` → a **posting block**: the
+//!   postings of up to [`BLOCK_POSTINGS`] records of one term, `first_record_id` being the
+//!   smallest. Terms never contain `0x00`, so a term's blocks are exactly the keys under
+//!   `F b term 0x00`, in record-id order, and their id ranges do not overlap. The value is
+//!   [`BLOCK_FORMAT`] ++ bincode(`ids`, `lengths`, `frequencies`) ++ bincode(`positions`),
+//!   varint-coded: the record ids (the first one, then the gaps), each record's document length,
+//!   each record's term frequency, then every posting's positions (the first one, then the
+//!   gaps). A search reads the first part only, unless the term is in a phrase;
 //! * `F 'd' ++ record_id (u64 BE)` → `doc_len (u32 BE)`: the record's token count, sampled for
-//!   the average document length.
+//!   the average document length;
+//! * `F 'v'` → the index format ([`INDEX_FORMAT`]). A table opened without it (a data directory
+//!   written before the blocks, when every posting was its own `F 'p'` key) has its index rebuilt
+//!   from its records first ([`ensure_index_format`]).
 //!
 //! The document of a record is the text of the table's search fields (the `search` option, or
 //! every text field) in schema order, tokenised into lower-case alphanumeric runs; positions
 //! skip one between fields so a phrase never spans two fields. Trashed records stay indexed (the
-//! list filters by trash mode). The table actor writes these keys in the same batch as the
-//! record (`write_search_entries`), so the index is exactly as durable as the data.
+//! list filters by trash mode). The table actor gathers a write's posting changes
+//! ([`SearchChanges`]) and turns them into block rewrites when the changeset finishes, in the
+//! same batch as the records, so the index is exactly as durable as the data.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
 
-use tabula_storage::{FieldDef, StoredRecord, TableSchema, Value, WriteBatch};
+use sled::IVec;
+use tabula_storage::{
+    FieldDef, StorageError, StorageResult, StoredRecord, TableSchema, TableStore, Value, WriteBatch,
+};
 
 use crate::error::{DomainError, DomainResult};
 use crate::registry::TableShared;
 
 /// The key prefix of the full-text index.
 pub const SEARCH: u8 = b'F';
-const POSTING: u8 = b'p';
+const BLOCK: u8 = b'b';
 const DOCUMENT: u8 = b'd';
+/// The key of the index format marker.
+pub const FORMAT_KEY: [u8; 2] = [SEARCH, b'v'];
+/// The index format this version writes (`F 'v'`): 2 = posting blocks.
+pub const INDEX_FORMAT: u8 = 2;
+/// The first byte of every block value.
+pub const BLOCK_FORMAT: u8 = 1;
+/// The most postings one block holds.
+pub const BLOCK_POSTINGS: usize = 128;
+/// A block rewritten with fewer postings than this (after removals) is merged into the next one.
+pub const MIN_BLOCK_POSTINGS: usize = 32;
 /// Tokens longer than this are cut (the same way when indexing and when searching).
 pub const MAX_TOKEN_CHARS: usize = 64;
 /// The longest search text accepted.
@@ -35,7 +60,8 @@ pub const MAX_SEARCH_CHARS: usize = 1_000;
 const LENGTH_SAMPLE: usize = 1_000;
 const BM25_K1: f64 = 1.2;
 const BM25_B: f64 = 0.75;
-
+/// The most bytes one block decode may claim (a damaged length prefix becomes an error).
+const BLOCK_DECODE_LIMIT: usize = 1 << 24;
 /// The fields a table's search covers: the `search` option's names, or every text field.
 pub fn search_fields(schema: &TableSchema) -> Vec<&FieldDef> {
     match &schema.search {
@@ -104,17 +130,18 @@ fn document(fields: &[&FieldDef], record: &StoredRecord) -> Document {
 }
 
 fn term_prefix(term: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(term.len() + 3);
+    let mut key = Vec::with_capacity(term.len() + 11);
     key.push(SEARCH);
-    key.push(POSTING);
+    key.push(BLOCK);
     key.extend_from_slice(term.as_bytes());
     key.push(0);
     key
 }
 
-fn posting_key(term: &str, record_id: u64) -> Vec<u8> {
-    let mut key = term_prefix(term);
-    key.extend_from_slice(&record_id.to_be_bytes());
+fn block_key(prefix: &[u8], first_record_id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 8);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&first_record_id.to_be_bytes());
     key
 }
 
@@ -124,59 +151,478 @@ fn document_key(record_id: u64) -> Vec<u8> {
     key
 }
 
-fn posting_value(length: u32, positions: &[u32]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(4 + positions.len() * 4);
-    value.extend_from_slice(&length.to_be_bytes());
-    for position in positions {
-        value.extend_from_slice(&position.to_be_bytes());
-    }
-    value
+/// The smallest key after every key that starts with `prefix` (a term prefix ends in `0x00`).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    tabula_storage::store::prefix_successor(prefix.to_vec())
 }
 
-/// Adds to `batch` the search-index changes that turn `old` into `new` (either may be absent:
-/// a create or a permanent delete). Called by the table actor for every write.
-pub fn write_search_entries(
-    batch: &mut WriteBatch,
-    schema: &TableSchema,
-    old: Option<&StoredRecord>,
-    new: Option<&StoredRecord>,
-) {
-    let fields = search_fields(schema);
-    let old_document = old.map(|record| (record.id, document(&fields, record)));
-    let new_document = new.map(|record| (record.id, document(&fields, record)));
-    if old_document == new_document {
-        return;
+fn block_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<BLOCK_DECODE_LIMIT>()
+}
+
+fn block_error(message: impl Into<String>) -> StorageError {
+    StorageError::Decode {
+        what: "search block",
+        message: message.into(),
     }
-    if let Some((record_id, document)) = &old_document {
-        let kept = new_document
-            .as_ref()
-            .filter(|(new_id, _)| new_id == record_id)
-            .map(|(_, document)| &document.terms);
-        for term in document.terms.keys() {
-            if kept.is_none_or(|kept| !kept.contains_key(term)) {
-                batch.remove(posting_key(term, *record_id));
+}
+
+/// One record's posting of a term, as a block stores it.
+#[derive(Debug, Clone, PartialEq)]
+struct StoredPosting {
+    record_id: u64,
+    /// The record's document length in tokens.
+    length: u32,
+    /// Where the term occurs, ascending (as many as its frequency).
+    positions: Vec<u32>,
+}
+
+/// A block value: [`BLOCK_FORMAT`] ++ bincode(id gaps, lengths, frequencies) ++
+/// bincode(position gaps). `postings` is sorted by record id and not empty.
+fn encode_block(postings: &[StoredPosting]) -> StorageResult<Vec<u8>> {
+    let mut gaps = Vec::with_capacity(postings.len());
+    let mut lengths = Vec::with_capacity(postings.len());
+    let mut frequencies = Vec::with_capacity(postings.len());
+    let mut positions = Vec::with_capacity(postings.len());
+    let mut previous_id = 0u64;
+    for posting in postings {
+        gaps.push(posting.record_id.wrapping_sub(previous_id));
+        previous_id = posting.record_id;
+        lengths.push(posting.length);
+        frequencies.push(u32::try_from(posting.positions.len()).unwrap_or(u32::MAX));
+        let mut previous_position = 0u32;
+        for position in &posting.positions {
+            positions.push(position.wrapping_sub(previous_position));
+            previous_position = *position;
+        }
+    }
+    let mut bytes = Vec::with_capacity(4 * postings.len() + 8);
+    bytes.push(BLOCK_FORMAT);
+    let encode_error = |error: bincode::error::EncodeError| StorageError::Encode(error.to_string());
+    bincode::encode_into_std_write((gaps, lengths, frequencies), &mut bytes, block_config())
+        .map_err(encode_error)?;
+    bincode::encode_into_std_write(positions, &mut bytes, block_config()).map_err(encode_error)?;
+    Ok(bytes)
+}
+
+/// The first part of a block: record ids, document lengths, frequencies, and where the
+/// positions start.
+struct BlockHead {
+    ids: Vec<u64>,
+    lengths: Vec<u32>,
+    frequencies: Vec<u32>,
+    positions_at: usize,
+}
+
+fn decode_head(value: &[u8]) -> StorageResult<BlockHead> {
+    let (ids, columns_at) = decode_ids(value)?;
+    let (lengths, frequencies, positions_at) = decode_columns(value, columns_at, ids.len())?;
+    Ok(BlockHead {
+        ids,
+        lengths,
+        frequencies,
+        positions_at,
+    })
+}
+
+/// A block's record ids, and where its other columns start.
+fn decode_ids(value: &[u8]) -> StorageResult<(Vec<u64>, usize)> {
+    let Some((&BLOCK_FORMAT, body)) = value.split_first() else {
+        return Err(block_error("unknown block format"));
+    };
+    let (mut ids, read): (Vec<u64>, usize) = bincode::decode_from_slice(body, block_config())
+        .map_err(|error| block_error(error.to_string()))?;
+    let mut previous = 0u64;
+    for (index, id) in ids.iter_mut().enumerate() {
+        *id = if index == 0 {
+            *id
+        } else {
+            previous
+                .checked_add(*id)
+                .filter(|next| *next > previous)
+                .ok_or_else(|| block_error("record ids out of order"))?
+        };
+        previous = *id;
+    }
+    Ok((ids, 1 + read))
+}
+
+/// A block's document lengths and frequencies (`count` of each, from `at`), and where its
+/// positions start.
+fn decode_columns(
+    value: &[u8],
+    at: usize,
+    count: usize,
+) -> StorageResult<(Vec<u32>, Vec<u32>, usize)> {
+    let body = value.get(at..).unwrap_or_default();
+    let ((lengths, frequencies), read): ((Vec<u32>, Vec<u32>), usize) =
+        bincode::decode_from_slice(body, block_config())
+            .map_err(|error| block_error(error.to_string()))?;
+    if lengths.len() != count || frequencies.len() != count {
+        return Err(block_error("columns of different lengths"));
+    }
+    Ok((lengths, frequencies, at + read))
+}
+
+/// The positions of every posting of a block (whose head is `head`).
+fn decode_positions(value: &[u8], head: &BlockHead) -> StorageResult<Vec<Vec<u32>>> {
+    let body = value.get(head.positions_at..).unwrap_or_default();
+    let (gaps, read): (Vec<u32>, usize) = bincode::decode_from_slice(body, block_config())
+        .map_err(|error| block_error(error.to_string()))?;
+    if read != body.len() {
+        return Err(block_error("bytes left over after the positions"));
+    }
+    let mut gaps = gaps.into_iter();
+    let mut all = Vec::with_capacity(head.frequencies.len());
+    for frequency in &head.frequencies {
+        let count = usize::try_from(*frequency).unwrap_or(usize::MAX);
+        let mut positions = Vec::with_capacity(count.min(1024));
+        let mut previous = 0u32;
+        for _ in 0..count {
+            let gap = gaps
+                .next()
+                .ok_or_else(|| block_error("fewer positions than frequencies"))?;
+            previous = previous.wrapping_add(gap);
+            positions.push(previous);
+        }
+        all.push(positions);
+    }
+    if gaps.next().is_some() {
+        return Err(block_error("more positions than frequencies"));
+    }
+    Ok(all)
+}
+
+fn decode_block(value: &[u8]) -> StorageResult<Vec<StoredPosting>> {
+    let head = decode_head(value)?;
+    let positions = decode_positions(value, &head)?;
+    Ok(head
+        .ids
+        .into_iter()
+        .zip(head.lengths)
+        .zip(positions)
+        .map(|((record_id, length), positions)| StoredPosting {
+            record_id,
+            length,
+            positions,
+        })
+        .collect())
+}
+
+/// A record's posting of one term after a batch: (document length, positions), or `None`.
+type PostingChange = Option<(u32, Vec<u32>)>;
+
+/// The search-index changes of one write batch: for each term, the posting each touched record
+/// has after the batch (`None`: none any more). Several writes of the batch touching one record
+/// or one block simply meet here, the later one winning; [`SearchChanges::write`] then reads
+/// each affected block once and rewrites it into the batch.
+#[derive(Debug, Default)]
+pub struct SearchChanges {
+    terms: BTreeMap<String, BTreeMap<u64, PostingChange>>,
+    /// The batch already removes every stored `F` key (an index rebuild): blocks are written
+    /// from nothing, none is read.
+    rebuilding: bool,
+}
+
+impl SearchChanges {
+    pub fn new() -> Self {
+        SearchChanges::default()
+    }
+
+    /// The changes of a rebuild, for a batch that removes every stored `F` key first (records
+    /// then added through [`SearchChanges::record`] with `old = None`).
+    pub fn rebuilding() -> Self {
+        SearchChanges {
+            terms: BTreeMap::new(),
+            rebuilding: true,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Adds the changes of a later write of the same batch (its change of a record wins).
+    pub fn merge(&mut self, later: SearchChanges) {
+        self.rebuilding |= later.rebuilding;
+        for (term, changes) in later.terms {
+            self.terms.entry(term).or_default().extend(changes);
+        }
+    }
+
+    /// Gathers the changes that turn `old` into `new` (either may be absent: a create or a
+    /// permanent delete); the record's document-length key goes into `batch` at once. Called
+    /// for every record write, with the records as the batch leaves them step by step.
+    pub fn record(
+        &mut self,
+        batch: &mut WriteBatch,
+        schema: &TableSchema,
+        old: Option<&StoredRecord>,
+        new: Option<&StoredRecord>,
+    ) {
+        let fields = search_fields(schema);
+        let old_document = old.map(|record| (record.id, document(&fields, record)));
+        let new_document = new.map(|record| (record.id, document(&fields, record)));
+        if old_document == new_document {
+            return;
+        }
+        if let Some((record_id, document)) = &old_document {
+            let kept = new_document
+                .as_ref()
+                .filter(|(new_id, _)| new_id == record_id)
+                .map(|(_, document)| &document.terms);
+            for term in document.terms.keys() {
+                if kept.is_none_or(|kept| !kept.contains_key(term)) {
+                    self.terms
+                        .entry(term.clone())
+                        .or_default()
+                        .insert(*record_id, None);
+                }
+            }
+            if document.length > 0 && kept.is_none() {
+                batch.remove(document_key(*record_id));
             }
         }
-        if document.length > 0 && kept.is_none() {
-            batch.remove(document_key(*record_id));
+        if let Some((record_id, document)) = new_document {
+            for (term, positions) in document.terms {
+                self.terms
+                    .entry(term)
+                    .or_default()
+                    .insert(record_id, Some((document.length, positions)));
+            }
+            if document.length > 0 {
+                batch.put(
+                    document_key(record_id),
+                    document.length.to_be_bytes().to_vec(),
+                );
+            } else {
+                batch.remove(document_key(record_id));
+            }
         }
     }
-    if let Some((record_id, document)) = &new_document {
-        for (term, positions) in &document.terms {
-            batch.put(
-                posting_key(term, *record_id),
-                posting_value(document.length, positions),
-            );
+
+    /// Adds the block rewrites of every gathered change to `batch`, reading the affected
+    /// blocks from `tree` (the table's tree as stored: the batch is applied right after).
+    pub fn write(self, tree: &sled::Tree, batch: &mut WriteBatch) -> StorageResult<()> {
+        if self.rebuilding {
+            batch.put(FORMAT_KEY.to_vec(), vec![INDEX_FORMAT]);
         }
-        if document.length > 0 {
-            batch.put(
-                document_key(*record_id),
-                document.length.to_be_bytes().to_vec(),
-            );
+        for (term, changes) in self.terms {
+            write_term(tree, batch, &term, changes, self.rebuilding)?;
+        }
+        Ok(())
+    }
+}
+
+type Entry = (IVec, IVec);
+
+/// The stored block `record_id` belongs to (the last one starting at or before it, else the
+/// term's first block), and the block after that one.
+fn locate(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    end: &[u8],
+    record_id: u64,
+) -> StorageResult<(Option<Entry>, Option<Entry>)> {
+    let target = block_key(prefix, record_id);
+    // The common case first, in one seek: a new record's id is beyond the last block's start.
+    let Some(last) = tree.range(prefix.to_vec()..end.to_vec()).next_back() else {
+        return Ok((None, None));
+    };
+    let last = last?;
+    if last.0.as_ref() <= target.as_slice() {
+        return Ok((Some(last), None));
+    }
+    let at = match tree.range(prefix.to_vec()..=target.clone()).next_back() {
+        Some(block) => block?,
+        // Before the first block: that block takes it.
+        None => match tree.range(target..end.to_vec()).next() {
+            Some(block) => block?,
+            None => return Ok((None, None)),
+        },
+    };
+    let next = block_after(tree, &at.0, end)?;
+    Ok((Some(at), next))
+}
+
+fn block_after(tree: &sled::Tree, key: &[u8], end: &[u8]) -> StorageResult<Option<Entry>> {
+    let range = (Bound::Excluded(key.to_vec()), Bound::Excluded(end.to_vec()));
+    Ok(tree.range::<Vec<u8>, _>(range).next().transpose()?)
+}
+
+/// How a rewritten block's postings are cut into blocks: full blocks from the start for the
+/// term's last block (records are mostly appended), even parts elsewhere (room on both sides).
+fn split_block(postings: &[StoredPosting], last: bool) -> Vec<&[StoredPosting]> {
+    if postings.is_empty() {
+        return Vec::new();
+    }
+    if postings.len() <= BLOCK_POSTINGS {
+        return vec![postings];
+    }
+    let size = if last {
+        BLOCK_POSTINGS
+    } else {
+        let parts = postings.len().div_ceil(BLOCK_POSTINGS);
+        postings.len().div_ceil(parts)
+    };
+    postings.chunks(size).collect()
+}
+
+/// Rewrites the blocks of `term` that `changes` (ascending record ids) touch.
+fn write_term(
+    tree: &sled::Tree,
+    batch: &mut WriteBatch,
+    term: &str,
+    changes: BTreeMap<u64, PostingChange>,
+    rebuilding: bool,
+) -> StorageResult<()> {
+    let prefix = term_prefix(term);
+    let end = prefix_end(&prefix);
+    let mut changes = changes.into_iter().peekable();
+    // Postings of a block too small to keep on its own, merged into `following`.
+    let mut carry: Vec<StoredPosting> = Vec::new();
+    let mut following: Option<Entry> = None;
+    loop {
+        let (current, next) = if let Some(block) = following.take() {
+            let next = block_after(tree, &block.0, &end)?;
+            (Some(block), next)
         } else {
-            batch.remove(document_key(*record_id));
+            let Some((record_id, _)) = changes.peek() else {
+                break;
+            };
+            if rebuilding {
+                (None, None)
+            } else {
+                locate(tree, &prefix, &end, *record_id)?
+            }
+        };
+        let upper = next
+            .as_ref()
+            .and_then(|(key, _)| tabula_storage::keys::trailing_record_id(key));
+        let carried = !carry.is_empty();
+        let mut postings = std::mem::take(&mut carry);
+        if let Some((_, value)) = &current {
+            postings.extend(decode_block(value)?);
+        }
+        let mut changed = false;
+        while let Some((record_id, change)) =
+            changes.next_if(|(record_id, _)| upper.is_none_or(|upper| *record_id < upper))
+        {
+            let found = postings.binary_search_by_key(&record_id, |posting| posting.record_id);
+            match (found, change) {
+                (Ok(index), Some((length, positions))) => {
+                    let posting = StoredPosting {
+                        record_id,
+                        length,
+                        positions,
+                    };
+                    if let Some(slot) = postings.get_mut(index).filter(|slot| **slot != posting) {
+                        *slot = posting;
+                        changed = true;
+                    }
+                }
+                (Err(index), Some((length, positions))) => {
+                    postings.insert(
+                        index,
+                        StoredPosting {
+                            record_id,
+                            length,
+                            positions,
+                        },
+                    );
+                    changed = true;
+                }
+                (Ok(index), None) => {
+                    postings.remove(index);
+                    changed = true;
+                }
+                (Err(_), None) => {}
+            }
+        }
+        if !changed && !carried {
+            continue;
+        }
+        if let Some((key, _)) = &current {
+            batch.remove(key.clone());
+        }
+        if postings.len() < MIN_BLOCK_POSTINGS && next.is_some() {
+            // Too small: merged into the next block (an empty one just goes).
+            if !postings.is_empty() {
+                carry = postings;
+                following = next;
+            }
+            continue;
+        }
+        for part in split_block(&postings, next.is_none()) {
+            if let Some(first) = part.first() {
+                batch.put(block_key(&prefix, first.record_id), encode_block(part)?);
+            }
         }
     }
+    Ok(())
+}
+
+/// Makes sure the table's search index is in this version's format ([`INDEX_FORMAT`]):
+/// a tree without the marker — written before posting blocks, or never written — has every
+/// `F` key removed (an earlier version's `F g` write token with them) and the index rebuilt
+/// from its records, in one batch. Answers whether it rebuilt. Called when a table is opened, before it serves.
+pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageResult<bool> {
+    let tree = store.tree();
+    if tree.get(FORMAT_KEY)?.as_deref() == Some(&[INDEX_FORMAT][..]) {
+        return Ok(false);
+    }
+    let mut batch = WriteBatch::new();
+    for key in tree.scan_prefix([SEARCH]).keys() {
+        batch.remove(key?);
+    }
+    let mut changes = SearchChanges::rebuilding();
+    let mut records = 0u64;
+    for record in store.records(None, false) {
+        changes.record(&mut batch, schema, None, Some(&record?));
+        records += 1;
+    }
+    changes.write(tree, &mut batch)?;
+    store.apply(batch)?;
+    if records > 0 {
+        tracing::info!(
+            table = schema.name,
+            records,
+            "search index rebuilt in the posting-block format"
+        );
+    }
+    Ok(true)
+}
+
+/// Every posting of the index as (term, record id), terms in byte order, ids ascending: for
+/// checks and tests.
+pub fn stored_postings(store: &TableStore) -> StorageResult<Vec<(String, u64)>> {
+    let mut postings = Vec::new();
+    for entry in store.tree().scan_prefix([SEARCH, BLOCK]) {
+        let (key, value) = entry?;
+        let term_end = key.len().saturating_sub(9);
+        let term = String::from_utf8_lossy(key.get(2..term_end).unwrap_or_default()).into_owned();
+        for record_id in decode_head(&value)?.ids {
+            postings.push((term.clone(), record_id));
+        }
+    }
+    Ok(postings)
+}
+
+/// How many postings each block of `term` holds, in order: for checks and tests. Also checks
+/// that each block's key names its first record.
+pub fn block_sizes(store: &TableStore, term: &str) -> StorageResult<Vec<usize>> {
+    let mut sizes = Vec::new();
+    for entry in store.tree().scan_prefix(term_prefix(term)) {
+        let (key, value) = entry?;
+        let head = decode_head(&value)?;
+        if head.ids.first().copied() != tabula_storage::keys::trailing_record_id(&key) {
+            return Err(block_error(
+                "a block key that does not name its first record",
+            ));
+        }
+        sizes.push(head.ids.len());
+    }
+    Ok(sizes)
 }
 
 /// One thing to look for: a word, or the words of a phrase in sequence.
@@ -268,67 +714,138 @@ pub fn parse_search(text: &str) -> DomainResult<Option<SearchQuery>> {
     Ok(Some(SearchQuery { clauses }))
 }
 
-/// One record that matched, with its relevance.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SearchHit {
-    pub record_id: u64,
-    pub score: f64,
+/// A term's postings in record-id order: the ids of every block, the blocks themselves (their
+/// lengths and frequencies are decoded only for the blocks a scored match falls in), and the
+/// positions of every posting for the words of phrases.
+#[derive(Debug, Default)]
+struct PostingList {
+    ids: Vec<u64>,
+    blocks: Vec<BlockRef>,
+    /// Read only for the words of phrases (else empty).
+    positions: Vec<Vec<u32>>,
 }
 
-struct Posting {
-    record_id: u64,
-    document_length: u32,
-    term_frequency: u32,
-    /// Read only for the words of phrases.
-    positions: Vec<u32>,
+/// One block of a [`PostingList`].
+#[derive(Debug)]
+struct BlockRef {
+    /// The index of its first id in [`PostingList::ids`].
+    start: usize,
+    value: IVec,
+    /// Where its lengths and frequencies start in `value`.
+    columns_at: usize,
 }
 
-/// A term's postings in record-id order.
-type PostingList = Vec<Posting>;
+impl PostingList {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
 
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let chunk: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-    Some(u32::from_be_bytes(chunk))
+    fn find(&self, record_id: u64) -> Option<usize> {
+        self.ids.binary_search(&record_id).ok()
+    }
 }
 
+/// Reads the (length, frequency) of postings of one list in ascending index order, decoding
+/// each block's columns once, when the first posting of it is asked for.
+struct ColumnReader<'a> {
+    list: &'a PostingList,
+    block: usize,
+    /// The current block's lengths and frequencies, once decoded.
+    columns: Option<(Vec<u32>, Vec<u32>)>,
+}
+
+impl<'a> ColumnReader<'a> {
+    fn new(list: &'a PostingList) -> Self {
+        ColumnReader {
+            list,
+            block: 0,
+            columns: None,
+        }
+    }
+
+    /// The document length and term frequency of posting `index` (never below an index asked
+    /// for before).
+    fn get(&mut self, index: usize) -> StorageResult<Option<(u32, u32)>> {
+        let blocks = &self.list.blocks;
+        let before = self.block;
+        while blocks
+            .get(self.block + 1)
+            .is_some_and(|next| next.start <= index)
+        {
+            self.block += 1;
+        }
+        if self.block != before {
+            self.columns = None;
+        }
+        let Some(block) = blocks.get(self.block) else {
+            return Ok(None);
+        };
+        if self.columns.is_none() {
+            let end = blocks
+                .get(self.block + 1)
+                .map_or(self.list.ids.len(), |next| next.start);
+            let (lengths, frequencies, _) = decode_columns(
+                &block.value,
+                block.columns_at,
+                end.saturating_sub(block.start),
+            )?;
+            self.columns = Some((lengths, frequencies));
+        }
+        let offset = index.saturating_sub(block.start);
+        Ok(self.columns.as_ref().and_then(|(lengths, frequencies)| {
+            Some((*lengths.get(offset)?, *frequencies.get(offset)?))
+        }))
+    }
+}
+
+/// A term's posting list, or `None` when its blocks overlap: a batch rewrote them while they
+/// were read (see [`load_all_postings`]).
 fn load_postings(
     table: &TableShared,
     term: &str,
     with_positions: bool,
-) -> DomainResult<PostingList> {
-    let mut postings = Vec::new();
+) -> StorageResult<Option<PostingList>> {
+    let mut list = PostingList::default();
     for entry in table.store.tree().scan_prefix(term_prefix(term)) {
-        let (key, value) = entry.map_err(tabula_storage::StorageError::from)?;
-        let Some(record_id) = tabula_storage::keys::trailing_record_id(&key) else {
-            continue;
-        };
-        let count = value.len().saturating_sub(4) / 4;
-        let positions = if with_positions {
-            (0..count)
-                .filter_map(|index| read_u32(&value, 4 + index * 4))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        postings.push(Posting {
-            record_id,
-            document_length: read_u32(&value, 0).unwrap_or(0),
-            term_frequency: u32::try_from(count).unwrap_or(u32::MAX),
-            positions,
+        let (_, value) = entry?;
+        let (ids, columns_at) = decode_ids(&value)?;
+        if with_positions {
+            let (lengths, frequencies, positions_at) =
+                decode_columns(&value, columns_at, ids.len())?;
+            let head = BlockHead {
+                ids: Vec::new(),
+                lengths,
+                frequencies,
+                positions_at,
+            };
+            list.positions.extend(decode_positions(&value, &head)?);
+        }
+        if let (Some(last), Some(first)) = (list.ids.last(), ids.first()) {
+            if first <= last {
+                return Ok(None);
+            }
+        }
+        list.blocks.push(BlockRef {
+            start: list.ids.len(),
+            value,
+            columns_at,
         });
+        list.ids.extend(ids);
     }
-    Ok(postings)
+    Ok(Some(list))
 }
 
-fn find(postings: &[Posting], record_id: u64) -> Option<&Posting> {
-    postings
-        .binary_search_by_key(&record_id, |posting| posting.record_id)
-        .ok()
-        .and_then(|index| postings.get(index))
-}
-
-/// The average document length, from a sample of the `F d` entries.
+/// The average document length, from a sample of the `F d` entries; remembered (as its bits)
+/// until the table's next write, like a cached total.
 fn average_document_length(table: &TableShared) -> DomainResult<f64> {
+    let bits =
+        crate::query::counts::cached_count(table, b"search:average-length".to_vec(), || {
+            sample_document_length(table).map(f64::to_bits)
+        })?;
+    Ok(f64::from_bits(bits))
+}
+
+fn sample_document_length(table: &TableShared) -> DomainResult<f64> {
     let mut total = 0u64;
     let mut count = 0u64;
     for entry in table
@@ -337,8 +854,9 @@ fn average_document_length(table: &TableShared) -> DomainResult<f64> {
         .scan_prefix([SEARCH, DOCUMENT])
         .take(LENGTH_SAMPLE)
     {
-        let (_, value) = entry.map_err(tabula_storage::StorageError::from)?;
-        total += u64::from(read_u32(&value, 0).unwrap_or(0));
+        let (_, value) = entry.map_err(StorageError::from)?;
+        let length: Option<[u8; 4]> = value.as_ref().try_into().ok();
+        total += u64::from(length.map(u32::from_be_bytes).unwrap_or(0));
         count += 1;
     }
     Ok(if count == 0 {
@@ -361,30 +879,57 @@ fn item_matches(item: &SearchItem, postings: &HashMap<&str, PostingList>) -> Vec
     let Some((first, rest)) = lists.split_first() else {
         return Vec::new();
     };
+    if rest.is_empty() {
+        return first.ids.clone();
+    }
     first
+        .ids
         .iter()
-        .filter(|first_posting| {
-            let others: Option<Vec<&Posting>> = rest
+        .enumerate()
+        .filter(|(first_index, record_id)| {
+            let others: Option<Vec<&Vec<u32>>> = rest
                 .iter()
-                .map(|list| find(list, first_posting.record_id))
+                .map(|list| {
+                    list.find(**record_id)
+                        .and_then(|index| list.positions.get(index))
+                })
                 .collect();
             let Some(others) = others else {
                 return false;
             };
-            if others.is_empty() {
-                return true;
-            }
-            first_posting.positions.iter().any(|start| {
-                others.iter().enumerate().all(|(offset, posting)| {
-                    let wanted = u32::try_from(offset + 1)
-                        .ok()
-                        .and_then(|offset| start.checked_add(offset));
-                    wanted.is_some_and(|wanted| posting.positions.binary_search(&wanted).is_ok())
+            let starts = first.positions.get(*first_index);
+            starts.is_some_and(|starts| {
+                starts.iter().any(|start| {
+                    others.iter().enumerate().all(|(offset, positions)| {
+                        let wanted = u32::try_from(offset + 1)
+                            .ok()
+                            .and_then(|offset| start.checked_add(offset));
+                        wanted.is_some_and(|wanted| positions.binary_search(&wanted).is_ok())
+                    })
                 })
             })
         })
-        .map(|posting| posting.record_id)
+        .map(|(_, record_id)| *record_id)
         .collect()
+}
+
+/// The first index at or after `from` whose id is not below `record_id` (`ids` ascending):
+/// galloping, so a walk over dense matches costs a step or two per match.
+fn advance(ids: &[u64], from: usize, record_id: u64) -> usize {
+    let rest = ids.get(from..).unwrap_or_default();
+    if rest.first().is_none_or(|first| *first >= record_id) {
+        return from;
+    }
+    // rest[0] < record_id: find a bound whose id is not below it, doubling the step.
+    let mut low = 0usize;
+    let mut step = 1usize;
+    while rest.get(low + step).is_some_and(|id| *id < record_id) {
+        low += step;
+        step = step.saturating_mul(2);
+    }
+    let high = (low + step).min(rest.len());
+    let between = rest.get(low + 1..high).unwrap_or_default();
+    from + low + 1 + between.partition_point(|id| *id < record_id)
 }
 
 /// Ids in both ascending lists.
@@ -394,17 +939,237 @@ fn intersect(left: &[u64], right: &[u64]) -> Vec<u64> {
     } else {
         (right, left)
     };
+    let mut cursor = 0usize;
     small
         .iter()
         .copied()
-        .filter(|id| large.binary_search(id).is_ok())
+        .filter(|id| {
+            cursor = advance(large, cursor, *id);
+            large.get(cursor) == Some(id)
+        })
         .collect()
 }
 
+/// One record that matched, with its relevance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchHit {
+    pub record_id: u64,
+    pub score: f64,
+}
+
+/// The relevance order: best score first, ties by id ascending.
+fn rank_order(left: &SearchHit, right: &SearchHit) -> Ordering {
+    right
+        .score
+        .total_cmp(&left.score)
+        .then(left.record_id.cmp(&right.record_id))
+}
+
+/// A hit ordered by [`rank_order`] (`Less` = ranks first), for the top-k heap.
+struct Ranked(SearchHit);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        rank_order(&self.0, &other.0) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        rank_order(&self.0, &other.0)
+    }
+}
+
+/// Every record (live or trashed) that matched a search, with its BM25 score: ids ascending
+/// (for counts and lookups), and the relevance order on demand ([`SearchResults::ranked`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchResults {
+    ids: Vec<u64>,
+    scores: Vec<f64>,
+}
+
+impl SearchResults {
+    /// How many records matched.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The matching ids, ascending.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    /// Whether `record_id` matched.
+    pub fn contains(&self, record_id: u64) -> bool {
+        self.ids.binary_search(&record_id).is_ok()
+    }
+
+    /// The score of a record that matched.
+    pub fn score(&self, record_id: u64) -> Option<f64> {
+        let index = self.ids.binary_search(&record_id).ok()?;
+        self.scores.get(index).copied()
+    }
+
+    /// Every hit, ids ascending.
+    pub fn hits(&self) -> impl Iterator<Item = SearchHit> + '_ {
+        self.ids
+            .iter()
+            .zip(&self.scores)
+            .map(|(record_id, score)| SearchHit {
+                record_id: *record_id,
+                score: *score,
+            })
+    }
+
+    /// The hits best first (ties by id ascending), computed as far as they are consumed: the
+    /// first `expected` by one pass with a bounded heap, the next ones in growing rounds, so a
+    /// page of 20 out of 200 000 hits never sorts them all.
+    pub fn ranked(self: Arc<Self>, expected: usize) -> RankedHits {
+        RankedHits {
+            round: expected.max(16),
+            results: self,
+            buffer: Vec::new().into_iter(),
+            last: None,
+            remaining: None,
+        }
+    }
+}
+
+/// The iterator of [`SearchResults::ranked`].
+pub struct RankedHits {
+    results: Arc<SearchResults>,
+    /// The current round's hits, best first.
+    buffer: std::vec::IntoIter<SearchHit>,
+    /// The last hit handed out: every later round ranks after it.
+    last: Option<SearchHit>,
+    /// How many hits are still to come (known once the first round ran).
+    remaining: Option<usize>,
+    round: usize,
+}
+
+impl RankedHits {
+    fn refill(&mut self) {
+        let remaining = self.remaining.unwrap_or(self.results.len());
+        if remaining == 0 {
+            return;
+        }
+        let after = self.last;
+        let candidates = self
+            .results
+            .hits()
+            .filter(|hit| after.is_none_or(|after| rank_order(hit, &after) == Ordering::Greater));
+        let mut round: Vec<SearchHit> = if self.round.saturating_mul(4) >= remaining {
+            // Most of what is left: one sort.
+            let mut all: Vec<SearchHit> = candidates.collect();
+            all.sort_unstable_by(rank_order);
+            all
+        } else {
+            let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(self.round + 1);
+            for hit in candidates {
+                if heap.len() < self.round {
+                    heap.push(Ranked(hit));
+                } else if heap
+                    .peek()
+                    .is_some_and(|worst| rank_order(&hit, &worst.0) == Ordering::Less)
+                {
+                    heap.pop();
+                    heap.push(Ranked(hit));
+                }
+            }
+            heap.into_sorted_vec()
+                .into_iter()
+                .map(|ranked| ranked.0)
+                .collect()
+        };
+        round.truncate(remaining);
+        self.remaining = Some(remaining);
+        self.round = self.round.saturating_mul(4);
+        self.buffer = round.into_iter();
+    }
+}
+
+impl Iterator for RankedHits {
+    type Item = SearchHit;
+
+    fn next(&mut self) -> Option<SearchHit> {
+        let hit = match self.buffer.next() {
+            Some(hit) => hit,
+            None => {
+                self.refill();
+                self.buffer.next()?
+            }
+        };
+        self.last = Some(hit);
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(1);
+        }
+        Some(hit)
+    }
+}
+
+/// How many times a search re-reads its posting lists when writes land while it reads them.
+const READ_ATTEMPTS: usize = 5;
+
+/// How long a search waits, in all, for batches being applied to its table to finish.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The posting lists of `terms`, as of one write generation. A term's blocks are read one key
+/// at a time while the table actor may apply a batch that rewrites them (a split or a merge
+/// moves postings between keys), so the lists are read while no batch is being applied and
+/// read again when the table's write generation ([`TableStore::generation`]) moved meanwhile.
+///
+/// [`TableStore::generation`]: tabula_storage::TableStore::generation
+fn load_all_postings<'t>(
+    table: &TableShared,
+    terms: &[&'t str],
+    phrase_terms: &HashSet<&str>,
+) -> DomainResult<HashMap<&'t str, PostingList>> {
+    let started = std::time::Instant::now();
+    let mut attempts = 0;
+    while attempts < READ_ATTEMPTS && started.elapsed() < APPLY_WAIT {
+        let Some(before) = table.store.generation() else {
+            // A batch is going in: give its writer the processor, then look again.
+            std::thread::sleep(std::time::Duration::from_micros(100));
+            continue;
+        };
+        attempts += 1;
+        let mut postings: HashMap<&str, PostingList> = HashMap::new();
+        let mut consistent = true;
+        for term in terms {
+            match load_postings(table, term, phrase_terms.contains(term))? {
+                Some(list) => {
+                    postings.insert(term, list);
+                }
+                None => {
+                    consistent = false;
+                    break;
+                }
+            }
+        }
+        if consistent && table.store.generation() == Some(before) {
+            return Ok(postings);
+        }
+    }
+    Err(DomainError::Unavailable(
+        "The search index is being rewritten by a burst of writes; retry the request".into(),
+    ))
+}
+
 /// Runs a search against the table's index: every record (live or trashed) that matches, with
-/// its BM25 score, best first (ties by id ascending). Reads only the postings of the query's
-/// terms, never the records.
-pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Vec<SearchHit>> {
+/// its BM25 score. Reads only the posting blocks of the query's terms, never the records.
+pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<SearchResults> {
     let mut phrase_terms: HashSet<&str> = HashSet::new();
     let mut all_terms: Vec<&str> = Vec::new();
     for clause in &query.clauses {
@@ -419,13 +1184,7 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Vec<
             }
         }
     }
-    let mut postings: HashMap<&str, PostingList> = HashMap::new();
-    for term in &all_terms {
-        postings.insert(
-            term,
-            load_postings(table, term, phrase_terms.contains(term))?,
-        );
-    }
+    let postings = load_all_postings(table, &all_terms, &phrase_terms)?;
     let mut matched: Vec<u64> = Vec::new();
     for clause in &query.clauses {
         let mut candidates: Option<Vec<u64>> = None;
@@ -439,7 +1198,11 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Vec<
         let mut candidates = candidates.unwrap_or_default();
         for item in &clause.excluded {
             let excluded = item_matches(item, &postings);
-            candidates.retain(|id| excluded.binary_search(id).is_err());
+            let mut cursor = 0usize;
+            candidates.retain(|id| {
+                cursor = advance(&excluded, cursor, *id);
+                excluded.get(cursor) != Some(id)
+            });
         }
         matched.extend(candidates);
     }
@@ -457,7 +1220,7 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Vec<
             required_terms.push(term);
         }
     }
-    let largest_df = postings.values().map(Vec::len).max().unwrap_or(0);
+    let largest_df = postings.values().map(PostingList::len).max().unwrap_or(0);
     let documents = u64::try_from(largest_df)
         .unwrap_or(u64::MAX)
         .max(table.live_count());
@@ -475,28 +1238,36 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Vec<
             (list, idf)
         })
         .collect();
-    let mut hits: Vec<SearchHit> = matched
-        .into_iter()
-        .map(|record_id| {
-            let mut score = 0.0;
-            for (list, idf) in &weighted {
-                if let Some(posting) = find(list, record_id) {
-                    let frequency = f64::from(posting.term_frequency);
-                    let length = f64::from(posting.document_length);
-                    score += idf * frequency * (BM25_K1 + 1.0)
-                        / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length));
-                }
-            }
-            SearchHit { record_id, score }
-        })
+    // `matched` is ascending: one cursor per list walks forward.
+    let mut cursors = vec![0usize; weighted.len()];
+    let mut columns: Vec<ColumnReader> = weighted
+        .iter()
+        .map(|(list, _)| ColumnReader::new(list))
         .collect();
-    hits.sort_by(|left, right| {
-        right
-            .score
-            .total_cmp(&left.score)
-            .then(left.record_id.cmp(&right.record_id))
-    });
-    Ok(hits)
+    let mut scores = Vec::with_capacity(matched.len());
+    for record_id in &matched {
+        let mut score = 0.0;
+        for (((list, idf), cursor), columns) in weighted
+            .iter()
+            .zip(cursors.iter_mut())
+            .zip(columns.iter_mut())
+        {
+            *cursor = advance(&list.ids, *cursor, *record_id);
+            if list.ids.get(*cursor) != Some(record_id) {
+                continue;
+            }
+            if let Some((length, frequency)) = columns.get(*cursor)? {
+                let (frequency, length) = (f64::from(frequency), f64::from(length));
+                score += idf * frequency * (BM25_K1 + 1.0)
+                    / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length));
+            }
+        }
+        scores.push(score);
+    }
+    Ok(SearchResults {
+        ids: matched,
+        scores,
+    })
 }
 
 /// Whether a record matches a search, decided from the record itself (no index): the
@@ -534,6 +1305,78 @@ mod tests {
             tokenize("Hello, WORLD! e-mail 42x"),
             vec!["hello", "world", "e", "mail", "42x"]
         );
+    }
+
+    #[test]
+    fn blocks_round_trip() {
+        let postings: Vec<StoredPosting> = [
+            (3u64, 5u32, vec![0u32, 4]),
+            (4, 1, vec![0]),
+            (900, 300, vec![7, 250, 299]),
+        ]
+        .into_iter()
+        .map(|(record_id, length, positions)| StoredPosting {
+            record_id,
+            length,
+            positions,
+        })
+        .collect();
+        let bytes = encode_block(&postings).unwrap();
+        assert_eq!(decode_block(&bytes).unwrap(), postings);
+        let head = decode_head(&bytes).unwrap();
+        assert_eq!(head.ids, vec![3, 4, 900]);
+        assert_eq!(head.frequencies, vec![2, 1, 3]);
+        // Damage is an error, not a panic or a wrong answer.
+        assert!(decode_block(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_block(&[BLOCK_FORMAT + 1]).is_err());
+        assert!(decode_block(&[]).is_err());
+    }
+
+    #[test]
+    fn blocks_split_full_at_the_end_and_evenly_elsewhere() {
+        let postings: Vec<StoredPosting> = (0..300)
+            .map(|record_id| StoredPosting {
+                record_id,
+                length: 1,
+                positions: vec![0],
+            })
+            .collect();
+        let sizes = |last| -> Vec<usize> {
+            split_block(&postings, last)
+                .iter()
+                .map(|part| part.len())
+                .collect()
+        };
+        assert_eq!(sizes(true), vec![128, 128, 44]);
+        assert_eq!(sizes(false), vec![100, 100, 100]);
+        assert!(split_block(&[], true).is_empty());
+    }
+
+    #[test]
+    fn advance_gallops_to_the_first_id_not_below() {
+        let ids: Vec<u64> = (0..1000).map(|id| id * 3).collect();
+        for from in [0usize, 1, 17, 999, 1000] {
+            for record_id in [0u64, 1, 3, 4, 50, 2997, 2998, 5000] {
+                let wanted = from.max(ids.partition_point(|id| *id < record_id));
+                assert_eq!(advance(&ids, from, record_id), wanted, "{from} {record_id}");
+            }
+        }
+    }
+
+    #[test]
+    fn ranked_hits_come_best_first_in_rounds() {
+        let ids: Vec<u64> = (1..=500).collect();
+        let scores: Vec<f64> = ids
+            .iter()
+            .map(|id| f64::from(u32::try_from(id % 7).unwrap()))
+            .collect();
+        let results = Arc::new(SearchResults { ids, scores });
+        let mut wanted: Vec<SearchHit> = results.hits().collect();
+        wanted.sort_by(rank_order);
+        for expected in [1usize, 5, 16, 100, 499, 500, usize::MAX] {
+            let ranked: Vec<SearchHit> = Arc::clone(&results).ranked(expected).collect();
+            assert_eq!(ranked, wanted, "{expected}");
+        }
     }
 
     #[test]
