@@ -40,6 +40,31 @@ pub struct PageView {
     pub client: std::sync::Arc<str>,
 }
 
+impl PageView {
+    /// The borrowed form the aggregator folds.
+    pub fn view(&self) -> PageViewRef<'_> {
+        PageViewRef {
+            at_ms: self.at_ms,
+            visitor: self.visitor,
+            path: &self.path,
+            referrer: self.referrer.as_deref(),
+            campaign: self.campaign.as_deref(),
+            client: &self.client,
+        }
+    }
+}
+
+/// One page view as the aggregator folds it, borrowed from the collect path's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageViewRef<'a> {
+    pub at_ms: i64,
+    pub visitor: u64,
+    pub path: &'a str,
+    pub referrer: Option<&'a str>,
+    pub campaign: Option<&'a str>,
+    pub client: &'a str,
+}
+
 /// How the rollups count.
 #[derive(Debug, Clone, Copy)]
 pub struct RollupSettings {
@@ -411,7 +436,7 @@ impl Rollups {
     }
 
     /// Folds one page view into its day.
-    pub fn fold(&mut self, event: &PageView) -> StorageResult<()> {
+    pub fn fold(&mut self, event: PageViewRef<'_>) -> StorageResult<()> {
         let day = day_of(event.at_ms);
         let ms_of_day = u32::try_from(event.at_ms.rem_euclid(DAY_MS)).unwrap_or(0);
         let hour = (ms_of_day / 3_600_000).min(23) as usize;
@@ -419,17 +444,13 @@ impl Rollups {
             let state = DayState::load(&self.tree, day)?;
             self.days.insert(day, state);
         }
-        let path = self.row_for(day, Dimension::Path, &event.path)?;
-        let referrer = self.row_for(
-            day,
-            Dimension::Referrer,
-            event.referrer.as_deref().unwrap_or(""),
-        )?;
-        let campaign = match &event.campaign {
+        let path = self.row_for(day, Dimension::Path, event.path)?;
+        let referrer = self.row_for(day, Dimension::Referrer, event.referrer.unwrap_or(""))?;
+        let campaign = match event.campaign {
             Some(value) => Some(self.row_for(day, Dimension::Campaign, value)?),
             None => None,
         };
-        let client = self.row_for(day, Dimension::Client, &event.client)?;
+        let client = self.row_for(day, Dimension::Client, event.client)?;
         let timeout = self.settings.session_timeout_ms;
         let Some(state) = self.days.get_mut(&day) else {
             return Ok(());
