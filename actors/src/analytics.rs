@@ -279,6 +279,9 @@ impl AnalyticsAggregator {
                     return false;
                 }
                 if let Err(error) = self.rollups.fold(event) {
+                    // The event that failed is dropped; the rest of the batch waits for the
+                    // restarted actor.
+                    self.folded += 1;
                     self.fail(&error, context);
                     return true;
                 }
@@ -367,9 +370,8 @@ impl Actor for AnalyticsAggregator {
 
 impl Supervised for AnalyticsAggregator {
     fn restarting(&mut self, _context: &mut Context<Self>) {
-        // The batch being folded when the actor failed is lost with the unflushed rollups.
-        self.folding.clear();
-        self.folded = 0;
+        // What was not yet folded of the batch in hand (`folding` from `folded` on) is folded
+        // by the restarted actor, as events still queued are.
         let settings = Self::rollup_settings(&self.settings);
         match Rollups::open(self.store.clone(), self.tree.clone(), settings) {
             Ok(rollups) => self.rollups = rollups,
