@@ -101,11 +101,6 @@ pub async fn identify(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // The analytics collect endpoint ignores credentials (SPEC §7): nothing to resolve there,
-    // and it is the hottest path of the server.
-    if request.path() == crate::routes::analytics::COLLECT_PATH {
-        return next.call(request).await;
-    }
     if let Some(state) = request.app_data::<web::Data<AppState>>().cloned() {
         let token = credential(request.headers(), || {
             request

@@ -31,17 +31,26 @@ pub fn create_app(
     >,
 > {
     let max_body_bytes = usize::try_from(state.config.server.max_body_bytes).unwrap_or(usize::MAX);
+    let collect_rate_limited = state.config.rate_limit.analytics_collect > 0;
     App::new()
         .app_data(state)
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .app_data(web::JsonConfig::default().limit(max_body_bytes))
-        .configure(routes::configure)
-        .default_service(web::to(routes::unknown_route))
-        // Inside out: the caller is identified, then counted against its rate limit.
-        .wrap(from_fn(rate_limit::enforce))
-        .wrap(from_fn(auth::identify))
-        .wrap(ErrorHandlers::new().default_handler(envelope_for_foreign_errors))
-        .wrap(from_fn(request_context))
+        // The analytics collect path (the hottest route) first, with its own lean middleware:
+        // the same request context and error envelope, its rate limit only when one is set, no
+        // credential resolution (SPEC §7 ignores credentials there).
+        .configure(|config| routes::analytics::configure_collect(config, collect_rate_limited))
+        // Every other route, behind the shared middleware stack.
+        .service(
+            web::scope("")
+                .configure(routes::configure)
+                .default_service(web::to(routes::unknown_route))
+                // Inside out: the caller is identified, then counted against its rate limit.
+                .wrap(from_fn(rate_limit::enforce))
+                .wrap(from_fn(auth::identify))
+                .wrap(ErrorHandlers::new().default_handler(envelope_for_foreign_errors))
+                .wrap(from_fn(request_context)),
+        )
 }
 
 /// Serves HTTP on `listener` until SIGINT/SIGTERM, drains in-flight requests, then flushes.

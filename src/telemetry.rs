@@ -53,7 +53,10 @@ fn new_request_id() -> String {
         *slot = DIGITS[(value & 0xf) as usize];
         value >>= 4;
     }
-    text.iter().map(|digit| char::from(*digit)).collect()
+    // Hex digits are ASCII, so the conversion cannot fail.
+    std::str::from_utf8(&text)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Middleware: request id, tracing span, `x-request-id` on every response.

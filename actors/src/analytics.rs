@@ -2,11 +2,13 @@
 //! and [`Analytics`], the handle the collect path uses.
 //!
 //! The collect path does the per-request work on the HTTP worker (validate, hash the visitor,
-//! classify the User-Agent, extract referrer and campaign) and pushes the event into a bounded
-//! queue — never waiting for a disk write; a full queue is reported so the caller can shed load.
-//! The aggregator drains the queue in batches (on a short timer, or sooner when it fills),
-//! folds events into the in-memory rollups ([`rollup`]) and flushes them to the `sys/analytics`
-//! tree every `flush_interval_ms` in one batch. Reports flush first, then read the tree
+//! classify the User-Agent, extract referrer and campaign) and appends the event to a bounded
+//! batch — never waiting for a disk write; a full batch is reported so the caller can shed load.
+//! The batch is one text buffer plus fixed-size entries, so an event costs no allocation of its
+//! own (the buffers keep their capacity); the aggregator swaps the whole batch for its empty
+//! spare (on a short timer, or sooner when it fills), folds the events into the in-memory
+//! rollups ([`rollup`]) and flushes them to the `sys/analytics` tree every `flush_interval_ms`
+//! in one batch. Reports flush first, then read the tree
 //! ([`report`]), so they see every accepted event.
 
 pub mod client;
@@ -25,23 +27,24 @@ use actix::{
     Actor, ActorContext, Addr, Arbiter, AsyncContext, Context, Handler, Message, ResponseFuture,
     Supervised, Supervisor,
 };
-use crossbeam_queue::ArrayQueue;
 use tabula_storage::{StorageError, StorageResult, Store};
 
 use crate::error::{DomainError, DomainResult};
-use client::{campaign_value, normalise_path, referrer_domain, ClientClassifier, PathGlob};
+use client::{normalised_path, push_campaign_value, referrer_host, ClientClassifier, PathGlob};
 use report::{Report, ReportKind, ReportParams};
-use rollup::{FlushSummary, PageView, RollupSettings, Rollups};
+use rollup::{FlushSummary, PageView, PageViewRef, RollupSettings, Rollups};
 use visitor::{day_of, VisitorHasher, DAY_MS};
 
 pub use report::{Report as AnalyticsReport, ReportKind as AnalyticsReportKind};
-pub use rollup::PageView as CollectedPageView;
+pub use rollup::{PageView as CollectedPageView, PageViewRef as CollectedPageViewRef};
 pub use visitor::AnalyticsClock;
 
 /// How often the aggregator drains the queue when nobody wakes it sooner.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(25);
 /// Most events folded in one go before the aggregator looks at its timers and mailbox again.
 const DRAIN_BATCH: usize = 20_000;
+/// Text capacity (bytes) a drained batch keeps for reuse; a burst's larger buffer is let go.
+const SPARE_TEXT_KEEP_BYTES: usize = 4 << 20;
 /// How often the aggregator checks whether a new day needs a retention purge.
 const PURGE_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -139,9 +142,87 @@ pub struct FlushForShutdown {
     pub done: std::sync::mpsc::Sender<StorageResult<()>>,
 }
 
+/// Events accepted and not yet folded: their texts (path, referrer domain, campaign, client,
+/// one after the other) in one buffer, and one fixed-size entry per event.
+#[derive(Default)]
+struct Batch {
+    views: Vec<QueuedView>,
+    text: String,
+}
+
+/// One event of a [`Batch`]: its texts are `text[start..path_end]`, then the referrer domain
+/// up to `referrer_end`, the campaign up to `campaign_end`, the client up to `client_end`
+/// (an empty referrer or campaign is `None`: neither is ever an empty value).
+#[derive(Clone, Copy)]
+struct QueuedView {
+    at_ms: i64,
+    visitor: u64,
+    start: usize,
+    path_end: usize,
+    referrer_end: usize,
+    campaign_end: usize,
+    client_end: usize,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Appends one event; `write` appends its path, referrer domain and campaign to the text
+    /// buffer, reporting where each ends.
+    fn push(
+        &mut self,
+        at_ms: i64,
+        visitor: u64,
+        client: &str,
+        write: impl FnOnce(&mut String) -> [usize; 3],
+    ) {
+        let start = self.text.len();
+        let [path_end, referrer_end, campaign_end] = write(&mut self.text);
+        self.text.push_str(client);
+        self.views.push(QueuedView {
+            at_ms,
+            visitor,
+            start,
+            path_end,
+            referrer_end,
+            campaign_end,
+            client_end: self.text.len(),
+        });
+    }
+
+    fn get(&self, index: usize) -> Option<PageViewRef<'_>> {
+        let view = self.views.get(index)?;
+        let part = |from: usize, to: usize| self.text.get(from..to).unwrap_or("");
+        let optional =
+            |from: usize, to: usize| Some(part(from, to)).filter(|text| !text.is_empty());
+        Some(PageViewRef {
+            at_ms: view.at_ms,
+            visitor: view.visitor,
+            path: part(view.start, view.path_end),
+            referrer: optional(view.path_end, view.referrer_end),
+            campaign: optional(view.referrer_end, view.campaign_end),
+            client: part(view.campaign_end, view.client_end),
+        })
+    }
+
+    /// Empties the batch, keeping its buffers (unless a burst made them large).
+    fn clear(&mut self) {
+        self.views.clear();
+        self.text.clear();
+        if self.text.capacity() > SPARE_TEXT_KEEP_BYTES {
+            self.text = String::new();
+            self.views = Vec::new();
+        }
+    }
+}
+
 /// What the collect path and the aggregator share.
 struct Ingest {
-    queue: ArrayQueue<PageView>,
+    /// The events accepted since the aggregator last took them (at most `capacity`).
+    pending: Mutex<Batch>,
+    capacity: usize,
     wake_pending: AtomicBool,
     hasher: VisitorHasher,
     classifier: ClientClassifier,
@@ -153,6 +234,9 @@ struct Ingest {
 /// The actor that owns the rollups: the only writer of `sys/analytics` (besides the salt).
 pub struct AnalyticsAggregator {
     ingest: Arc<Ingest>,
+    /// The batch being folded (taken from `ingest.pending`) and how far folding has got.
+    folding: Batch,
+    folded: usize,
     store: Store,
     tree: sled::Tree,
     settings: AnalyticsSettings,
@@ -171,23 +255,38 @@ impl AnalyticsAggregator {
         }
     }
 
-    /// Folds everything queued. A storage failure stops the actor (its supervisor restarts it
-    /// from what is on disk: the same loss as a crash, at most one flush interval).
-    fn drain(&mut self, context: &mut Context<Self>) {
+    /// Folds what is queued, at most [`DRAIN_BATCH`] events. A storage failure stops the
+    /// actor (its supervisor restarts it from what is on disk: the same loss as a crash, at most
+    /// one flush interval). Returns whether everything queued has been folded.
+    fn drain(&mut self, context: &mut Context<Self>) -> bool {
         self.ingest.wake_pending.store(false, Ordering::Release);
-        let mut folded = 0usize;
-        while let Some(event) = self.ingest.queue.pop() {
-            if let Err(error) = self.rollups.fold(&event) {
-                self.fail(&error, context);
-                return;
-            }
-            folded += 1;
-            if folded == DRAIN_BATCH {
-                // More is waiting: come back after the other messages and timers.
-                if !self.ingest.wake_pending.swap(true, Ordering::AcqRel) {
-                    context.notify(DrainQueue);
+        let mut budget = DRAIN_BATCH;
+        loop {
+            if self.folded == self.folding.len() {
+                self.folding.clear();
+                self.folded = 0;
+                std::mem::swap(&mut self.folding, &mut *self.ingest.lock());
+                if self.folding.len() == 0 {
+                    return true;
                 }
-                break;
+            }
+            while let Some(event) = self.folding.get(self.folded) {
+                if budget == 0 {
+                    // More is waiting: come back after the other messages and timers.
+                    if !self.ingest.wake_pending.swap(true, Ordering::AcqRel) {
+                        context.notify(DrainQueue);
+                    }
+                    return false;
+                }
+                if let Err(error) = self.rollups.fold(event) {
+                    // The event that failed is dropped; the rest of the batch waits for the
+                    // restarted actor.
+                    self.folded += 1;
+                    self.fail(&error, context);
+                    return true;
+                }
+                self.folded += 1;
+                budget -= 1;
             }
         }
     }
@@ -209,9 +308,7 @@ impl AnalyticsAggregator {
 
     fn flush(&mut self, context: &mut Context<Self>) -> DomainResult<FlushSummary> {
         // Everything queued now is folded in, however much it is.
-        while !self.ingest.queue.is_empty() {
-            self.drain(context);
-        }
+        while !self.drain(context) {}
         self.last_flush = Instant::now();
         let today = day_of(self.ingest.clock.now_ms());
         match self.rollups.flush(today) {
@@ -273,6 +370,8 @@ impl Actor for AnalyticsAggregator {
 
 impl Supervised for AnalyticsAggregator {
     fn restarting(&mut self, _context: &mut Context<Self>) {
+        // What was not yet folded of the batch in hand (`folding` from `folded` on) is folded
+        // by the restarted actor, as events still queued are.
         let settings = Self::rollup_settings(&self.settings);
         match Rollups::open(self.store.clone(), self.tree.clone(), settings) {
             Ok(rollups) => self.rollups = rollups,
@@ -335,6 +434,16 @@ impl Handler<FlushForShutdown> for AnalyticsAggregator {
     }
 }
 
+impl Ingest {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Batch> {
+        // A panic while holding the lock can leave at worst text that no entry points at: the
+        // entries and their offsets stay consistent, so the batch is still usable.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// The analytics of one server: the aggregator's address and the collect path's state.
 #[derive(Clone)]
 pub struct Analytics {
@@ -354,7 +463,8 @@ impl Analytics {
         let tree = store.system_tree("analytics")?;
         let hasher = VisitorHasher::open(store.clone(), tree.clone(), &settings.app_name)?;
         let ingest = Arc::new(Ingest {
-            queue: ArrayQueue::new(settings.queue_capacity.max(1)),
+            pending: Mutex::new(Batch::default()),
+            capacity: settings.queue_capacity.max(1),
             wake_pending: AtomicBool::new(false),
             hasher,
             classifier: ClientClassifier::default(),
@@ -374,6 +484,8 @@ impl Analytics {
         let arbiter = Arbiter::new();
         let actor = AnalyticsAggregator {
             ingest: Arc::clone(&ingest),
+            folding: Batch::default(),
+            folded: 0,
             store: store.clone(),
             tree,
             settings,
@@ -399,9 +511,9 @@ impl Analytics {
         &self.ingest.clock
     }
 
-    /// Events waiting in the queue.
+    /// Events waiting in the queue (accepted, not yet taken by the aggregator).
     pub fn queued(&self) -> usize {
-        self.ingest.queue.len()
+        self.ingest.lock().len()
     }
 
     /// The salt day in use (tests).
@@ -424,35 +536,64 @@ impl Analytics {
         if input.do_not_track && self.ingest.respect_dnt {
             return Ok(CollectOutcome::Ignored);
         }
-        let path = normalise_path(raw_path).unwrap_or_else(|| "/".to_owned());
-        if self.ingest.excluded.iter().any(|glob| glob.matches(&path)) {
+        let path = normalised_path(raw_path).unwrap_or("/");
+        if self.ingest.excluded.iter().any(|glob| glob.matches(path)) {
             return Ok(CollectOutcome::Ignored);
         }
         let now = self.ingest.clock.now_ms();
-        let event = PageView {
-            at_ms: now,
-            visitor: self
-                .ingest
-                .hasher
-                .visitor_id(day_of(now), input.client_ip, input.user_agent),
-            path,
-            referrer: input.referrer.and_then(referrer_domain),
-            campaign: campaign_value(input.utm_source, input.utm_medium, input.utm_campaign),
-            client: self.ingest.classifier.classify(input.user_agent),
-        };
-        Ok(self.enqueue(event))
+        let visitor = self
+            .ingest
+            .hasher
+            .visitor_id(day_of(now), input.client_ip, input.user_agent);
+        let client = self.ingest.classifier.classify(input.user_agent);
+        let referrer = input.referrer.and_then(referrer_host);
+        Ok(self.push(now, visitor, &client, |text| {
+            text.push_str(path);
+            let path_end = text.len();
+            if let Some(host) = referrer {
+                let from = text.len();
+                text.push_str(host);
+                text[from..].make_ascii_lowercase();
+            }
+            let referrer_end = text.len();
+            push_campaign_value(text, input.utm_source, input.utm_medium, input.utm_campaign);
+            [path_end, referrer_end, text.len()]
+        }))
     }
 
-    /// Hands a prepared event to the aggregator (the collect path; benches and tests that
-    /// replay events with their own timestamps).
+    /// Hands a prepared event to the aggregator (benches and tests that replay events with
+    /// their own timestamps).
     pub fn enqueue(&self, event: PageView) -> CollectOutcome {
-        if self.ingest.queue.push(event).is_err() {
-            return CollectOutcome::QueueFull;
-        }
-        let wake_at = (self.ingest.queue.capacity() / 8).max(1);
-        if self.ingest.queue.len() >= wake_at
-            && !self.ingest.wake_pending.swap(true, Ordering::AcqRel)
-        {
+        let view = event.view();
+        self.push(view.at_ms, view.visitor, view.client, |text| {
+            text.push_str(view.path);
+            let path_end = text.len();
+            text.push_str(view.referrer.unwrap_or(""));
+            let referrer_end = text.len();
+            text.push_str(view.campaign.unwrap_or(""));
+            [path_end, referrer_end, text.len()]
+        })
+    }
+
+    /// Appends one event to the pending batch (or reports it full) and wakes the aggregator
+    /// when the batch passes an eighth of its capacity.
+    fn push(
+        &self,
+        at_ms: i64,
+        visitor: u64,
+        client: &str,
+        write: impl FnOnce(&mut String) -> [usize; 3],
+    ) -> CollectOutcome {
+        let queued = {
+            let mut pending = self.ingest.lock();
+            if pending.len() >= self.ingest.capacity {
+                return CollectOutcome::QueueFull;
+            }
+            pending.push(at_ms, visitor, client, write);
+            pending.len()
+        };
+        let wake_at = (self.ingest.capacity / 8).max(1);
+        if queued >= wake_at && !self.ingest.wake_pending.swap(true, Ordering::AcqRel) {
             self.addr.do_send(DrainQueue);
         }
         CollectOutcome::Counted

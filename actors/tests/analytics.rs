@@ -701,6 +701,102 @@ fn retention_purges_old_rollups() {
     });
 }
 
+/// Many more events than the aggregator folds in one go (20 000), accepted faster than it
+/// drains: every one is counted exactly, in order (the sessions depend on it).
+#[test]
+fn a_long_stream_is_folded_completely_across_drains() {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let raw = (0..45_000)
+        .map(|_| {
+            (
+                i64::try_from(next(u64::try_from(2 * DAY_MS).unwrap())).unwrap(),
+                next(40),
+                usize::try_from(next(PATHS.len() as u64)).unwrap(),
+                usize::try_from(next(REFERRERS.len() as u64)).unwrap(),
+                Some(usize::try_from(next(3)).unwrap()).filter(|_| next(2) == 0),
+                usize::try_from(next(CLIENTS.len() as u64)).unwrap(),
+            )
+        })
+        .collect();
+    check_stream(build_events(raw), DAY0_MS + 2 * DAY_MS + 23 * HOUR_MS);
+}
+
+/// What the collect path derives goes into the batch and out of the reports as it should:
+/// the referrer's domain lower-cased without `www.`, port or trailing dot; the campaign's three
+/// parts; the path without its query string.
+#[test]
+fn collect_derives_path_referrer_and_campaign() {
+    let directory = tempfile::tempdir().unwrap();
+    run(async move {
+        let store = Store::open(directory.path()).unwrap();
+        let clock = AnalyticsClock::manual(DAY0_MS + 9 * HOUR_MS);
+        let analytics = start(&store, &clock, settings());
+        let input = CollectInput {
+            path: PathField::Text(" /pricing?plan=pro#faq "),
+            referrer: Some("https://WWW.Ünï.Example.COM.:8443/x"),
+            utm_source: Some(" news "),
+            utm_medium: None,
+            utm_campaign: Some("launch"),
+            client_ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9)),
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+            do_not_track: false,
+        };
+        assert_eq!(analytics.collect(&input).unwrap(), CollectOutcome::Counted);
+        let direct = CollectInput {
+            path: PathField::Text("?only=query"),
+            referrer: Some("   "),
+            utm_source: None,
+            utm_campaign: None,
+            ..input.clone()
+        };
+        assert_eq!(analytics.collect(&direct).unwrap(), CollectOutcome::Counted);
+        let range = params(DAY0_MS, DAY0_MS + DAY_MS, Granularity::Day, 10);
+        let Report::Pages(pages) = read(&analytics, ReportKind::Pages, range).await else {
+            panic!()
+        };
+        let mut paths: Vec<&str> = pages
+            .rows
+            .iter()
+            .map(|row| row.name.as_deref().unwrap_or(""))
+            .collect();
+        paths.sort_unstable();
+        assert_eq!(paths, ["/", "/pricing"]);
+        let Report::Referrers(referrers) = read(&analytics, ReportKind::Referrers, range).await
+        else {
+            panic!()
+        };
+        let mut domains: Vec<Option<&str>> = referrers
+            .rows
+            .iter()
+            .map(|row| row.name.as_deref())
+            .collect();
+        domains.sort_unstable();
+        assert_eq!(domains, [None, Some("Ünï.example.com")]);
+        let Report::Campaigns(campaigns) = read(&analytics, ReportKind::Campaigns, range).await
+        else {
+            panic!()
+        };
+        assert_eq!(campaigns.rows.len(), 1);
+        let row = &campaigns.rows[0];
+        assert_eq!(
+            (
+                row.source.as_deref(),
+                row.medium.as_deref(),
+                row.campaign.as_deref()
+            ),
+            (Some("news"), None, Some("launch"))
+        );
+        assert_eq!(row.page_views, 1, "the direct view has no campaign");
+        analytics.shutdown();
+    });
+}
+
 #[test]
 fn a_full_queue_sheds_load() {
     let directory = tempfile::tempdir().unwrap();
@@ -935,6 +1031,12 @@ fn referrer_domains_drop_www_ports_and_credentials() {
         ("", None),
         ("   ", None),
         ("https:///nohost", None),
+        ("https://WWW.Example.COM./a", Some("example.com")),
+        ("https://wwwx.example.com/", Some("wwwx.example.com")),
+        ("https://ww", Some("ww")),
+        ("https://Ünï.de/", Some("Ünï.de")),
+        ("https://é/", Some("é")),
+        ("no scheme://here", Some("here")),
     ];
     for (referrer, expected) in cases {
         assert_eq!(referrer_domain(referrer).as_deref(), expected, "{referrer}");

@@ -32,7 +32,7 @@ use crate::error::{ApiError, ErrorCode};
 
 /// Mounts every route.
 pub fn configure(config: &mut web::ServiceConfig) {
-    // First: the collect path is the hottest route, matched before the table routes' patterns.
+    // (The analytics collect path is mounted by `create_app`, outside the shared middleware.)
     analytics::configure(config);
     health::configure(config);
     auth::configure(config);
@@ -98,7 +98,9 @@ fn note_route(method: &'static str, path: &str) {
 pub fn mounted_routes() -> Vec<(&'static str, String)> {
     ROUTE_COLLECTOR.with(|collector| *collector.borrow_mut() = Some(Vec::new()));
     // `App::configure` runs the closure at once; the app itself is never started.
-    let _app = actix_web::App::new().configure(configure);
+    let _app = actix_web::App::new()
+        .configure(|config| analytics::configure_collect(config, false))
+        .configure(configure);
     ROUTE_COLLECTOR.with(|collector| collector.borrow_mut().take().unwrap_or_default())
 }
 

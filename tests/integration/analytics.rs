@@ -105,6 +105,129 @@ async fn preflight_is_answered_for_any_origin() {
     assert_eq!(reply.header("allow").as_deref(), Some("POST"));
 }
 
+/// A fresh request id: 16 lower-case hex digits.
+fn assert_fresh_request_id(reply: &crate::common::Reply, what: &str) {
+    let id = reply.header("x-request-id").unwrap_or_default();
+    assert!(
+        id.len() == 16
+            && id
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)),
+        "{what}: x-request-id {id:?}"
+    );
+}
+
+/// The collect path has its own middleware (in front of the shared stack): every outcome still
+/// carries `x-request-id` (a sane incoming one echoed), the CORS headers for a cross-origin
+/// caller, and framework errors in the envelope.
+#[actix_web::test]
+async fn every_collect_outcome_carries_a_request_id_and_cors() {
+    let app = analytics_app("");
+    let service = service!(app);
+    let origin = ("origin", "https://blog.example");
+
+    let accepted = send_request(
+        &service,
+        collect_request(r#"{"p":"/a"}"#, "203.0.113.5", CHROME_UA).insert_header(origin),
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::NO_CONTENT);
+    assert_fresh_request_id(&accepted, "204");
+    assert_eq!(
+        accepted.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+
+    let echoed = send_request(
+        &service,
+        collect_request(r#"{"p":"/a"}"#, "203.0.113.5", CHROME_UA)
+            .insert_header(("x-request-id", "beacon-42")),
+    )
+    .await;
+    assert_eq!(echoed.status, StatusCode::NO_CONTENT);
+    assert_eq!(echoed.header("x-request-id").as_deref(), Some("beacon-42"));
+
+    let bad = send_request(
+        &service,
+        collect_request(r#"{"p":""}"#, "203.0.113.5", CHROME_UA).insert_header(origin),
+    )
+    .await;
+    bad.assert_error(400, "VALIDATION_ERROR");
+    assert_fresh_request_id(&bad, "400");
+    assert_eq!(
+        bad.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+
+    // Over the collect body limit (16 KiB): actix's own error, rewritten into the envelope.
+    let huge = json!({"p": "/x", "t": "t".repeat(20_000)}).to_string();
+    let too_large = send_request(
+        &service,
+        collect_request(&huge, "203.0.113.5", CHROME_UA).insert_header(origin),
+    )
+    .await;
+    too_large.assert_error(413, "PAYLOAD_TOO_LARGE");
+    assert_fresh_request_id(&too_large, "413");
+
+    let preflight = send_request(
+        &service,
+        TestRequest::default()
+            .method(Method::OPTIONS)
+            .uri("/api/analytics/collect")
+            .insert_header(origin)
+            .insert_header(("access-control-request-method", "POST")),
+    )
+    .await;
+    assert!(preflight.status.is_success(), "{:?}", preflight.status);
+    assert_fresh_request_id(&preflight, "preflight");
+
+    let wrong_method =
+        send_request(&service, TestRequest::get().uri("/api/analytics/collect")).await;
+    wrong_method.assert_error(405, "VALIDATION_ERROR");
+    assert_fresh_request_id(&wrong_method, "405");
+
+    // Only the two accepted views were counted.
+    let overview = get(&service, &format!("/api/analytics/overview?{}", range())).await;
+    assert_eq!(overview.body["summary"]["pageViews"], json!(2));
+    // The report routes still go through the shared stack (request id there too).
+    assert_fresh_request_id(&overview, "report");
+}
+
+/// `rate_limit.analytics_collect` applies to the collect path (per client IP): 429 with
+/// `Retry-After` and a request id; other clients are unaffected.
+#[actix_web::test]
+async fn the_collect_rate_limit_applies_when_set() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let mut config = crate::common::config_from_toml(directory.path(), "");
+    config.rate_limit.analytics_collect = 2;
+    let app = TestApp::with_config(config, directory);
+    let service = service!(app);
+    for _ in 0..2 {
+        let reply = send_request(
+            &service,
+            collect_request(r#"{"p":"/r"}"#, "203.0.113.8", CHROME_UA),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    let limited = send_request(
+        &service,
+        collect_request(r#"{"p":"/r"}"#, "203.0.113.8", CHROME_UA),
+    )
+    .await;
+    limited.assert_error(429, "RATE_LIMITED");
+    assert!(limited.header("retry-after").is_some());
+    assert_fresh_request_id(&limited, "429");
+    let other = send_request(
+        &service,
+        collect_request(r#"{"p":"/r"}"#, "198.51.100.2", CHROME_UA),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::NO_CONTENT);
+    let overview = get(&service, &format!("/api/analytics/overview?{}", range())).await;
+    assert_eq!(overview.body["summary"]["pageViews"], json!(3));
+}
+
 #[actix_web::test]
 async fn a_bad_path_or_body_is_a_400_envelope() {
     let app = analytics_app("");
@@ -394,6 +517,7 @@ async fn a_saturated_queue_sheds_with_503_and_counts_what_it_accepted() {
         } else {
             reply.assert_error(503, "SERVICE_UNAVAILABLE");
             assert_eq!(reply.header("retry-after").as_deref(), Some("1"));
+            assert_fresh_request_id(&reply, "503");
         }
     }
     let overview = get(&service, &format!("/api/analytics/overview?{}", range())).await;

@@ -145,16 +145,31 @@ pub fn truncate(text: &str, max: usize) -> &str {
 /// The counted form of a page path: without query string or fragment, at most
 /// [`VALUE_MAX_BYTES`]. `None` when nothing is left.
 pub fn normalise_path(path: &str) -> Option<String> {
+    normalised_path(path).map(str::to_owned)
+}
+
+/// [`normalise_path`] without the copy: the part of `path` that is counted.
+pub fn normalised_path(path: &str) -> Option<&str> {
     let end = path.find(['?', '#']).unwrap_or(path.len());
     let path = truncate(path[..end].trim(), VALUE_MAX_BYTES);
-    (!path.is_empty()).then(|| path.to_owned())
+    (!path.is_empty()).then_some(path)
 }
 
 /// The host of a referrer URL, lower-cased, without port, credentials or a leading `www.`.
 /// `None` (direct) for an empty or host-less referrer.
 pub fn referrer_domain(referrer: &str) -> Option<String> {
+    referrer_host(referrer).map(str::to_ascii_lowercase)
+}
+
+/// [`referrer_domain`] without the copy: the host as written in `referrer` (its lower-cased
+/// form is the domain; lower-casing ASCII keeps every byte offset).
+pub fn referrer_host(referrer: &str) -> Option<&str> {
     let referrer = referrer.trim();
-    let after_scheme = match referrer.find("://") {
+    let after_scheme = match referrer
+        .as_bytes()
+        .windows(3)
+        .position(|window| window == b"://")
+    {
         Some(index) => &referrer[index + 3..],
         None => referrer,
     };
@@ -168,10 +183,14 @@ pub fn referrer_domain(referrer: &str) -> Option<String> {
     } else {
         host.split(':').next().unwrap_or(host)
     };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let host = host.trim_end_matches('.');
+    // `www.` in any case: four ASCII bytes, so the rest starts at a character boundary.
+    let host = match host.as_bytes().get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(b"www.") => &host[4..],
+        _ => host,
+    };
     let host = truncate(host, VALUE_MAX_BYTES);
-    (!host.is_empty()).then(|| host.to_owned())
+    (!host.is_empty()).then_some(host)
 }
 
 /// The campaign row value `source␟medium␟campaign`, or `None` when all three are empty.
@@ -181,14 +200,32 @@ pub fn campaign_value(
     medium: Option<&str>,
     campaign: Option<&str>,
 ) -> Option<String> {
+    let mut value = String::new();
+    push_campaign_value(&mut value, source, medium, campaign).then_some(value)
+}
+
+/// Appends the campaign row value of [`campaign_value`] to `out`; false (nothing appended)
+/// when all three are empty.
+pub fn push_campaign_value(
+    out: &mut String,
+    source: Option<&str>,
+    medium: Option<&str>,
+    campaign: Option<&str>,
+) -> bool {
     fn part(value: Option<&str>) -> &str {
         truncate(value.unwrap_or("").trim(), VALUE_MAX_BYTES / 4)
     }
     let (source, medium, campaign) = (part(source), part(medium), part(campaign));
     if source.is_empty() && medium.is_empty() && campaign.is_empty() {
-        return None;
+        return false;
     }
-    Some(format!("{source}{SEPARATOR}{medium}{SEPARATOR}{campaign}"))
+    for (index, part) in [source, medium, campaign].into_iter().enumerate() {
+        if index > 0 {
+            out.push(SEPARATOR);
+        }
+        out.push_str(part);
+    }
+    true
 }
 
 /// The parts of a campaign row value; empty parts are `None`.

@@ -40,6 +40,31 @@ pub struct PageView {
     pub client: std::sync::Arc<str>,
 }
 
+impl PageView {
+    /// The borrowed form the aggregator folds.
+    pub fn view(&self) -> PageViewRef<'_> {
+        PageViewRef {
+            at_ms: self.at_ms,
+            visitor: self.visitor,
+            path: &self.path,
+            referrer: self.referrer.as_deref(),
+            campaign: self.campaign.as_deref(),
+            client: &self.client,
+        }
+    }
+}
+
+/// One page view as the aggregator folds it, borrowed from the collect path's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageViewRef<'a> {
+    pub at_ms: i64,
+    pub visitor: u64,
+    pub path: &'a str,
+    pub referrer: Option<&'a str>,
+    pub campaign: Option<&'a str>,
+    pub client: &'a str,
+}
+
 /// How the rollups count.
 #[derive(Debug, Clone, Copy)]
 pub struct RollupSettings {
@@ -366,6 +391,10 @@ pub struct Rollups {
     settings: RollupSettings,
     days: BTreeMap<u32, DayState>,
     interned: Vec<FxHashMap<Box<str>, u32>>,
+    /// Per dimension: `interned` holds the whole value → row dictionary, so a value missing
+    /// from it is new and sled need not be asked (true from start-up while the dictionary fits
+    /// [`INTERNED_VALUES_LIMIT`], false once the map has been emptied for size).
+    interned_complete: [bool; 4],
     last_row_ids: [u32; 4],
     pending_names: Vec<(Dimension, u32, String)>,
     dirty: bool,
@@ -374,9 +403,32 @@ pub struct Rollups {
 impl Rollups {
     pub fn open(store: Store, tree: sled::Tree, settings: RollupSettings) -> StorageResult<Self> {
         let mut last_row_ids = [0u32; 4];
+        let mut interned: Vec<FxHashMap<Box<str>, u32>> =
+            (0..4).map(|_| FxHashMap::default()).collect();
+        let mut interned_complete = [false; 4];
         for dim in Dimension::ALL {
             if let Some(bytes) = tree.get(layout::last_row_id_key(dim))? {
                 last_row_ids[dim.index()] = layout::u32_at(&bytes, 0).unwrap_or(0);
+            }
+            // Row ids are dense from 1, so the last one is the dictionary's size: load it whole
+            // when it fits, and new values never cost a sled lookup.
+            if usize::try_from(last_row_ids[dim.index()]).unwrap_or(usize::MAX)
+                <= INTERNED_VALUES_LIMIT
+            {
+                let map = &mut interned[dim.index()];
+                let mut complete = true;
+                for entry in tree.scan_prefix(layout::row_id_key(dim, "")) {
+                    let (key, bytes) = entry?;
+                    // Values are written from strings; anything else leaves sled to be asked.
+                    match key.get(2..).map(std::str::from_utf8) {
+                        Some(Ok(value)) => {
+                            let row = layout::u32_at(&bytes, 0).unwrap_or(OTHER_ROW);
+                            map.insert(Box::from(value), row);
+                        }
+                        _ => complete = false,
+                    }
+                }
+                interned_complete[dim.index()] = complete;
             }
         }
         Ok(Rollups {
@@ -384,7 +436,8 @@ impl Rollups {
             tree,
             settings,
             days: BTreeMap::new(),
-            interned: (0..4).map(|_| FxHashMap::default()).collect(),
+            interned,
+            interned_complete,
             last_row_ids,
             pending_names: Vec::new(),
             dirty: false,
@@ -411,7 +464,7 @@ impl Rollups {
     }
 
     /// Folds one page view into its day.
-    pub fn fold(&mut self, event: &PageView) -> StorageResult<()> {
+    pub fn fold(&mut self, event: PageViewRef<'_>) -> StorageResult<()> {
         let day = day_of(event.at_ms);
         let ms_of_day = u32::try_from(event.at_ms.rem_euclid(DAY_MS)).unwrap_or(0);
         let hour = (ms_of_day / 3_600_000).min(23) as usize;
@@ -419,17 +472,13 @@ impl Rollups {
             let state = DayState::load(&self.tree, day)?;
             self.days.insert(day, state);
         }
-        let path = self.row_for(day, Dimension::Path, &event.path)?;
-        let referrer = self.row_for(
-            day,
-            Dimension::Referrer,
-            event.referrer.as_deref().unwrap_or(""),
-        )?;
-        let campaign = match &event.campaign {
+        let path = self.row_for(day, Dimension::Path, event.path)?;
+        let referrer = self.row_for(day, Dimension::Referrer, event.referrer.unwrap_or(""))?;
+        let campaign = match event.campaign {
             Some(value) => Some(self.row_for(day, Dimension::Campaign, value)?),
             None => None,
         };
-        let client = self.row_for(day, Dimension::Client, &event.client)?;
+        let client = self.row_for(day, Dimension::Client, event.client)?;
         let timeout = self.settings.session_timeout_ms;
         let Some(state) = self.days.get_mut(&day) else {
             return Ok(());
@@ -453,6 +502,7 @@ impl Rollups {
     fn row_for(&mut self, day: u32, dim: Dimension, value: &str) -> StorageResult<u32> {
         let known = match self.interned[dim.index()].get(value) {
             Some(row) => Some(*row),
+            None if self.interned_complete[dim.index()] => None,
             None => match self.tree.get(layout::row_id_key(dim, value))? {
                 Some(bytes) => {
                     let row = layout::u32_at(&bytes, 0).unwrap_or(OTHER_ROW);
@@ -518,9 +568,10 @@ impl Rollups {
             }
             self.days.remove(day);
         }
-        for interned in &mut self.interned {
+        for (interned, complete) in self.interned.iter_mut().zip(&mut self.interned_complete) {
             if interned.len() > INTERNED_VALUES_LIMIT {
                 interned.clear();
+                *complete = false;
             }
         }
         self.dirty = false;
