@@ -272,6 +272,40 @@ struct PendingCommit {
     waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>,
 }
 
+impl PendingCommit {
+    /// An empty pending batch of a table with `live_count` live records.
+    fn new(live_count: u64) -> Self {
+        PendingCommit {
+            batch: WriteBatch::new(),
+            entries: Vec::new(),
+            search: Default::default(),
+            live_count,
+            waiters: Vec::new(),
+        }
+    }
+}
+
+/// Fails the writes of a pending batch that will never be applied (the actor restarts).
+fn abandon(waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>) {
+    for waiter in waiters {
+        let _ = waiter.send(Err(unavailable()));
+    }
+}
+
+/// Adds what a batch's writes gather until it is applied: their journal entries as one group
+/// (`journal_written`: the table's entries ever written, these included) and the rewrites of
+/// the posting blocks their words touch.
+fn seal_batch(
+    batch: &mut WriteBatch,
+    journal_written: u64,
+    entries: &[tabula_storage::journal::ChangeEntry],
+    search: crate::query::search::SearchChanges,
+    store: &tabula_storage::TableStore,
+) -> tabula_storage::StorageResult<()> {
+    batch.put_journal_group(journal_written, entries)?;
+    search.write(store.tree(), batch)
+}
+
 /// The most writes one pending batch gathers before it is applied.
 const MAX_PENDING_WRITES: usize = 256;
 
@@ -359,11 +393,13 @@ impl TableActor {
     ) -> DomainResult<(DurableTicket, Option<StagedChanges>)> {
         let (mut prepared, staged) =
             self.prepare(changeset, sequences.as_ref(), self.shared.live_count())?;
-        prepared
-            .batch
-            .put_journal_group(prepared.journal_written, &prepared.entries)?;
-        std::mem::take(&mut prepared.search)
-            .write(self.shared.store.tree(), &mut prepared.batch)?;
+        seal_batch(
+            &mut prepared.batch,
+            prepared.journal_written,
+            &prepared.entries,
+            std::mem::take(&mut prepared.search),
+            &self.shared.store,
+        )?;
         let ticket = self.commit(prepared.batch, context)?;
         self.shared.set_live_count(prepared.live_count);
         self.adopt(prepared.journal_written, sequences);
@@ -432,15 +468,17 @@ impl TableActor {
         let Some(mut pending) = self.pending.take() else {
             return;
         };
-        let search = std::mem::take(&mut pending.search);
-        let finished = pending
-            .batch
-            .put_journal_group(self.journal_written, &pending.entries)
-            .and_then(|()| search.write(self.shared.store.tree(), &mut pending.batch));
-        if let Err(error) = finished {
+        let sealed = seal_batch(
+            &mut pending.batch,
+            self.journal_written,
+            &pending.entries,
+            std::mem::take(&mut pending.search),
+            &self.shared.store,
+        );
+        if let Err(error) = sealed {
             tracing::error!(table = self.shared.id, %error, "finishing the batch failed; restarting table actor");
             context.stop();
-            self.abandon_pending_waiters(pending.waiters);
+            abandon(pending.waiters);
             return;
         }
         match self.commit(pending.batch, context) {
@@ -451,26 +489,8 @@ impl TableActor {
                     let _ = waiter.send(Ok(self.shared.store.durable()));
                 }
             }
-            Err(_) => {
-                // `commit` has logged the cause and stopped the actor.
-                self.abandon_pending_waiters(pending.waiters);
-            }
-        }
-    }
-
-    /// Fails the writes of a pending batch that will never be applied (the actor restarts).
-    fn abandon_pending(&mut self) {
-        if let Some(pending) = self.pending.take() {
-            self.abandon_pending_waiters(pending.waiters);
-        }
-    }
-
-    fn abandon_pending_waiters(
-        &self,
-        waiters: Vec<tokio::sync::oneshot::Sender<DomainResult<DurableTicket>>>,
-    ) {
-        for waiter in waiters {
-            let _ = waiter.send(Err(unavailable()));
+            // `commit` has logged the cause and stopped the actor.
+            Err(_) => abandon(pending.waiters),
         }
     }
 
@@ -493,54 +513,36 @@ impl TableActor {
             return reply(self, staged, context);
         }
         let (shared, schema) = (Arc::clone(&self.shared), self.shared.schema());
-        let PendingCommit {
-            mut batch,
-            mut entries,
-            mut search,
-            live_count,
-            waiters,
-        } = self.pending.take().unwrap_or_else(|| PendingCommit {
-            batch: WriteBatch::new(),
-            entries: Vec::new(),
-            search: Default::default(),
-            live_count: self.shared.live_count(),
-            waiters: Vec::new(),
-        });
-        batch.savepoint();
+        let mut pending = self
+            .pending
+            .take()
+            .unwrap_or_else(|| PendingCommit::new(self.shared.live_count()));
+        pending.batch.savepoint();
+        let batch = std::mem::take(&mut pending.batch);
         let mut changeset = Changeset::on_batch(&shared, &schema, user_id, clock::now_ms(), batch);
         let (sequences, value) = match stage(self, &mut changeset) {
-            Ok(staged) => staged,
-            Err(error) => {
-                let mut batch = changeset.into_batch();
-                batch.rollback();
-                self.keep_pending(PendingCommit {
-                    batch,
-                    entries,
-                    search,
-                    live_count,
-                    waiters,
-                });
-                return ready(Err(error));
+            Ok(staged) if !changeset.is_empty() => staged,
+            unchanged_or_failed => {
+                // Nothing of this write stays in the batch; the writes before it do.
+                pending.batch = changeset.into_batch();
+                match &unchanged_or_failed {
+                    Ok(_) => pending.batch.release(),
+                    Err(_) => pending.batch.rollback(),
+                }
+                self.keep_pending(pending);
+                return ready(unchanged_or_failed.map(|(_, value)| value));
             }
         };
-        if changeset.is_empty() {
-            let mut batch = changeset.into_batch();
-            batch.release();
-            self.keep_pending(PendingCommit {
-                batch,
-                entries,
-                search,
-                live_count,
-                waiters,
-            });
-            return ready(Ok(value));
-        }
-        let (mut prepared, staged) = match self.prepare(changeset, sequences.as_ref(), live_count) {
+        let (mut prepared, staged) = match self.prepare(
+            changeset,
+            sequences.as_ref(),
+            pending.live_count,
+        ) {
             Ok(prepared) => prepared,
             Err(error) => {
                 // The batch went with the changeset: the writes staged before this one are
                 // lost, so they fail too and the actor starts again from what sled holds.
-                self.abandon_pending_waiters(waiters);
+                abandon(pending.waiters);
                 tracing::error!(table = self.shared.id, %error, "staging failed; restarting table actor");
                 context.stop();
                 return ready(Err(error));
@@ -548,34 +550,23 @@ impl TableActor {
         };
         prepared.batch.release();
         self.adopt(prepared.journal_written, sequences);
+        pending.batch = prepared.batch;
+        pending.live_count = prepared.live_count;
+        pending.entries.append(&mut prepared.entries);
+        pending.search.merge(prepared.search);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let mut waiters = waiters;
-        waiters.push(sender);
-        if waiters.len() == 1 {
+        pending.waiters.push(sender);
+        let writes = pending.waiters.len();
+        self.keep_pending(pending);
+        if writes == 1 {
             context.notify(ApplyPending);
-        }
-        entries.append(&mut prepared.entries);
-        search.merge(std::mem::take(&mut prepared.search));
-        let full = waiters.len() >= MAX_PENDING_WRITES;
-        self.keep_pending(PendingCommit {
-            batch: prepared.batch,
-            entries,
-            search,
-            live_count: prepared.live_count,
-            waiters,
-        });
-        if full {
+        } else if writes >= MAX_PENDING_WRITES {
             // A mailbox that never runs dry must not hold writes back indefinitely.
             self.settle(context);
         }
         Box::pin(async move {
             let ticket = receiver.await.map_err(|_| unavailable())??;
-            let outcome = after_durable(ticket, value).await;
-            // Published only once durable; a failed flush drops the events unpublished.
-            if let (Ok(_), Some(staged)) = (&outcome, staged) {
-                staged.publish();
-            }
-            outcome
+            answer_when_durable(ticket, value, staged).await
         })
     }
 
@@ -1254,6 +1245,20 @@ fn after_durable<T: 'static>(ticket: DurableTicket, value: T) -> ResponseFuture<
     })
 }
 
+/// `value` once the write is durable, its change events published then (a failed flush drops
+/// them unpublished).
+async fn answer_when_durable<T: 'static>(
+    ticket: DurableTicket,
+    value: T,
+    staged: Option<StagedChanges>,
+) -> DomainResult<T> {
+    let outcome = after_durable(ticket, value).await;
+    if let (Ok(_), Some(staged)) = (&outcome, staged) {
+        staged.publish();
+    }
+    outcome
+}
+
 /// The answer to a write the table could not complete (the actor restarts).
 fn unavailable() -> DomainError {
     DomainError::Unavailable("The table is temporarily unavailable; retry the request".into())
@@ -1277,14 +1282,7 @@ pub(crate) fn reply<T: 'static>(
         return ready(Ok(value));
     }
     match actor.commit_changeset(changeset, sequences, context) {
-        Ok((ticket, staged)) => Box::pin(async move {
-            let outcome = after_durable(ticket, value).await;
-            // Published only once durable; a failed flush drops the events unpublished.
-            if let (Ok(_), Some(staged)) = (&outcome, staged) {
-                staged.publish();
-            }
-            outcome
-        }),
+        Ok((ticket, staged)) => Box::pin(answer_when_durable(ticket, value, staged)),
         Err(error) => ready(Err(error)),
     }
 }
@@ -1303,7 +1301,9 @@ impl Actor for TableActor {
 impl Supervised for TableActor {
     fn restarting(&mut self, _context: &mut Context<Self>) {
         self.shared.count_restart();
-        self.abandon_pending();
+        if let Some(pending) = self.pending.take() {
+            abandon(pending.waiters);
+        }
         self.fault_armed = false;
         if let Some(migration) = self.migration.take() {
             self.fail_migration(

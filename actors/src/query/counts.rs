@@ -13,7 +13,7 @@ use crate::registry::TableShared;
 /// The most totals remembered (all tables together); the cache is emptied when it fills.
 const MAX_CACHED: usize = 10_000;
 
-/// (table id, what is counted) → (the generation token it was counted under, the total).
+/// (table id, what is counted) → (the write generation it was counted under, the total).
 type CountCache = HashMap<(u32, Vec<u8>), (u64, u64)>;
 
 fn cache() -> &'static Mutex<CountCache> {
@@ -37,8 +37,8 @@ pub fn cached_count(
         let cached = cache()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((cached_token, total)) = cached.get(&key) {
-            if *cached_token == generation {
+        if let Some((counted_under, total)) = cached.get(&key) {
+            if *counted_under == generation {
                 return Ok(*total);
             }
         }
