@@ -3,7 +3,7 @@
 //! clock so the days pass), then every report is timed for the 30-day range, rendered as the
 //! HTTP handler renders it. Prints ingest rate, RSS (current and peak) and report latencies.
 //! `cargo bench --bench analytics_volume` (EVENTS=… PATHS=… to change the size, CACHE_MB=… for
-//! sled's page cache, VERBOSE=1 for RSS over time).
+//! sled's page cache, DAYS=… for the span of days (30), VERBOSE=1 for RSS over time).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,6 @@ use tabula_storage::Store;
 
 /// 2026-10-01T00:00:00Z.
 const START_MS: i64 = 1_790_812_800_000;
-const DAYS: i64 = 30;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -67,6 +66,7 @@ fn main() {
     tabula::memory::tune_allocator();
     tabula::telemetry::init_tracing("warn", false);
     let events = env_number("EVENTS", 10_000_000);
+    let days = i64::try_from(env_number("DAYS", 30)).unwrap_or(30).max(1);
     let path_count = usize::try_from(env_number("PATHS", 100_000)).unwrap_or(100_000);
     let directory = tempfile::tempdir().expect("a temporary directory");
     let clock = AnalyticsClock::manual(START_MS);
@@ -94,7 +94,7 @@ fn main() {
         .iter()
         .map(|value| Arc::from(*value))
         .collect();
-        let step_ms = (DAYS * DAY_MS) / i64::try_from(events).unwrap_or(1).max(1);
+        let step_ms = (days * DAY_MS) / i64::try_from(events).unwrap_or(1).max(1);
         let visitors_per_day = 60_000u64;
 
         let started = Instant::now();
@@ -141,7 +141,7 @@ fn main() {
             }
         }
         println!("before the final flush: RSS {:.0} MiB, peak {:.0} MiB", memory_mib().0, memory_mib().1);
-        clock.set(START_MS + DAYS * DAY_MS - HOUR_MS);
+        clock.set(START_MS + days * DAY_MS - HOUR_MS);
         analytics.addr().send(FlushRollups).await.expect("flush").expect("flush works");
         let ingest = started.elapsed();
         let (rss, hwm) = memory_mib();
@@ -153,7 +153,7 @@ fn main() {
         println!("RSS after ingest: {rss:.0} MiB, peak RSS (VmHWM): {hwm:.0} MiB, peak sampled during ingest: {:.0} MiB", peak.0);
         println!("on disk: {:.0} MiB", store.size_on_disk().unwrap_or(0) as f64 / 1_048_576.0);
 
-        let range = report::hour_range(START_MS, START_MS + DAYS * DAY_MS);
+        let range = report::hour_range(START_MS, START_MS + days * DAY_MS);
         let kinds = [
             ("overview (day)", ReportKind::Overview, Granularity::Day),
             ("overview (hour)", ReportKind::Overview, Granularity::Hour),
@@ -182,7 +182,7 @@ fn main() {
             timings.sort_by(|left, right| left.total_cmp(right));
             worst = worst.max(timings[timings.len() - 1]);
             println!(
-                "30-day {name:16} min {:6.2} ms  median {:6.2} ms  max {:6.2} ms  ({} bytes)",
+                "{days}-day {name:16} min {:6.2} ms  median {:6.2} ms  max {:6.2} ms  ({} bytes)",
                 timings[0],
                 timings[timings.len() / 2],
                 timings[timings.len() - 1],
@@ -190,7 +190,7 @@ fn main() {
             );
         }
         let (rss, hwm) = memory_mib();
-        println!("slowest 30-day report: {worst:.2} ms; RSS now {rss:.0} MiB, peak {hwm:.0} MiB");
+        println!("slowest {days}-day report: {worst:.2} ms; RSS now {rss:.0} MiB, peak {hwm:.0} MiB");
         analytics.shutdown();
     });
 }

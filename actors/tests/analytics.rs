@@ -468,6 +468,46 @@ proptest! {
     }
 }
 
+/// Thousands of distinct paths: a flush names more values, and a day closes with more row
+/// sketches, than one storage batch takes, so both are written in several batches; the reports
+/// must still be exact, on closed days and across them.
+#[test]
+fn many_distinct_values_are_named_and_closed_across_batches() {
+    let mut events = Vec::new();
+    for day in 0..3i64 {
+        for index in 0..1_500u64 {
+            let visitor = (index * 7 + u64::try_from(day).unwrap()) % 900;
+            events.push(Event {
+                at_ms: DAY0_MS + day * DAY_MS + i64::try_from(index).unwrap() * 50_000,
+                visitor: visitor.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+                path: format!(
+                    "/page/{}",
+                    (index * 13 + u64::try_from(day).unwrap() * 400) % 1_700
+                ),
+                referrer: Some(format!("site{}.example", index % 700)),
+                campaign: None,
+                client: CLIENTS[0].to_owned(),
+            });
+        }
+        // Five values of each dimension with more views than any other, and distinct counts,
+        // so that the first page of every report has one right order.
+        for top in 0..5u64 {
+            for view in 0..(10 + top) {
+                events.push(Event {
+                    at_ms: DAY0_MS + day * DAY_MS + i64::try_from(view).unwrap() * 3_000_000,
+                    visitor: (10_000 + top * 100 + view).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    path: format!("/top/{top}"),
+                    referrer: Some(format!("top{top}.example")),
+                    campaign: None,
+                    client: CLIENTS[usize::try_from(top % 3 + 1).unwrap()].to_owned(),
+                });
+            }
+        }
+    }
+    events.sort_by_key(|event| event.at_ms);
+    check_stream(events, DAY0_MS + 4 * DAY_MS);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Restart, rollover, retention, shedding
 

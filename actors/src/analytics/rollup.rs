@@ -23,6 +23,8 @@ pub const ROWS_PER_DAY_CAP: usize = 50_000;
 /// Values per dimension whose row id is remembered in memory between flushes (then forgotten
 /// and looked up in sled again when they come back).
 const INTERNED_VALUES_LIMIT: usize = 200_000;
+/// The most keys one batch of row names or of a day's closing sketches writes.
+const CHUNK_KEYS: usize = 512;
 
 /// One counted page view, as the collect path hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,8 +338,37 @@ impl DayState {
         Ok(())
     }
 
-    /// Adds the closed-day products to `batch`: per-row totals, per-row sketches, day summary.
-    fn write_closing(&self, batch: &mut sled::Batch) -> StorageResult<()> {
+    /// Writes the closed-day products: the per-row sketches in batches of
+    /// [`CHUNK_KEYS`], then the per-row totals and the day summary together in a last
+    /// batch. The summary is what marks a day closed for the reports, so it lands only after
+    /// every sketch; a crash before it leaves the day open (it is closed again, rewriting the
+    /// same sketches). Small batches keep memory bounded: sled copies a leaf for every insert
+    /// and frees the copies only when the batch ends, so one batch of a day's 100 000 sketches
+    /// held hundreds of MiB of copies at once.
+    fn write_closing(&self, tree: &sled::Tree) -> StorageResult<()> {
+        let mut visitors_by_row: FxHashMap<(u8, u32), Vec<u64>> = FxHashMap::default();
+        for (visitor, row, tag) in self.pairs.keys() {
+            visitors_by_row
+                .entry((*tag, *row))
+                .or_default()
+                .push(*visitor);
+        }
+        let mut batch = sled::Batch::default();
+        let mut staged = 0usize;
+        for ((tag, row), visitors) in visitors_by_row {
+            if let Some(dim) = Dimension::from_tag(tag) {
+                let sketch = DistinctSketch::from_ids(visitors);
+                batch.insert(
+                    &layout::row_sketch_key(dim, self.day, row),
+                    codec::encode(&sketch)?,
+                );
+                staged += 1;
+                if staged == CHUNK_KEYS {
+                    tree.apply_batch(std::mem::take(&mut batch))?;
+                    staged = 0;
+                }
+            }
+        }
         for dim in Dimension::ALL {
             let mut rows: Vec<(u32, u64, u64)> = self.day_rows[dim.index()]
                 .iter()
@@ -346,28 +377,13 @@ impl DayState {
             rows.sort_unstable();
             batch.insert(&layout::day_rows_key(dim, self.day), codec::encode(&rows)?);
         }
-        let mut visitors_by_row: FxHashMap<(u8, u32), Vec<u64>> = FxHashMap::default();
-        for (visitor, row, tag) in self.pairs.keys() {
-            visitors_by_row
-                .entry((*tag, *row))
-                .or_default()
-                .push(*visitor);
-        }
-        for ((tag, row), visitors) in visitors_by_row {
-            if let Some(dim) = Dimension::from_tag(tag) {
-                let sketch = DistinctSketch::from_ids(visitors);
-                batch.insert(
-                    &layout::row_sketch_key(dim, self.day, row),
-                    codec::encode(&sketch)?,
-                );
-            }
-        }
         let visitors: Vec<u64> = self.visitors.keys().copied().collect();
         let summary = DaySummary {
             unique_visitors: u64::try_from(visitors.len()).unwrap_or(u64::MAX),
             sketch: DistinctSketch::from_ids(visitors),
         };
         batch.insert(&layout::day_summary_key(self.day), codec::encode(&summary)?);
+        tree.apply_batch(batch)?;
         Ok(())
     }
 
@@ -539,15 +555,22 @@ impl Rollups {
         if !self.dirty && closing.is_empty() {
             return Ok(FlushSummary::default());
         }
-        let mut batch = sled::Batch::default();
-        for state in self.days.values_mut() {
-            state.write_changes(&mut batch)?;
-        }
+        // New rows' names first, in batches of their own (a cold start names thousands of
+        // values per flush, and one batch per flush held sled's copies of every leaf it
+        // touched until it ended): a crash after them leaves names no count refers to yet,
+        // never a count whose row has no name.
         let mut named = [false; 4];
+        let mut batch = sled::Batch::default();
+        let mut staged = 0usize;
         for (dim, row, value) in std::mem::take(&mut self.pending_names) {
             batch.insert(&layout::row_name_key(dim, row), value.as_bytes());
             batch.insert(layout::row_id_key(dim, &value), &row.to_be_bytes());
             named[dim.index()] = true;
+            staged += 2;
+            if staged >= CHUNK_KEYS {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                staged = 0;
+            }
         }
         for dim in Dimension::ALL {
             if named[dim.index()] {
@@ -558,13 +581,18 @@ impl Rollups {
             }
         }
         self.tree.apply_batch(batch)?;
-        // Each closing day in its own batch (a day's products can be large). A crash between
-        // batches leaves the day open on disk; it is closed again when next touched or flushed.
+        // Then every open day's counts and logs in one batch, so they agree after a crash.
+        let mut batch = sled::Batch::default();
+        for state in self.days.values_mut() {
+            state.write_changes(&mut batch)?;
+        }
+        self.tree.apply_batch(batch)?;
+        // Each closing day in batches of its own (a day's products can be large). A crash before
+        // a day's summary leaves it open on disk: reports read it from its logs, as they read
+        // today, and it is closed when an event for it arrives.
         for day in &closing {
             if let Some(state) = self.days.get(day) {
-                let mut closing_batch = sled::Batch::default();
-                state.write_closing(&mut closing_batch)?;
-                self.tree.apply_batch(closing_batch)?;
+                state.write_closing(&self.tree)?;
             }
             self.days.remove(day);
         }
