@@ -63,7 +63,6 @@ fn pick(cdf: &[f64], rng: &mut StdRng) -> usize {
 }
 
 fn main() {
-    tabula::memory::tune_allocator();
     tabula::telemetry::init_tracing("warn", false);
     let events = env_number("EVENTS", 10_000_000);
     let days = i64::try_from(env_number("DAYS", 30)).unwrap_or(30).max(1);

@@ -102,7 +102,6 @@ async fn shutdown_signal() {
 
 /// `tabula serve`: the whole life of the server process.
 pub fn serve(args: &ServeArgs) -> Result<(), String> {
-    crate::memory::tune_allocator();
     let loaded = config::load(&args.load_options()).map_err(|error| error.to_string())?;
     let config = loaded.config;
     init_tracing(&config.log.level, config.log.format == "json");
