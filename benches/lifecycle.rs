@@ -237,7 +237,8 @@ fn upsert(criterion: &mut Criterion) {
         let bodies: Vec<web::Bytes> = (0..requests).map(|_| next_body()).collect();
         system.block_on(async {
             for body in bodies {
-                let status = post_bytes(&service, "/api/tables/contacts/records/upsert", body).await;
+                let status =
+                    post_bytes(&service, "/api/tables/contacts/records/upsert", body).await;
                 assert_eq!(status, 200);
             }
         });
@@ -252,7 +253,8 @@ fn upsert(criterion: &mut Criterion) {
             system.block_on(async {
                 let started = Instant::now();
                 for body in bodies {
-                    let status = post_bytes(&service, "/api/tables/contacts/records/upsert", body).await;
+                    let status =
+                        post_bytes(&service, "/api/tables/contacts/records/upsert", body).await;
                     assert_eq!(status, 200);
                 }
                 started.elapsed()
