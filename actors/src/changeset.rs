@@ -95,10 +95,11 @@ pub struct Changeset<'a> {
     records: HashMap<u64, Option<StoredRecord>>,
     /// Unique key → holder after this changeset (`None`: released).
     unique_holders: HashMap<Vec<u8>, Option<u64>>,
-    /// Unique key → holder as stored, for the keys already looked up. The store does not
-    /// change while a changeset exists (the table actor, its only writer, applies the batch
-    /// after the changeset is finished), so a value read once stays true; an upsert asks about
-    /// each merge value twice (to match, then to check the write).
+    /// Unique key → holder as stored, for the keys already looked up (an upsert asks about
+    /// each merge value twice: to match, then to check the write). For a changeset of the table
+    /// actor the tree does not change until the changeset is finished and applied (the actor is
+    /// its only writer), so a value read once stays true; a dry run outside the actor
+    /// (`lifecycle`) was never a consistent snapshot and is checked again inside the commit.
     stored_holders: RefCell<HashMap<Vec<u8>, Option<u64>>>,
     /// The full-text posting changes, written as block rewrites when the changeset finishes.
     search: SearchChanges,
