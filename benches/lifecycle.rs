@@ -209,35 +209,52 @@ fn upsert(criterion: &mut Criterion) {
             );
         }
     });
+    let mut round = 0u64;
+    let mut next_body = move || {
+        round += 1;
+        let records: Vec<serde_json::Value> = (0..100u64)
+            .map(|item| {
+                let email = if item % 2 == 0 {
+                    format!("c{}@x.org", (round * 50 + item) % 10_000)
+                } else {
+                    format!("new{round}-{item}@x.org")
+                };
+                json!({"fields": {"name": "c", "email": email, "visits": item}})
+            })
+            .collect();
+        web::Bytes::from(
+            json!({"records": records, "fieldsToMergeOn": ["email"], "returnRecords": false})
+                .to_string(),
+        )
+    };
+    // `LIFECYCLE_UPSERT_REQUESTS=n`: exactly n requests and no measurement, for instruction
+    // counts that do not depend on the machine's load (valgrind --tool=callgrind: the total of
+    // n requests minus the total of 0 requests, divided by n).
+    if let Some(requests) = std::env::var("LIFECYCLE_UPSERT_REQUESTS")
+        .ok()
+        .and_then(|value| value.parse::<u64>().ok())
+    {
+        let bodies: Vec<web::Bytes> = (0..requests).map(|_| next_body()).collect();
+        system.block_on(async {
+            for body in bodies {
+                let status =
+                    post_bytes(&service, "/api/tables/contacts/records/upsert", body).await;
+                assert_eq!(status, 200);
+            }
+        });
+        return;
+    }
     let mut group = criterion.benchmark_group("upsert_100_unique");
     group.throughput(Throughput::Elements(100));
     group.sample_size(20);
-    let mut round = 0u64;
     group.bench_function("half_updates", |bench| {
         bench.iter_custom(|iterations| {
-            let bodies: Vec<web::Bytes> = (0..iterations)
-                .map(|_| {
-                    round += 1;
-                    let records: Vec<serde_json::Value> = (0..100u64)
-                        .map(|item| {
-                            let email = if item % 2 == 0 {
-                                format!("c{}@x.org", (round * 50 + item) % 10_000)
-                            } else {
-                                format!("new{round}-{item}@x.org")
-                            };
-                            json!({"fields": {"name": "c", "email": email, "visits": item}})
-                        })
-                        .collect();
-                    web::Bytes::from(
-                        json!({"records": records, "fieldsToMergeOn": ["email"], "returnRecords": false})
-                            .to_string(),
-                    )
-                })
-                .collect();
+            let bodies: Vec<web::Bytes> = (0..iterations).map(|_| next_body()).collect();
             system.block_on(async {
                 let started = Instant::now();
                 for body in bodies {
-                    let status = post_bytes(&service, "/api/tables/contacts/records/upsert", body).await;
+                    let status =
+                        post_bytes(&service, "/api/tables/contacts/records/upsert", body).await;
                     assert_eq!(status, 200);
                 }
                 started.elapsed()

@@ -10,6 +10,7 @@
 //! writes, the lifecycle orchestration also uses it as a dry run to find conflicts before any
 //! table is touched.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use tabula_storage::journal::{ChangeAction, ChangeEntry};
@@ -94,6 +95,12 @@ pub struct Changeset<'a> {
     records: HashMap<u64, Option<StoredRecord>>,
     /// Unique key → holder after this changeset (`None`: released).
     unique_holders: HashMap<Vec<u8>, Option<u64>>,
+    /// Unique key → holder as stored, for the keys already looked up (an upsert asks about
+    /// each merge value twice: to match, then to check the write). For a changeset of the table
+    /// actor the tree does not change until the changeset is finished and applied (the actor is
+    /// its only writer), so a value read once stays true; a dry run outside the actor
+    /// (`lifecycle`) was never a consistent snapshot and is checked again inside the commit.
+    stored_holders: RefCell<HashMap<Vec<u8>, Option<u64>>>,
     /// The full-text posting changes, written as block rewrites when the changeset finishes.
     search: SearchChanges,
     entries: Vec<ChangeEntry>,
@@ -131,6 +138,7 @@ impl<'a> Changeset<'a> {
             batch,
             records: HashMap::new(),
             unique_holders: HashMap::new(),
+            stored_holders: RefCell::default(),
             search: SearchChanges::new(),
             entries: Vec::new(),
             snapshots: Vec::new(),
@@ -199,10 +207,15 @@ impl<'a> Changeset<'a> {
         if let Some(holder) = self.unique_holders.get(&key) {
             return Ok(*holder);
         }
-        match self.batch.unique_owner(field_id, value) {
-            Some(holder) => Ok(holder),
-            None => Ok(self.shared.store.unique_owner(field_id, value)?),
+        if let Some(holder) = self.batch.get(&key) {
+            return Ok(holder.and_then(|bytes| keys::trailing_record_id(bytes)));
         }
+        if let Some(holder) = self.stored_holders.borrow().get(&key) {
+            return Ok(*holder);
+        }
+        let holder = self.shared.store.unique_owner(field_id, value)?;
+        self.stored_holders.borrow_mut().insert(key, holder);
+        Ok(holder)
     }
 
     /// The first unique field of `candidate` (restricted to `fields` when given) whose value

@@ -73,7 +73,8 @@ pub struct UpdateRecords {
 /// What an upsert did.
 #[derive(Debug, Clone)]
 pub struct UpsertOutcome {
-    /// Every item's record after the commit, in item order.
+    /// Every item's record after the commit, in item order (empty unless `return_records`
+    /// was asked for).
     pub records: Vec<StoredRecord>,
     pub created: u64,
     pub updated: u64,
@@ -88,6 +89,9 @@ pub struct UpsertRecords {
     pub records: Vec<Vec<(String, Value)>>,
     pub merge_fields: Vec<String>,
     pub user_id: Option<String>,
+    /// Whether the answer carries the records (`returnRecords`); without them the actor does
+    /// not copy them.
+    pub return_records: bool,
 }
 
 /// A `set-null` effect: clear `field_id` of `record_id` if it still points at `target`.
@@ -792,13 +796,14 @@ impl TableActor {
         sequences: &mut Sequences,
         items: Vec<Vec<(String, Value)>>,
         merge_field_names: &[String],
+        return_records: bool,
     ) -> DomainResult<UpsertOutcome> {
         let merge_fields = resolve_merge_fields(schema, merge_field_names)?;
         let mut matcher = MergeMatcher::new(schema, &merge_fields);
         let mut errors = Vec::new();
         let mut conflict = None;
         let mut outcome = UpsertOutcome {
-            records: Vec::with_capacity(items.len()),
+            records: Vec::with_capacity(if return_records { items.len() } else { 0 }),
             created: 0,
             updated: 0,
         };
@@ -831,11 +836,12 @@ impl TableActor {
                 Some(existing) => {
                     errors.extend(self.relationship_errors(schema, changeset, &given, item)?);
                     let updated = apply_changes(&existing, &given, changeset);
-                    if let Err(clash) = changeset.update(&existing, updated.clone(), &given)? {
+                    let kept = return_records.then(|| updated.clone());
+                    if let Err(clash) = changeset.update(&existing, updated, &given)? {
                         conflict.get_or_insert(clash.into_error(item_name(item).as_deref()));
                     }
                     outcome.updated += 1;
-                    updated
+                    kept
                 }
                 None => {
                     let values = match validate_write(schema, input, WriteMode::Create) {
@@ -847,15 +853,16 @@ impl TableActor {
                     };
                     errors.extend(self.relationship_errors(schema, changeset, &values, item)?);
                     let record = self.new_record(schema, values, user_id.as_ref(), at, sequences);
-                    if let Err(clash) = changeset.create(record.clone())? {
+                    let (record_id, kept) = (record.id, return_records.then(|| record.clone()));
+                    if let Err(clash) = changeset.create(record)? {
                         conflict.get_or_insert(clash.into_error(item_name(item).as_deref()));
                     }
-                    matcher.remember(&merge_values, record.id);
+                    matcher.remember(&merge_values, record_id);
                     outcome.created += 1;
-                    record
+                    kept
                 }
             };
-            outcome.records.push(record);
+            outcome.records.extend(record);
         }
         if !errors.is_empty() {
             return Err(DomainError::Validation(errors));
@@ -1420,6 +1427,7 @@ impl Handler<UpsertRecords> for TableActor {
                 &mut sequences,
                 message.records,
                 &message.merge_fields,
+                message.return_records,
             )
             .map(|outcome| (changeset, Some(sequences), outcome));
         reply(self, staged, context)

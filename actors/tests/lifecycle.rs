@@ -285,6 +285,7 @@ async fn run(registry: &Registry, op: &Op) {
                 records,
                 merge_fields: vec!["email".to_owned()],
                 user_id: user,
+                return_records: true,
             };
             let _ = items.addr.send(message).await;
         }

@@ -369,6 +369,7 @@ pub async fn upsert_records(
             records,
             merge_fields,
             user_id: caller.acting_user(),
+            return_records,
         })
         .await??;
     let schema = &access.schema;

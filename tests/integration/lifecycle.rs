@@ -636,6 +636,90 @@ async fn upsert_updates_matches_and_creates_the_rest() {
 }
 
 #[actix_web::test]
+async fn upsert_without_records_in_the_reply_writes_the_same_and_keeps_search_in_step() {
+    let app = TestApp::from_toml(LIFECYCLE_TABLES);
+    let service = service!(app);
+    create(
+        &service,
+        "people",
+        json!({"name": "Ada", "email": "ada@x.org", "city": "London"}),
+    )
+    .await;
+    // Creates and updates in one batch, the same merge value twice (the second item's record
+    // is matched by the third), and searched text changed on a created and a stored record.
+    let reply = post(
+        &service,
+        "/api/tables/people/records/upsert",
+        json!({"records": [
+            {"email": "ada@x.org", "age": 40},
+            {"email": "bo@x.org", "name": "Bo", "city": "Oslo"},
+            {"email": "bo@x.org", "city": "Bergen"},
+            {"email": "ada@x.org", "city": "Paris"}
+        ], "fieldsToMergeOn": ["email"], "returnRecords": false}),
+    )
+    .await;
+    assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
+    assert_eq!(reply.body, json!({"created": 1, "updated": 3}));
+    let ada = get(&service, "/api/tables/people/records/1").await;
+    assert_eq!(
+        ada.body["fields"],
+        json!({"name": "Ada", "email": "ada@x.org", "age": 40, "city": "Paris"})
+    );
+    let bo = get(&service, "/api/tables/people/records/2").await;
+    assert_eq!(
+        bo.body["fields"],
+        json!({"name": "Bo", "email": "bo@x.org", "city": "Bergen"})
+    );
+    for (word, expected) in [
+        ("paris", vec!["1"]),
+        ("london", vec![]),
+        ("bergen", vec!["2"]),
+        ("oslo", vec![]),
+        ("ada", vec!["1"]),
+    ] {
+        let found = get(
+            &service,
+            &format!("/api/tables/people/records?search={word}"),
+        )
+        .await;
+        assert_eq!(ids(&found.body, "records"), expected, "search={word}");
+    }
+    // Both updates of Ada are in her history, newest first, with only what they changed.
+    let history = get(&service, "/api/tables/people/records/1/history").await;
+    assert_eq!(history.status.as_u16(), 200, "{:?}", history.body);
+    let changes: Vec<Json> = history.body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|entry| entry["changes"].clone())
+        .collect();
+    assert_eq!(
+        changes[..2],
+        [
+            json!({"before": {"city": "London"}, "after": {"city": "Paris"}}),
+            json!({"before": {"age": null}, "after": {"age": 40}})
+        ]
+    );
+
+    // A bad item fails the whole batch: nothing written, the same answer as with records.
+    let before = dump(&app, "people");
+    for return_records in [false, true] {
+        let bad = post(
+            &service,
+            "/api/tables/people/records/upsert",
+            json!({"records": [
+                {"email": "ada@x.org", "city": "Rome"},
+                {"email": "cy@x.org", "city": "Nice"}
+            ], "fieldsToMergeOn": ["email"], "returnRecords": return_records}),
+        )
+        .await;
+        bad.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(bad.error_fields(), vec!["records[1].name"]);
+    }
+    assert_eq!(dump(&app, "people"), before);
+}
+
+#[actix_web::test]
 async fn trash_lists_with_the_query_language_and_restores_one() {
     let app = TestApp::from_toml(LIFECYCLE_TABLES);
     let service = service!(app);

@@ -167,7 +167,8 @@ fn block_error(message: impl Into<String>) -> StorageError {
     }
 }
 
-/// One record's posting of a term, as a block stores it.
+/// One record's posting of a term with its positions spelled out (the tests' view of a block).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq)]
 struct StoredPosting {
     record_id: u64,
@@ -177,9 +178,50 @@ struct StoredPosting {
     positions: Vec<u32>,
 }
 
+/// One record's posting of a term while the term's blocks are rewritten. Its positions stay
+/// as a block stores them — the gaps, first position first — in a slice of the term's position
+/// arena, so decoding and re-encoding a block costs a handful of allocations, not one per
+/// posting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Posting {
+    record_id: u64,
+    /// The record's document length in tokens.
+    length: u32,
+    /// The position gaps are `arena[start..start + count]` (`count`: the term frequency).
+    start: usize,
+    count: usize,
+}
+
+impl Posting {
+    /// The position gaps of this posting in `arena` (the arena it was made with).
+    fn gaps<'a>(&self, arena: &'a [u32]) -> &'a [u32] {
+        self.start
+            .checked_add(self.count)
+            .and_then(|end| arena.get(self.start..end))
+            .unwrap_or_default()
+    }
+}
+
+/// A posting of `record_id` at ascending `positions`, its gaps appended to `arena`.
+fn push_posting(arena: &mut Vec<u32>, record_id: u64, length: u32, positions: &[u32]) -> Posting {
+    let start = arena.len();
+    let mut previous = 0u32;
+    for position in positions {
+        arena.push(position.wrapping_sub(previous));
+        previous = *position;
+    }
+    Posting {
+        record_id,
+        length,
+        start,
+        count: positions.len(),
+    }
+}
+
 /// A block value: [`BLOCK_FORMAT`] ++ bincode(id gaps, lengths, frequencies) ++
-/// bincode(position gaps). `postings` is sorted by record id and not empty.
-fn encode_block(postings: &[StoredPosting]) -> StorageResult<Vec<u8>> {
+/// bincode(position gaps). `postings` is sorted by record id and not empty; their position
+/// gaps are in `arena`.
+fn encode_postings(postings: &[Posting], arena: &[u32]) -> StorageResult<Vec<u8>> {
     let mut gaps = Vec::with_capacity(postings.len());
     let mut lengths = Vec::with_capacity(postings.len());
     let mut frequencies = Vec::with_capacity(postings.len());
@@ -189,20 +231,74 @@ fn encode_block(postings: &[StoredPosting]) -> StorageResult<Vec<u8>> {
         gaps.push(posting.record_id.wrapping_sub(previous_id));
         previous_id = posting.record_id;
         lengths.push(posting.length);
-        frequencies.push(u32::try_from(posting.positions.len()).unwrap_or(u32::MAX));
-        let mut previous_position = 0u32;
-        for position in &posting.positions {
-            positions.push(position.wrapping_sub(previous_position));
-            previous_position = *position;
-        }
+        let posting_gaps = posting.gaps(arena);
+        frequencies.push(u32::try_from(posting_gaps.len()).unwrap_or(u32::MAX));
+        positions.extend_from_slice(posting_gaps);
     }
-    let mut bytes = Vec::with_capacity(4 * postings.len() + 8);
+    let mut bytes = Vec::with_capacity(4 * postings.len() + positions.len() + 8);
     bytes.push(BLOCK_FORMAT);
     let encode_error = |error: bincode::error::EncodeError| StorageError::Encode(error.to_string());
     bincode::encode_into_std_write((gaps, lengths, frequencies), &mut bytes, block_config())
         .map_err(encode_error)?;
     bincode::encode_into_std_write(positions, &mut bytes, block_config()).map_err(encode_error)?;
     Ok(bytes)
+}
+
+/// Appends the postings of a block value to `postings`, their position gaps to `arena`.
+fn decode_block_into(
+    value: &[u8],
+    postings: &mut Vec<Posting>,
+    arena: &mut Vec<u32>,
+) -> StorageResult<()> {
+    let head = decode_head(value)?;
+    let body = value.get(head.positions_at..).unwrap_or_default();
+    let (gaps, read): (Vec<u32>, usize) = bincode::decode_from_slice(body, block_config())
+        .map_err(|error| block_error(error.to_string()))?;
+    if read != body.len() {
+        return Err(block_error("bytes left over after the positions"));
+    }
+    let mut start = arena.len();
+    let mut total = 0usize;
+    postings.reserve(head.ids.len());
+    for ((record_id, length), frequency) in
+        head.ids.iter().zip(&head.lengths).zip(&head.frequencies)
+    {
+        let count = usize::try_from(*frequency).unwrap_or(usize::MAX);
+        total = total.saturating_add(count);
+        if total > gaps.len() {
+            return Err(block_error("fewer positions than frequencies"));
+        }
+        postings.push(Posting {
+            record_id: *record_id,
+            length: *length,
+            start,
+            count,
+        });
+        start += count;
+    }
+    if total < gaps.len() {
+        return Err(block_error("more positions than frequencies"));
+    }
+    arena.extend_from_slice(&gaps);
+    Ok(())
+}
+
+/// [`encode_postings`] of postings with their positions spelled out.
+#[cfg(test)]
+fn encode_block(postings: &[StoredPosting]) -> StorageResult<Vec<u8>> {
+    let mut arena = Vec::new();
+    let postings: Vec<Posting> = postings
+        .iter()
+        .map(|posting| {
+            push_posting(
+                &mut arena,
+                posting.record_id,
+                posting.length,
+                &posting.positions,
+            )
+        })
+        .collect();
+    encode_postings(&postings, &arena)
 }
 
 /// The first part of a block: record ids, document lengths, frequencies, and where the
@@ -293,18 +389,26 @@ fn decode_positions(value: &[u8], head: &BlockHead) -> StorageResult<Vec<Vec<u32
     Ok(all)
 }
 
+#[cfg(test)]
 fn decode_block(value: &[u8]) -> StorageResult<Vec<StoredPosting>> {
-    let head = decode_head(value)?;
-    let positions = decode_positions(value, &head)?;
-    Ok(head
-        .ids
-        .into_iter()
-        .zip(head.lengths)
-        .zip(positions)
-        .map(|((record_id, length), positions)| StoredPosting {
-            record_id,
-            length,
-            positions,
+    let (mut postings, mut arena) = (Vec::new(), Vec::new());
+    decode_block_into(value, &mut postings, &mut arena)?;
+    Ok(postings
+        .iter()
+        .map(|posting| {
+            let mut position = 0u32;
+            StoredPosting {
+                record_id: posting.record_id,
+                length: posting.length,
+                positions: posting
+                    .gaps(&arena)
+                    .iter()
+                    .map(|gap| {
+                        position = position.wrapping_add(*gap);
+                        position
+                    })
+                    .collect(),
+            }
         })
         .collect())
 }
@@ -361,6 +465,17 @@ impl SearchChanges {
         new: Option<&StoredRecord>,
     ) {
         let fields = search_fields(schema);
+        if let (Some(old), Some(new)) = (old, new) {
+            // The same record with the same searched values has the same document: nothing to
+            // tokenise or change (the common update that leaves the searched fields alone).
+            let unchanged = old.id == new.id
+                && fields
+                    .iter()
+                    .all(|field| old.value(field.id) == new.value(field.id));
+            if unchanged {
+                return;
+            }
+        }
         let old_document = old.map(|record| (record.id, document(&fields, record)));
         let new_document = new.map(|record| (record.id, document(&fields, record)));
         if old_document == new_document {
@@ -395,7 +510,9 @@ impl SearchChanges {
                     document_key(record_id),
                     document.length.to_be_bytes().to_vec(),
                 );
-            } else {
+            } else if old_document.is_some() {
+                // Only a record that was there can have a length key to remove: a new record's
+                // id was never used (and a rebuild has removed every `F` key already).
                 batch.remove(document_key(record_id));
             }
         }
@@ -452,7 +569,7 @@ fn block_after(tree: &sled::Tree, key: &[u8], end: &[u8]) -> StorageResult<Optio
 
 /// How a rewritten block's postings are cut into blocks: full blocks from the start for the
 /// term's last block (records are mostly appended), even parts elsewhere (room on both sides).
-fn split_block(postings: &[StoredPosting], last: bool) -> Vec<&[StoredPosting]> {
+fn split_block<T>(postings: &[T], last: bool) -> Vec<&[T]> {
     if postings.is_empty() {
         return Vec::new();
     }
@@ -479,8 +596,10 @@ fn write_term(
     let prefix = term_prefix(term);
     let end = prefix_end(&prefix);
     let mut changes = changes.into_iter().peekable();
+    // The position gaps of the postings in hand (the block being rewritten and `carry`).
+    let mut arena: Vec<u32> = Vec::new();
     // Postings of a block too small to keep on its own, merged into `following`.
-    let mut carry: Vec<StoredPosting> = Vec::new();
+    let mut carry: Vec<Posting> = Vec::new();
     let mut following: Option<Entry> = None;
     loop {
         let (current, next) = if let Some(block) = following.take() {
@@ -500,9 +619,13 @@ fn write_term(
             .as_ref()
             .and_then(|(key, _)| tabula_storage::keys::trailing_record_id(key));
         let carried = !carry.is_empty();
+        if !carried {
+            // Nothing refers to the gaps of the blocks before this one any more.
+            arena.clear();
+        }
         let mut postings = std::mem::take(&mut carry);
         if let Some((_, value)) = &current {
-            postings.extend(decode_block(value)?);
+            decode_block_into(value, &mut postings, &mut arena)?;
         }
         let mut changed = false;
         while let Some((record_id, change)) =
@@ -511,25 +634,19 @@ fn write_term(
             let found = postings.binary_search_by_key(&record_id, |posting| posting.record_id);
             match (found, change) {
                 (Ok(index), Some((length, positions))) => {
-                    let posting = StoredPosting {
-                        record_id,
-                        length,
-                        positions,
-                    };
-                    if let Some(slot) = postings.get_mut(index).filter(|slot| **slot != posting) {
-                        *slot = posting;
-                        changed = true;
+                    let posting = push_posting(&mut arena, record_id, length, &positions);
+                    if let Some(slot) = postings.get_mut(index) {
+                        let same = slot.length == posting.length
+                            && slot.gaps(&arena) == posting.gaps(&arena);
+                        if !same {
+                            *slot = posting;
+                            changed = true;
+                        }
                     }
                 }
                 (Err(index), Some((length, positions))) => {
-                    postings.insert(
-                        index,
-                        StoredPosting {
-                            record_id,
-                            length,
-                            positions,
-                        },
-                    );
+                    let posting = push_posting(&mut arena, record_id, length, &positions);
+                    postings.insert(index, posting);
                     changed = true;
                 }
                 (Ok(index), None) => {
@@ -555,7 +672,10 @@ fn write_term(
         }
         for part in split_block(&postings, next.is_none()) {
             if let Some(first) = part.first() {
-                batch.put(block_key(&prefix, first.record_id), encode_block(part)?);
+                batch.put(
+                    block_key(&prefix, first.record_id),
+                    encode_postings(part, &arena)?,
+                );
             }
         }
     }
@@ -1349,7 +1469,7 @@ mod tests {
         };
         assert_eq!(sizes(true), vec![128, 128, 44]);
         assert_eq!(sizes(false), vec![100, 100, 100]);
-        assert!(split_block(&[], true).is_empty());
+        assert!(split_block::<StoredPosting>(&[], true).is_empty());
     }
 
     #[test]
