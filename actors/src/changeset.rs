@@ -252,8 +252,7 @@ impl<'a> Changeset<'a> {
     /// changeset finishes, once its new history entry has an id).
     fn put(&mut self, old: Option<&StoredRecord>, new: StoredRecord) -> DomainResult<()> {
         index_entries(&mut self.batch, self.schema, old, Some(&new));
-        self.search
-            .record(&mut self.batch, self.schema, old, Some(&new));
+        self.search.record(self.schema, old, Some(&new));
         self.track_uniques(old, Some(&new));
         self.records.insert(new.id, Some(new));
         Ok(())
@@ -385,8 +384,7 @@ impl<'a> Changeset<'a> {
         self.batch.remove(keys::record_key(old.id).to_vec());
         self.batch.remove(keys::trash_key(old.id).to_vec());
         index_entries(&mut self.batch, self.schema, Some(old), None);
-        self.search
-            .record(&mut self.batch, self.schema, Some(old), None);
+        self.search.record(self.schema, Some(old), None);
         self.track_uniques(Some(old), None);
         for key in self.shared.store.comment_keys(old.id) {
             self.batch.remove(key?);

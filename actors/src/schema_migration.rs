@@ -280,10 +280,10 @@ pub fn migrate(
         }
         if plan.rebuild_indexes {
             write_all_index_entries(&mut batch, new, &updated);
-            search.record(&mut batch, new, None, Some(&updated));
+            search.record(new, None, Some(&updated));
         } else if changed {
             crate::table::index_entries(&mut batch, new, Some(&record), Some(&updated));
-            search.record(&mut batch, new, Some(&record), Some(&updated));
+            search.record(new, Some(&record), Some(&updated));
         }
     }
     let mut problems: Vec<MigrationFailure> = failures

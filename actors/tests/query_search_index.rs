@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tabula_actors::query::search::{
-    block_sizes, record_matches, stored_postings, tokenize, SearchQuery, BLOCK_POSTINGS, FORMAT_KEY,
+    block_sizes, document_totals, record_matches, stored_postings, tokenize, SearchQuery,
+    BLOCK_POSTINGS, FORMAT_KEY, INDEX_FORMAT, TOTALS_KEY,
 };
 use tabula_actors::query::{list, parse_list_query, SEARCH};
 use tabula_actors::registry::{Registry, TableHandle};
@@ -246,7 +247,6 @@ fn brute_force(
         .iter()
         .map(|(_, length)| *length)
         .filter(|length| *length > 0)
-        .take(1000)
         .collect();
     let average = if lengths.is_empty() {
         1.0
@@ -309,6 +309,20 @@ fn check(handle: &TableHandle) -> Result<(), String> {
             "stored postings differ: {} stored, {} expected",
             stored.len(),
             expected.len()
+        ));
+    }
+    // The document totals are exactly the records' documents.
+    let (documents, tokens) = records
+        .iter()
+        .map(|record| document(record).1)
+        .filter(|length| *length > 0)
+        .fold((0u64, 0u64), |(count, sum), length| {
+            (count + 1, sum + u64::from(length))
+        });
+    let totals = document_totals(handle.shared.store.tree()).map_err(|error| error.to_string())?;
+    if (totals.documents, totals.tokens) != (documents, tokens) {
+        return Err(format!(
+            "document totals {totals:?}, expected {documents} documents of {tokens} tokens"
         ));
     }
     for term in WORDS {
@@ -573,11 +587,91 @@ fn the_index_survives_a_restart_and_an_old_format_is_rebuilt_at_open() {
             assert_eq!(tree.scan_prefix([SEARCH, b'p']).count(), 0);
             assert_eq!(
                 tree.get(FORMAT_KEY).expect("readable").as_deref(),
-                Some(&[2u8][..])
+                Some(&[INDEX_FORMAT][..])
             );
             let (ids, _, total) = search(&items, &[("search", "red"), ("limit", "1000")]);
             assert_eq!((ids, total), before);
             check(&items).expect("the rebuilt index agrees with the records");
+        },
+    );
+}
+
+/// A data directory in format 2 (blocks, and one `F d` length key per record) is upgraded at
+/// open: the lengths become the totals key, the length keys go, the blocks stay. A length key
+/// left over by an upgrade that was interrupted is removed at the next open.
+#[test]
+fn a_format_2_index_is_upgraded_to_one_totals_key_at_open() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let length_key = |record_id: u64| {
+        let mut key = vec![SEARCH, b'd'];
+        key.extend_from_slice(&record_id.to_be_bytes());
+        key
+    };
+    let before = with_store(
+        directory.path(),
+        searchable_schema(),
+        async |registry: Arc<Registry>, _| {
+            let items = table(&registry, "items");
+            create_titles(
+                &items,
+                (1..=300).map(|id| format!("{} n{id} {}", WORDS[id % 4], "x ".repeat(id % 7))),
+            )
+            .await;
+            check(&items).expect("the index agrees with the records");
+            let (ids, scores, total) = search(&items, &[("search", "red"), ("limit", "1000")]);
+            // Back to format 2: no totals key, a length key per record with text.
+            let tree = items.shared.store.tree();
+            tree.remove(TOTALS_KEY).expect("removed");
+            tree.insert(FORMAT_KEY, vec![2u8]).expect("written");
+            for record in all_records(&items) {
+                let length = document(&record).1;
+                if length > 0 {
+                    tree.insert(length_key(record.id), length.to_be_bytes().to_vec())
+                        .expect("written");
+                }
+            }
+            tree.flush().expect("flushed");
+            (ids, scores, total)
+        },
+    );
+    with_store(
+        directory.path(),
+        searchable_schema(),
+        async |registry: Arc<Registry>, _| {
+            let items = table(&registry, "items");
+            let tree = items.shared.store.tree();
+            assert_eq!(tree.scan_prefix([SEARCH, b'd']).count(), 0);
+            assert_eq!(
+                tree.get(FORMAT_KEY).expect("readable").as_deref(),
+                Some(&[INDEX_FORMAT][..])
+            );
+            check(&items).expect("the upgraded index agrees with the records");
+            assert_eq!(
+                search(&items, &[("search", "red"), ("limit", "1000")]),
+                before,
+                "the same hits, scores and total"
+            );
+            tree.insert(length_key(7), 3u32.to_be_bytes().to_vec())
+                .expect("written");
+            tree.flush().expect("flushed");
+        },
+    );
+    with_store(
+        directory.path(),
+        searchable_schema(),
+        async |registry: Arc<Registry>, _| {
+            let items = table(&registry, "items");
+            assert_eq!(
+                items
+                    .shared
+                    .store
+                    .tree()
+                    .scan_prefix([SEARCH, b'd'])
+                    .count(),
+                0,
+                "a left-over length key is removed"
+            );
+            check(&items).expect("the index agrees with the records");
         },
     );
 }

@@ -12,11 +12,12 @@
 //!   varint-coded: the record ids (the first one, then the gaps), each record's document length,
 //!   each record's term frequency, then every posting's positions (the first one, then the
 //!   gaps). A search reads the first part only, unless the term is in a phrase;
-//! * `F 'd' ++ record_id (u64 BE)` → `doc_len (u32 BE)`: the record's token count, sampled for
-//!   the average document length;
+//! * `F 't'` → the indexed documents (u64 BE) and their total length in tokens (u64 BE), for
+//!   BM25's average document length; changed once per write batch by the batch's net change;
 //! * `F 'v'` → the index format ([`INDEX_FORMAT`]). A table opened without it (a data directory
 //!   written before the blocks, when every posting was its own `F 'p'` key) has its index rebuilt
-//!   from its records first ([`ensure_index_format`]).
+//!   from its records first; one in format 2 (each record's length under its own `F 'd'` key)
+//!   has the totals summed from those keys, which are then removed ([`ensure_index_format`]).
 //!
 //! The document of a record is the text of the table's search fields (the `search` option, or
 //! every text field) in schema order, tokenised into lower-case alphanumeric runs; positions
@@ -41,11 +42,17 @@ use crate::registry::TableShared;
 /// The key prefix of the full-text index.
 pub const SEARCH: u8 = b'F';
 const BLOCK: u8 = b'b';
+/// Format 2's per-record document lengths (`F 'd' ++ record id`), removed on upgrade.
 const DOCUMENT: u8 = b'd';
+/// The key of the document totals.
+pub const TOTALS_KEY: [u8; 2] = [SEARCH, b't'];
 /// The key of the index format marker.
 pub const FORMAT_KEY: [u8; 2] = [SEARCH, b'v'];
-/// The index format this version writes (`F 'v'`): 2 = posting blocks.
-pub const INDEX_FORMAT: u8 = 2;
+/// The index format this version writes (`F 'v'`): 3 = posting blocks and one totals key
+/// (2 = posting blocks and a length key per record).
+pub const INDEX_FORMAT: u8 = 3;
+/// Format 2 keys removed per batch when upgrading (small batches keep sled's memory bounded).
+const UPGRADE_BATCH_KEYS: usize = 512;
 /// The first byte of every block value.
 pub const BLOCK_FORMAT: u8 = 1;
 /// The most postings one block holds.
@@ -56,8 +63,6 @@ pub const MIN_BLOCK_POSTINGS: usize = 32;
 pub const MAX_TOKEN_CHARS: usize = 64;
 /// The longest search text accepted.
 pub const MAX_SEARCH_CHARS: usize = 1_000;
-/// How many document lengths are read to estimate the average.
-const LENGTH_SAMPLE: usize = 1_000;
 const BM25_K1: f64 = 1.2;
 const BM25_B: f64 = 0.75;
 /// The most bytes one block decode may claim (a damaged length prefix becomes an error).
@@ -145,10 +150,56 @@ fn block_key(prefix: &[u8], first_record_id: u64) -> Vec<u8> {
     key
 }
 
-fn document_key(record_id: u64) -> Vec<u8> {
-    let mut key = vec![SEARCH, DOCUMENT];
-    key.extend_from_slice(&record_id.to_be_bytes());
-    key
+/// The indexed documents and their total length, as `F t` holds them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DocumentTotals {
+    pub documents: u64,
+    pub tokens: u64,
+}
+
+impl DocumentTotals {
+    fn decode(bytes: Option<&[u8]>) -> DocumentTotals {
+        let number = |range: std::ops::Range<usize>| {
+            bytes
+                .and_then(|bytes| bytes.get(range))
+                .and_then(|slice| <[u8; 8]>::try_from(slice).ok())
+                .map_or(0, u64::from_be_bytes)
+        };
+        DocumentTotals {
+            documents: number(0..8),
+            tokens: number(8..16),
+        }
+    }
+
+    fn encode(self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(16);
+        bytes.extend_from_slice(&self.documents.to_be_bytes());
+        bytes.extend_from_slice(&self.tokens.to_be_bytes());
+        bytes
+    }
+
+    /// These totals changed by `documents` and `tokens` (never below zero).
+    fn plus(self, documents: i64, tokens: i64) -> DocumentTotals {
+        DocumentTotals {
+            documents: self.documents.saturating_add_signed(documents),
+            tokens: self.tokens.saturating_add_signed(tokens),
+        }
+    }
+
+    /// The average document length BM25 uses: 1 for an empty index.
+    pub fn average_length(self) -> f64 {
+        if self.documents == 0 {
+            1.0
+        } else {
+            // Both far below 2^53 in any real table, so the conversions are exact.
+            (self.tokens as f64 / self.documents as f64).max(1.0)
+        }
+    }
+}
+
+/// The document totals as stored.
+pub fn document_totals(tree: &sled::Tree) -> StorageResult<DocumentTotals> {
+    Ok(DocumentTotals::decode(tree.get(TOTALS_KEY)?.as_deref()))
 }
 
 /// The smallest key after every key that starts with `prefix` (a term prefix ends in `0x00`).
@@ -423,6 +474,9 @@ type PostingChange = Option<(u32, Vec<u32>)>;
 #[derive(Debug, Default)]
 pub struct SearchChanges {
     terms: BTreeMap<String, BTreeMap<u64, PostingChange>>,
+    /// The net change of the document totals (`F t`): documents, tokens.
+    documents: i64,
+    tokens: i64,
     /// The batch already removes every stored `F` key (an index rebuild): blocks are written
     /// from nothing, none is read.
     rebuilding: bool,
@@ -437,8 +491,8 @@ impl SearchChanges {
     /// then added through [`SearchChanges::record`] with `old = None`).
     pub fn rebuilding() -> Self {
         SearchChanges {
-            terms: BTreeMap::new(),
             rebuilding: true,
+            ..SearchChanges::default()
         }
     }
 
@@ -449,17 +503,18 @@ impl SearchChanges {
     /// Adds the changes of a later write of the same batch (its change of a record wins).
     pub fn merge(&mut self, later: SearchChanges) {
         self.rebuilding |= later.rebuilding;
+        self.documents += later.documents;
+        self.tokens += later.tokens;
         for (term, changes) in later.terms {
             self.terms.entry(term).or_default().extend(changes);
         }
     }
 
     /// Gathers the changes that turn `old` into `new` (either may be absent: a create or a
-    /// permanent delete); the record's document-length key goes into `batch` at once. Called
-    /// for every record write, with the records as the batch leaves them step by step.
+    /// permanent delete). Called for every record write, with the records as the batch leaves
+    /// them step by step.
     pub fn record(
         &mut self,
-        batch: &mut WriteBatch,
         schema: &TableSchema,
         old: Option<&StoredRecord>,
         new: Option<&StoredRecord>,
@@ -494,8 +549,9 @@ impl SearchChanges {
                         .insert(*record_id, None);
                 }
             }
-            if document.length > 0 && kept.is_none() {
-                batch.remove(document_key(*record_id));
+            if document.length > 0 {
+                self.documents -= 1;
+                self.tokens -= i64::from(document.length);
             }
         }
         if let Some((record_id, document)) = new_document {
@@ -506,14 +562,8 @@ impl SearchChanges {
                     .insert(record_id, Some((document.length, positions)));
             }
             if document.length > 0 {
-                batch.put(
-                    document_key(record_id),
-                    document.length.to_be_bytes().to_vec(),
-                );
-            } else if old_document.is_some() {
-                // Only a record that was there can have a length key to remove: a new record's
-                // id was never used (and a rebuild has removed every `F` key already).
-                batch.remove(document_key(record_id));
+                self.documents += 1;
+                self.tokens += i64::from(document.length);
             }
         }
     }
@@ -523,6 +573,20 @@ impl SearchChanges {
     pub fn write(self, tree: &sled::Tree, batch: &mut WriteBatch) -> StorageResult<()> {
         if self.rebuilding {
             batch.put(FORMAT_KEY.to_vec(), vec![INDEX_FORMAT]);
+        }
+        if self.rebuilding || self.documents != 0 || self.tokens != 0 {
+            let stored = if self.rebuilding {
+                DocumentTotals::default()
+            } else {
+                match batch.get(&TOTALS_KEY) {
+                    Some(staged) => DocumentTotals::decode(staged.map(|value| &value[..])),
+                    None => document_totals(tree)?,
+                }
+            };
+            batch.put(
+                TOTALS_KEY.to_vec(),
+                stored.plus(self.documents, self.tokens).encode(),
+            );
         }
         for (term, changes) in self.terms {
             write_term(tree, batch, &term, changes, self.rebuilding)?;
@@ -683,13 +747,41 @@ fn write_term(
 }
 
 /// Makes sure the table's search index is in this version's format ([`INDEX_FORMAT`]):
-/// a tree without the marker — written before posting blocks, or never written — has every
-/// `F` key removed (an earlier version's `F g` write token with them) and the index rebuilt
-/// from its records, in one batch. Answers whether it rebuilt. Called when a table is opened, before it serves.
+/// - a tree without the marker — written before posting blocks, or never written — has every
+///   `F` key removed (an earlier version's `F g` write token with them) and the index rebuilt
+///   from its records, in one batch;
+/// - a tree in format 2 keeps its blocks: its per-record length keys are summed into the
+///   totals key, written with the new marker in one batch, and then removed in small batches
+///   (a crash between them leaves length keys no reader looks at; the next open removes them).
+///
+/// Answers whether it rebuilt or upgraded. Called when a table is opened, before it serves.
 pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageResult<bool> {
     let tree = store.tree();
-    if tree.get(FORMAT_KEY)?.as_deref() == Some(&[INDEX_FORMAT][..]) {
+    let format = tree.get(FORMAT_KEY)?;
+    if format.as_deref() == Some(&[INDEX_FORMAT][..]) {
+        remove_length_keys(store)?;
         return Ok(false);
+    }
+    if format.as_deref() == Some(&[2][..]) {
+        let mut totals = DocumentTotals::default();
+        for entry in tree.scan_prefix([SEARCH, DOCUMENT]) {
+            let (_, value) = entry?;
+            let length = <[u8; 4]>::try_from(&value[..]).map_or(0, u32::from_be_bytes);
+            if length > 0 {
+                totals = totals.plus(1, i64::from(length));
+            }
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(TOTALS_KEY.to_vec(), totals.encode());
+        batch.put(FORMAT_KEY.to_vec(), vec![INDEX_FORMAT]);
+        store.apply(batch)?;
+        remove_length_keys(store)?;
+        tracing::info!(
+            table = schema.name,
+            documents = totals.documents,
+            "search index upgraded to one totals key"
+        );
+        return Ok(true);
     }
     let mut batch = WriteBatch::new();
     for key in tree.scan_prefix([SEARCH]).keys() {
@@ -698,7 +790,7 @@ pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageR
     let mut changes = SearchChanges::rebuilding();
     let mut records = 0u64;
     for record in store.records(None, false) {
-        changes.record(&mut batch, schema, None, Some(&record?));
+        changes.record(schema, None, Some(&record?));
         records += 1;
     }
     changes.write(tree, &mut batch)?;
@@ -711,6 +803,26 @@ pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageR
         );
     }
     Ok(true)
+}
+
+/// Removes format 2's per-record length keys, [`UPGRADE_BATCH_KEYS`] per batch.
+fn remove_length_keys(store: &TableStore) -> StorageResult<()> {
+    loop {
+        let keys: Vec<IVec> = store
+            .tree()
+            .scan_prefix([SEARCH, DOCUMENT])
+            .keys()
+            .take(UPGRADE_BATCH_KEYS)
+            .collect::<Result<_, _>>()?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for key in keys {
+            batch.remove(key);
+        }
+        store.apply(batch)?;
+    }
 }
 
 /// Every posting of the index as (term, record id), terms in byte order, ids ascending: for
@@ -955,36 +1067,9 @@ fn load_postings(
     Ok(Some(list))
 }
 
-/// The average document length, from a sample of the `F d` entries; remembered (as its bits)
-/// until the table's next write, like a cached total.
+/// The average document length, from the document totals.
 fn average_document_length(table: &TableShared) -> DomainResult<f64> {
-    let bits =
-        crate::query::counts::cached_count(table, b"search:average-length".to_vec(), || {
-            sample_document_length(table).map(f64::to_bits)
-        })?;
-    Ok(f64::from_bits(bits))
-}
-
-fn sample_document_length(table: &TableShared) -> DomainResult<f64> {
-    let mut total = 0u64;
-    let mut count = 0u64;
-    for entry in table
-        .store
-        .tree()
-        .scan_prefix([SEARCH, DOCUMENT])
-        .take(LENGTH_SAMPLE)
-    {
-        let (_, value) = entry.map_err(StorageError::from)?;
-        let length: Option<[u8; 4]> = value.as_ref().try_into().ok();
-        total += u64::from(length.map(u32::from_be_bytes).unwrap_or(0));
-        count += 1;
-    }
-    Ok(if count == 0 {
-        1.0
-    } else {
-        // Both are far below 2^53, so the conversions are exact.
-        (total as f64 / count as f64).max(1.0)
-    })
+    Ok(document_totals(table.store.tree())?.average_length())
 }
 
 /// The records (ascending ids) matching `item`: every word; for a phrase, in sequence.
