@@ -1069,15 +1069,22 @@ fn user_agents_are_classified_and_cached() {
         ("Googlebot/2.1 (+http://www.google.com/bot.html)", "other", "misc crawler"),
         ("", "other", "Unknown"),
     ];
+    let mut ids = Vec::new();
     for (user_agent, device, browser) in cases {
-        let value = classifier.classify(user_agent);
+        let class = classifier.classify(user_agent);
+        let value = classifier.classes().name(class).expect("a class given out");
         let parts: Vec<&str> = value.split(SEPARATOR).collect();
         assert_eq!((parts[0], parts[1]), (device, browser), "{user_agent}");
-        assert!(
-            Arc::ptr_eq(&value, &classifier.classify(user_agent)),
-            "cached"
-        );
+        assert_eq!(classifier.classify(user_agent), class, "cached");
+        assert_eq!(classifier.classes().id_of(&value), class, "{value}");
+        ids.push(class);
     }
+    // One id per distinct classification: the two Chrome desktops would share one, these
+    // eight are all different.
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), cases.len());
+    assert!(classifier.classes().name(u32::MAX).is_none());
 }
 
 #[test]

@@ -3,12 +3,18 @@
 //! (the collect queue, or a `ReadReport` message) and render the reply.
 
 use std::borrow::Cow;
+use std::future::{ready, Future, Ready};
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use actix_cors::Cors;
-use actix_web::http::header;
-use actix_web::middleware::{from_fn, Condition, ErrorHandlers};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{guard, web, HttpRequest, HttpResponse};
+use pin_project_lite::pin_project;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,10 +26,10 @@ use tabula_actors::clock;
 
 use crate::auth::Caller;
 use crate::config::Config;
-use crate::error::{envelope_for_foreign_errors, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult};
 use crate::rate_limit;
 use crate::state::AppState;
-use crate::telemetry::request_context;
+use crate::telemetry::RequestContext;
 
 /// The collect endpoint (mounted by [`configure_collect`], outside the shared middleware).
 pub const COLLECT_PATH: &str = "/api/analytics/collect";
@@ -35,19 +41,32 @@ const COLLECT_BODY_LIMIT: usize = 16 * 1024;
 pub const TRACKER_SCRIPT: &str = include_str!("analytics_tracker.js");
 
 /// The collect endpoint with its own middleware, mounted in front of the shared stack (see
-/// `create_app`): the request context (id, span, `x-request-id`), the error envelope for
-/// framework errors, the `analytics_collect` rate limit when `rate_limited`, and CORS — any
-/// origin, no credentials (`*`), preflight answered by the CORS middleware. Nothing else: the
-/// path takes no credentials, so the caller is never resolved.
+/// `create_app`): the request context (id, span, `x-request-id`) with the error envelope for
+/// framework errors ([`RequestContext`]), the `analytics_collect` rate limit when
+/// `rate_limited`, and CORS — any origin, no credentials (`*`). Nothing else: the path takes no
+/// credentials, so the caller is never resolved. `OPTIONS` (the CORS preflight) goes through
+/// `actix-cors`; every other method through [`CollectCors`], which adds the same headers to
+/// an actual request without a boxed future.
 pub fn configure_collect(config: &mut web::ServiceConfig, rate_limited: bool) {
+    // Scopes that claim only the collect path, so their middleware wraps nothing else.
+    config.service(
+        web::scope("")
+            .guard(guard::fn_guard(|context| {
+                let head = context.head();
+                head.method != Method::OPTIONS && head.uri.path() == COLLECT_PATH
+            }))
+            .app_data(web::PayloadConfig::new(COLLECT_BODY_LIMIT))
+            .wrap(CollectCors)
+            .wrap(Condition::new(rate_limited, from_fn(rate_limit::enforce)))
+            .wrap(RequestContext)
+            .service(super::resource(COLLECT_PATH).post(collect_page_view)),
+    );
     let cors = Cors::default()
         .allow_any_origin()
         .send_wildcard()
         .allowed_methods(["POST"])
         .allow_any_header()
         .max_age(86_400);
-    // A scope that claims only the collect path (every method), so the middleware wraps
-    // nothing else.
     config.service(
         web::scope("")
             .guard(guard::fn_guard(|context| {
@@ -56,10 +75,110 @@ pub fn configure_collect(config: &mut web::ServiceConfig, rate_limited: bool) {
             .app_data(web::PayloadConfig::new(COLLECT_BODY_LIMIT))
             .wrap(cors)
             .wrap(Condition::new(rate_limited, from_fn(rate_limit::enforce)))
-            .wrap(ErrorHandlers::new().default_handler(envelope_for_foreign_errors))
-            .wrap(from_fn(request_context))
+            .wrap(RequestContext)
             .service(super::resource(COLLECT_PATH).post(collect_page_view)),
     );
+}
+
+/// The CORS headers `actix-cors`, configured as in [`configure_collect`], adds to an actual
+/// (not preflight) request — `Access-Control-Allow-Origin: *` when the request has an
+/// `Origin`, and the `Vary` list on every response — without its boxed future per request.
+#[derive(Clone, Copy, Debug, Default)]
+struct CollectCors;
+
+impl<S, B> Transform<S, ServiceRequest> for CollectCors
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = CollectCorsService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(CollectCorsService { service }))
+    }
+}
+
+struct CollectCorsService<S> {
+    service: S,
+}
+
+impl<S, B> Service<ServiceRequest> for CollectCorsService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = CollectCorsFuture<S::Future>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let with_origin = request.headers().contains_key(header::ORIGIN);
+        CollectCorsFuture {
+            served: self.service.call(request),
+            with_origin,
+        }
+    }
+}
+
+pin_project! {
+    struct CollectCorsFuture<F> {
+        #[pin]
+        served: F,
+        with_origin: bool,
+    }
+}
+
+impl<F, B> Future for CollectCorsFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+{
+    type Output = Result<ServiceResponse<B>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let with_origin = *this.with_origin;
+        Poll::Ready(match ready!(this.served.poll(context)) {
+            Ok(mut response) => {
+                add_cors_headers(response.headers_mut(), with_origin);
+                Ok(response)
+            }
+            Err(mut error) => {
+                error.add_response_mapper(move |mut response| {
+                    add_cors_headers(response.headers_mut(), with_origin);
+                    response
+                });
+                Err(error)
+            }
+        })
+    }
+}
+
+/// What `actix-cors` lists in `Vary` (without its private-network draft feature).
+const CORS_VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+
+/// The response headers of an actual request (any origin, wildcard, no credentials, no exposed
+/// headers), as `actix-cors` writes them.
+fn add_cors_headers(headers: &mut HeaderMap, with_origin: bool) {
+    if with_origin {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    let vary = match headers.get(header::VARY) {
+        Some(existing) => {
+            let mut value = existing.as_bytes().to_vec();
+            value.extend_from_slice(b", ");
+            value.extend_from_slice(CORS_VARY.as_bytes());
+            HeaderValue::from_bytes(&value).unwrap_or(HeaderValue::from_static(CORS_VARY))
+        }
+        None => HeaderValue::from_static(CORS_VARY),
+    };
+    headers.insert(header::VARY, vary);
 }
 
 /// The reports and the tracker script (the collect endpoint: [`configure_collect`]).
