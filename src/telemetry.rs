@@ -28,6 +28,11 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Runs `serve` with `request_id` as the task's request id (for code that is not a future).
+pub(crate) fn with_request_id<R>(request_id: String, serve: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(request_id, serve)
+}
+
 /// Installs the global subscriber: `level` is an env-filter directive (`info`, `tabula=debug`),
 /// `json` selects one JSON object per line. `TABULA_LOG` has already been folded into `level`.
 pub fn init_tracing(level: &str, json: bool) {
@@ -69,7 +74,7 @@ fn new_request_id() -> String {
 }
 
 /// The request's id: a sane incoming `x-request-id`, or a fresh one.
-fn request_id_of(request: &ServiceRequest) -> String {
+pub(crate) fn request_id_of(request: &ServiceRequest) -> String {
     request
         .headers()
         .get(&REQUEST_ID_HEADER)
@@ -77,7 +82,8 @@ fn request_id_of(request: &ServiceRequest) -> String {
         .unwrap_or_else(new_request_id)
 }
 
-fn request_span(request_id: &str, request: &ServiceRequest) -> tracing::Span {
+/// The span every request is served in.
+pub(crate) fn request_span(request_id: &str, request: &ServiceRequest) -> tracing::Span {
     tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -176,11 +182,16 @@ where
     type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.served.poll(context))?;
+        let mut this = self.project();
+        let response = ready!(this.served.as_mut().poll(context))?;
         let status = response.status();
         let mut response = if status.is_client_error() || status.is_server_error() {
-            envelope_response(response)
+            // Inside the request's span and id, as `ErrorHandlers` inside `request_context`
+            // (an internal error's envelope carries the request id).
+            let request_id = this.served.take_value().unwrap_or_default();
+            REQUEST_ID.sync_scope(request_id, || {
+                this.span.in_scope(|| envelope_response(response))
+            })
         } else {
             response.map_into_left_body()
         };
