@@ -28,6 +28,16 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// `span.in_scope(serve)`, without entering and leaving a span that records nothing (every
+/// request's span when the log level is above `info`).
+pub(crate) fn in_span<R>(span: &tracing::Span, serve: impl FnOnce() -> R) -> R {
+    if span.is_disabled() {
+        serve()
+    } else {
+        span.in_scope(serve)
+    }
+}
+
 /// Runs `serve` with `request_id` as the task's request id (for code that is not a future).
 pub(crate) fn with_request_id<R>(request_id: String, serve: impl FnOnce() -> R) -> R {
     REQUEST_ID.sync_scope(request_id, serve)
@@ -190,13 +200,14 @@ where
             // (an internal error's envelope carries the request id).
             let request_id = this.served.take_value().unwrap_or_default();
             REQUEST_ID.sync_scope(request_id, || {
-                this.span.in_scope(|| envelope_response(response))
+                in_span(this.span, || envelope_response(response))
             })
         } else {
             response.map_into_left_body()
         };
-        this.span
-            .in_scope(|| tracing::debug!(status = response.status().as_u16(), "served"));
+        in_span(this.span, || {
+            tracing::debug!(status = response.status().as_u16(), "served")
+        });
         if let Some(value) = this.header_value.take() {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }

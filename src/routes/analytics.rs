@@ -34,7 +34,7 @@ use crate::error::{envelope_response, ApiError, ApiResult};
 use crate::rate_limit;
 use crate::state::AppState;
 use crate::telemetry::{
-    request_id_of, request_span, with_request_id, RequestContext, REQUEST_ID_HEADER,
+    in_span, request_id_of, request_span, with_request_id, RequestContext, REQUEST_ID_HEADER,
 };
 
 /// The collect endpoint (mounted by [`configure_collect`], outside the shared middleware).
@@ -150,7 +150,9 @@ impl Service<ServiceRequest> for CollectService {
         let header_value = HeaderValue::from_str(&request_id).ok();
         let with_origin = request.headers().contains_key(header::ORIGIN);
         let refused = if self.rate_limited {
-            span.in_scope(|| with_request_id(request_id.clone(), || rate_limit::refusal(&request)))
+            in_span(&span, || {
+                with_request_id(request_id.clone(), || rate_limit::refusal(&request))
+            })
         } else {
             None
         };
@@ -233,7 +235,7 @@ impl Future for CollectFuture {
         let span = &*this.span;
         let with_origin = *this.with_origin;
         let mut response = with_request_id(request_id, || {
-            span.in_scope(|| {
+            in_span(span, || {
                 let mut response = match outcome {
                     CollectOutcomeOf::Body(Ok(body)) => {
                         match request.app_data::<web::Data<AppState>>() {

@@ -222,24 +222,25 @@ pub fn referrer_domain(referrer: &str) -> Option<String> {
 /// [`referrer_domain`] without the copy: the host as written in `referrer` (its lower-cased
 /// form is the domain; lower-casing ASCII keeps every byte offset).
 pub fn referrer_host(referrer: &str) -> Option<&str> {
+    // Byte searches for ASCII delimiters: every cut falls at a character boundary.
     let referrer = referrer.trim();
-    let after_scheme = match referrer
-        .as_bytes()
-        .windows(3)
-        .position(|window| window == b"://")
-    {
+    let after_scheme = match referrer.find("://") {
         Some(index) => &referrer[index + 3..],
         None => referrer,
     };
     let authority_end = after_scheme
-        .find(['/', '?', '#'])
+        .bytes()
+        .position(|byte| matches!(byte, b'/' | b'?' | b'#'))
         .unwrap_or(after_scheme.len());
     let authority = &after_scheme[..authority_end];
-    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match authority.rfind('@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
     let host = if host.starts_with('[') {
         host.find(']').map_or(host, |end| &host[..=end])
     } else {
-        host.split(':').next().unwrap_or(host)
+        &host[..host.find(':').unwrap_or(host.len())]
     };
     let host = host.trim_end_matches('.');
     // `www.` in any case: four ASCII bytes, so the rest starts at a character boundary.
