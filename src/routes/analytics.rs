@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 
 use actix_cors::Cors;
 use actix_web::dev::{
-    always_ready, AppService, Extensions, HttpServiceFactory, ResourceDef, Service,
-    ServiceFactory, ServiceRequest, ServiceResponse,
+    always_ready, AppService, Extensions, HttpServiceFactory, ResourceDef, Service, ServiceFactory,
+    ServiceRequest, ServiceResponse,
 };
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::Method;
@@ -455,7 +455,11 @@ pub async fn collect_page_view(
 }
 
 /// The work of [`collect_page_view`] once the body is read.
-fn collect_response(state: &AppState, request: &HttpRequest, body: &[u8]) -> ApiResult<HttpResponse> {
+fn collect_response(
+    state: &AppState,
+    request: &HttpRequest,
+    body: &[u8],
+) -> ApiResult<HttpResponse> {
     let analytics = analytics(state)?;
     let parsed: CollectBody<'_> = serde_json::from_slice(body)
         .map_err(|error| ApiError::validation("body", format!("Malformed JSON: {error}")))?;

@@ -205,8 +205,14 @@ async fn collect_outcomes_carry_the_cors_headers_of_an_actual_request() {
     let origin = ("origin", "https://blog.example");
     let huge = json!({"p": "/x", "t": "t".repeat(20_000)}).to_string();
     let cases = [
-        (collect_request(r#"{"p":"/v"}"#, "203.0.113.5", CHROME_UA), 204),
-        (collect_request(r#"{"p":""}"#, "203.0.113.5", CHROME_UA), 400),
+        (
+            collect_request(r#"{"p":"/v"}"#, "203.0.113.5", CHROME_UA),
+            204,
+        ),
+        (
+            collect_request(r#"{"p":""}"#, "203.0.113.5", CHROME_UA),
+            400,
+        ),
         (collect_request("not json", "203.0.113.5", CHROME_UA), 400),
         (collect_request(&huge, "203.0.113.5", CHROME_UA), 413),
         (TestRequest::get().uri("/api/analytics/collect"), 405),
@@ -229,7 +235,10 @@ async fn collect_outcomes_carry_the_cors_headers_of_an_actual_request() {
             assert!(reply.header(absent).is_none(), "{status}: {absent}");
         }
         if status != 204 {
-            assert_eq!(reply.header("content-type").as_deref(), Some("application/json"));
+            assert_eq!(
+                reply.header("content-type").as_deref(),
+                Some("application/json")
+            );
         }
     }
     // Without an Origin: no Allow-Origin, the Vary list all the same.
@@ -252,14 +261,16 @@ async fn collect_outcomes_carry_the_cors_headers_of_an_actual_request() {
     )
     .await;
     assert_eq!(preflight.status, StatusCode::OK);
-    assert_eq!(preflight.header("access-control-max-age").as_deref(), Some("86400"));
+    assert_eq!(
+        preflight.header("access-control-max-age").as_deref(),
+        Some("86400")
+    );
     assert_eq!(preflight.header("vary").as_deref(), Some(VARY));
     assert_fresh_request_id(&preflight, "preflight");
     // A path that only decodes to the collect path is not it (as before): 404.
     let encoded = send_request(
         &service,
-        collect_request(r#"{"p":"/v"}"#, "203.0.113.5", CHROME_UA)
-            .uri("/api/analytics/%63ollect"),
+        collect_request(r#"{"p":"/v"}"#, "203.0.113.5", CHROME_UA).uri("/api/analytics/%63ollect"),
     )
     .await;
     assert_eq!(encoded.status, StatusCode::NOT_FOUND);
