@@ -407,13 +407,74 @@ pub struct FlushSummary {
     pub closed_days: usize,
 }
 
+/// Bytes of a value kept inside its dictionary entry (longer ones are on the heap).
+const INLINE_VALUE_BYTES: usize = 30;
+
+/// A value of the value → row dictionary: its bytes inline when short, so that a lookup —
+/// one per dimension per event — compares them without following a pointer (with 100 000
+/// distinct paths, that pointer was a cache miss per event). Hashed and compared as the
+/// value's bytes, so the map is looked up with `value.as_bytes()`.
+#[derive(Clone, Debug)]
+enum ValueKey {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_VALUE_BYTES],
+    },
+    Heap(Box<[u8]>),
+}
+
+// Four words: the inline bytes, their length and the variant's tag.
+const _: () = assert!(std::mem::size_of::<ValueKey>() == 32);
+
+impl ValueKey {
+    fn new(value: &str) -> Self {
+        let source = value.as_bytes();
+        match u8::try_from(source.len()) {
+            Ok(len) if source.len() <= INLINE_VALUE_BYTES => {
+                let mut bytes = [0u8; INLINE_VALUE_BYTES];
+                bytes[..source.len()].copy_from_slice(source);
+                ValueKey::Inline { len, bytes }
+            }
+            _ => ValueKey::Heap(Box::from(source)),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ValueKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ValueKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for ValueKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ValueKey {}
+
+impl std::hash::Hash for ValueKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, which `Borrow<[u8]>` requires.
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ValueKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 /// Every open day, the value → row id dictionary, and the tree they are flushed to.
 pub struct Rollups {
     store: Store,
     tree: sled::Tree,
     settings: RollupSettings,
     days: BTreeMap<u32, DayState>,
-    interned: Vec<FxHashMap<Box<str>, u32>>,
+    interned: Vec<FxHashMap<ValueKey, u32>>,
     /// Per dimension: `interned` holds the whole value → row dictionary, so a value missing
     /// from it is new and sled need not be asked (true from start-up while the dictionary fits
     /// [`INTERNED_VALUES_LIMIT`], false once the map has been emptied for size).
@@ -428,7 +489,7 @@ pub struct Rollups {
 impl Rollups {
     pub fn open(store: Store, tree: sled::Tree, settings: RollupSettings) -> StorageResult<Self> {
         let mut last_row_ids = [0u32; 4];
-        let mut interned: Vec<FxHashMap<Box<str>, u32>> =
+        let mut interned: Vec<FxHashMap<ValueKey, u32>> =
             (0..4).map(|_| FxHashMap::default()).collect();
         let mut interned_complete = [false; 4];
         for dim in Dimension::ALL {
@@ -448,7 +509,7 @@ impl Rollups {
                     match key.get(2..).map(std::str::from_utf8) {
                         Some(Ok(value)) => {
                             let row = layout::u32_at(&bytes, 0).unwrap_or(OTHER_ROW);
-                            map.insert(Box::from(value), row);
+                            map.insert(ValueKey::new(value), row);
                         }
                         _ => complete = false,
                     }
@@ -534,7 +595,7 @@ impl Rollups {
 
     /// The global id of `value`, if it has one.
     fn known_row(&mut self, dim: Dimension, value: &str) -> StorageResult<Option<u32>> {
-        if let Some(row) = self.interned[dim.index()].get(value) {
+        if let Some(row) = self.interned[dim.index()].get(value.as_bytes()) {
             return Ok(Some(*row));
         }
         if self.interned_complete[dim.index()] {
@@ -543,7 +604,7 @@ impl Rollups {
         match self.tree.get(layout::row_id_key(dim, value))? {
             Some(bytes) => {
                 let row = layout::u32_at(&bytes, 0).unwrap_or(OTHER_ROW);
-                self.interned[dim.index()].insert(Box::from(value), row);
+                self.interned[dim.index()].insert(ValueKey::new(value), row);
                 Ok(Some(row))
             }
             None => Ok(None),
@@ -558,7 +619,7 @@ impl Rollups {
         }
         let row = self.last_row_ids[dim.index()] + 1;
         self.last_row_ids[dim.index()] = row;
-        self.interned[dim.index()].insert(Box::from(value), row);
+        self.interned[dim.index()].insert(ValueKey::new(value), row);
         self.pending_names.push((dim, row, value.to_owned()));
         Some(row)
     }
@@ -724,4 +785,37 @@ pub fn hours_mask(day: u32, from_hour: u32, to_hour: u32) -> u32 {
         }
     }
     mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dictionary_keys_are_found_by_their_bytes_inline_or_not() {
+        let values = [
+            String::new(),
+            "/".to_owned(),
+            "x".repeat(INLINE_VALUE_BYTES),
+            "y".repeat(INLINE_VALUE_BYTES + 1),
+            "/ünïcödé/päth/that/is/longer/than/thirty/bytes".to_owned(),
+        ];
+        let mut map: FxHashMap<ValueKey, u32> = FxHashMap::default();
+        for (row, value) in (1u32..).zip(&values) {
+            let key = ValueKey::new(value);
+            assert_eq!(key.as_bytes(), value.as_bytes());
+            assert_eq!(
+                matches!(key, ValueKey::Inline { .. }),
+                value.len() <= INLINE_VALUE_BYTES,
+                "{value}"
+            );
+            map.insert(key, row);
+        }
+        for (row, value) in (1u32..).zip(&values) {
+            assert_eq!(map.get(value.as_bytes()), Some(&row), "{value}");
+        }
+        assert_eq!(map.get("z".repeat(INLINE_VALUE_BYTES).as_bytes()), None);
+        assert_eq!(map.get("/ ".as_bytes()), None);
+        assert_eq!(map.len(), values.len());
+    }
 }
