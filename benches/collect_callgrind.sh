@@ -5,6 +5,7 @@
 # counted (wrk stops after that many responses), plus a pause for the aggregator to fold them.
 #   benches/collect_callgrind.sh              # REQUESTS=20000 WARMUP=20000 CONNECTIONS=64
 #   TARGET=baseline benches/collect_callgrind.sh
+#   BIN=/path/to/tabula benches/collect_callgrind.sh   # another build of the server
 # Prints instructions per request: all threads, and per thread (the HTTP worker, the aggregator).
 # Valgrind's virtual CPU has no SHA extensions, so sha256 runs its portable code here.
 set -euo pipefail
@@ -32,7 +33,7 @@ TOML
 if [ "$TARGET" = baseline ]; then
   command=("$(ls -t "$target_dir"/release/deps/baseline_collect-* | grep -v '\.d$' | head -1)" "127.0.0.1:$port")
 else
-  command=("$target_dir/release/tabula" serve --config "$work/bench.toml")
+  command=("${BIN:-$target_dir/release/tabula}" serve --config "$work/bench.toml")
 fi
 taskset -c 0 valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes \
   --callgrind-out-file="$work/callgrind.out" "${command[@]}" 2>"$work/valgrind.log" & server=$!

@@ -4,7 +4,7 @@
 //! carry only the request id (the cause goes to the log), and a middleware turns actix's own
 //! plain-text errors (payload limits, bad paths) into the same envelope.
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -247,14 +247,20 @@ impl From<actix::MailboxError> for ApiError {
 pub fn envelope_for_foreign_errors<B: MessageBody + 'static>(
     response: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    Ok(ErrorHandlerResponse::Response(envelope_response(response)))
+}
+
+/// [`envelope_for_foreign_errors`] without the `ErrorHandlers` wrapping (for a middleware that
+/// applies it itself to every 4xx and 5xx response).
+pub fn envelope_response<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+) -> ServiceResponse<EitherBody<B>> {
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
     if is_json {
-        return Ok(ErrorHandlerResponse::Response(
-            response.map_into_left_body(),
-        ));
+        return response.map_into_left_body();
     }
     let status = response.status();
     let code = ErrorCode::for_status(status);
@@ -284,8 +290,7 @@ pub fn envelope_for_foreign_errors<B: MessageBody + 'static>(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let response = ServiceResponse::new(request, new_response).map_into_right_body();
-    Ok(ErrorHandlerResponse::Response(response))
+    ServiceResponse::new(request, new_response).map_into_right_body()
 }
 
 /// Shorthand for handler results.

@@ -16,7 +16,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, ResponseError};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use dashmap::DashMap;
 
 use crate::auth::Caller;
@@ -204,22 +204,28 @@ pub async fn enforce(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = request.app_data::<web::Data<AppState>>().cloned();
-    let group = group_of(request.method(), request.path());
-    if let (Some(state), Some(group)) = (state, group) {
-        let limiter = &state.rate_limiter;
-        if limiter.limit(group).0 > 0 {
-            let client = client_key(limiter, group, &request);
-            if let Err(retry_after) = limiter.admit(group, &client, Instant::now()) {
-                let response =
-                    ApiError::new(ErrorCode::RateLimited, "Too many requests; retry later")
-                        .with_header(header::RETRY_AFTER, retry_after.to_string())
-                        .error_response();
-                return Ok(request.into_response(response).map_into_right_body());
-            }
-        }
+    if let Some(response) = refusal(&request) {
+        return Ok(request.into_response(response).map_into_right_body());
     }
     Ok(next.call(request).await?.map_into_left_body())
+}
+
+/// What [`enforce`] decides for `request`: the 429 when its group's budget is spent, else
+/// `None` (and the request is counted).
+pub fn refusal(request: &ServiceRequest) -> Option<HttpResponse> {
+    let state = request.app_data::<web::Data<AppState>>()?;
+    let group = group_of(request.method(), request.path())?;
+    let limiter = &state.rate_limiter;
+    if limiter.limit(group).0 == 0 {
+        return None;
+    }
+    let client = client_key(limiter, group, request);
+    let retry_after = limiter.admit(group, &client, Instant::now()).err()?;
+    Some(
+        ApiError::new(ErrorCode::RateLimited, "Too many requests; retry later")
+            .with_header(header::RETRY_AFTER, retry_after.to_string())
+            .error_response(),
+    )
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use tabula_storage::{StorageError, StorageResult, Store};
 use crate::error::{DomainError, DomainResult};
 use client::{normalised_path, push_campaign_value, referrer_host, ClientClassifier, PathGlob};
 use report::{Report, ReportKind, ReportParams};
-use rollup::{FlushSummary, PageView, PageViewRef, RollupSettings, Rollups};
+use rollup::{ClientRef, FlushSummary, PageView, PageViewRef, RollupSettings, Rollups};
 use visitor::{day_of, VisitorHasher, DAY_MS};
 
 pub use report::{Report as AnalyticsReport, ReportKind as AnalyticsReportKind};
@@ -142,8 +142,8 @@ pub struct FlushForShutdown {
     pub done: std::sync::mpsc::Sender<StorageResult<()>>,
 }
 
-/// Events accepted and not yet folded: their texts (path, referrer domain, campaign, client,
-/// one after the other) in one buffer, and one fixed-size entry per event.
+/// Events accepted and not yet folded: their texts (path, referrer domain, campaign, one after
+/// the other) in one buffer, and one fixed-size entry per event.
 #[derive(Default)]
 struct Batch {
     views: Vec<QueuedView>,
@@ -151,8 +151,9 @@ struct Batch {
 }
 
 /// One event of a [`Batch`]: its texts are `text[start..path_end]`, then the referrer domain
-/// up to `referrer_end`, the campaign up to `campaign_end`, the client up to `client_end`
-/// (an empty referrer or campaign is `None`: neither is ever an empty value).
+/// up to `referrer_end`, the campaign up to `campaign_end` (an empty referrer or campaign is
+/// `None`: neither is ever an empty value); the client is its class id
+/// ([`client::ClientClasses`]).
 #[derive(Clone, Copy)]
 struct QueuedView {
     at_ms: i64,
@@ -161,7 +162,7 @@ struct QueuedView {
     path_end: usize,
     referrer_end: usize,
     campaign_end: usize,
-    client_end: usize,
+    client: u32,
 }
 
 impl Batch {
@@ -175,12 +176,11 @@ impl Batch {
         &mut self,
         at_ms: i64,
         visitor: u64,
-        client: &str,
+        client: u32,
         write: impl FnOnce(&mut String) -> [usize; 3],
     ) {
         let start = self.text.len();
         let [path_end, referrer_end, campaign_end] = write(&mut self.text);
-        self.text.push_str(client);
         self.views.push(QueuedView {
             at_ms,
             visitor,
@@ -188,7 +188,7 @@ impl Batch {
             path_end,
             referrer_end,
             campaign_end,
-            client_end: self.text.len(),
+            client,
         });
     }
 
@@ -203,7 +203,7 @@ impl Batch {
             path: part(view.start, view.path_end),
             referrer: optional(view.path_end, view.referrer_end),
             campaign: optional(view.referrer_end, view.campaign_end),
-            client: part(view.campaign_end, view.client_end),
+            client: ClientRef::Class(view.client),
         })
     }
 
@@ -278,7 +278,7 @@ impl AnalyticsAggregator {
                     }
                     return false;
                 }
-                if let Err(error) = self.rollups.fold(event) {
+                if let Err(error) = self.rollups.fold(event, self.ingest.classifier.classes()) {
                     // The event that failed is dropped; the rest of the batch waits for the
                     // restarted actor.
                     self.folded += 1;
@@ -547,7 +547,7 @@ impl Analytics {
             .visitor_id(day_of(now), input.client_ip, input.user_agent);
         let client = self.ingest.classifier.classify(input.user_agent);
         let referrer = input.referrer.and_then(referrer_host);
-        Ok(self.push(now, visitor, &client, |text| {
+        Ok(self.push(now, visitor, client, |text| {
             text.push_str(path);
             let path_end = text.len();
             if let Some(host) = referrer {
@@ -565,7 +565,8 @@ impl Analytics {
     /// their own timestamps).
     pub fn enqueue(&self, event: PageView) -> CollectOutcome {
         let view = event.view();
-        self.push(view.at_ms, view.visitor, view.client, |text| {
+        let client = self.ingest.classifier.classes().id_of(&event.client);
+        self.push(view.at_ms, view.visitor, client, |text| {
             text.push_str(view.path);
             let path_end = text.len();
             text.push_str(view.referrer.unwrap_or(""));
@@ -581,7 +582,7 @@ impl Analytics {
         &self,
         at_ms: i64,
         visitor: u64,
-        client: &str,
+        client: u32,
         write: impl FnOnce(&mut String) -> [usize; 3],
     ) -> CollectOutcome {
         let queued = {

@@ -1057,6 +1057,46 @@ fn the_estimator_is_exact_when_small_and_within_error_when_large() {
     }
 }
 
+/// The referrer domain as first written (char-pattern searches), the reference for the
+/// byte-search version the collect path uses.
+fn reference_referrer_domain(referrer: &str) -> Option<String> {
+    let referrer = referrer.trim();
+    let after_scheme = match referrer
+        .as_bytes()
+        .windows(3)
+        .position(|window| window == b"://")
+    {
+        Some(index) => &referrer[index + 3..],
+        None => referrer,
+    };
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..authority_end];
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    let host = host.trim_end_matches('.');
+    let host = match host.as_bytes().get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(b"www.") => &host[4..],
+        _ => host,
+    };
+    let host = tabula_actors::analytics::client::truncate(host, 1024);
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+proptest! {
+    #[test]
+    fn referrer_domains_match_the_reference(
+        referrer in "[ a-zA-Z0-9:/?#@.\\[\\]wWÜé-]{0,40}",
+    ) {
+        prop_assert_eq!(referrer_domain(&referrer), reference_referrer_domain(&referrer));
+    }
+}
+
 #[test]
 fn referrer_domains_drop_www_ports_and_credentials() {
     let cases = [
@@ -1109,15 +1149,22 @@ fn user_agents_are_classified_and_cached() {
         ("Googlebot/2.1 (+http://www.google.com/bot.html)", "other", "misc crawler"),
         ("", "other", "Unknown"),
     ];
+    let mut ids = Vec::new();
     for (user_agent, device, browser) in cases {
-        let value = classifier.classify(user_agent);
+        let class = classifier.classify(user_agent);
+        let value = classifier.classes().name(class).expect("a class given out");
         let parts: Vec<&str> = value.split(SEPARATOR).collect();
         assert_eq!((parts[0], parts[1]), (device, browser), "{user_agent}");
-        assert!(
-            Arc::ptr_eq(&value, &classifier.classify(user_agent)),
-            "cached"
-        );
+        assert_eq!(classifier.classify(user_agent), class, "cached");
+        assert_eq!(classifier.classes().id_of(&value), class, "{value}");
+        ids.push(class);
     }
+    // One id per distinct classification: the two Chrome desktops would share one, these
+    // eight are all different.
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), cases.len());
+    assert!(classifier.classes().name(u32::MAX).is_none());
 }
 
 #[test]

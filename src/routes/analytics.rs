@@ -3,12 +3,22 @@
 //! (the collect queue, or a `ReadReport` message) and render the reply.
 
 use std::borrow::Cow;
+use std::future::{ready, Future, Ready};
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use actix_cors::Cors;
-use actix_web::http::header;
-use actix_web::middleware::{from_fn, Condition, ErrorHandlers};
-use actix_web::{guard, web, HttpRequest, HttpResponse};
+use actix_web::dev::{
+    always_ready, AppService, Extensions, HttpServiceFactory, ResourceDef, Service, ServiceFactory,
+    ServiceRequest, ServiceResponse,
+};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::{from_fn, Condition};
+use actix_web::{guard, web, FromRequest, HttpRequest, HttpResponse};
+use pin_project_lite::pin_project;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,10 +30,12 @@ use tabula_actors::clock;
 
 use crate::auth::Caller;
 use crate::config::Config;
-use crate::error::{envelope_for_foreign_errors, ApiError, ApiResult};
+use crate::error::{envelope_response, ApiError, ApiResult};
 use crate::rate_limit;
 use crate::state::AppState;
-use crate::telemetry::request_context;
+use crate::telemetry::{
+    in_span, request_id_of, request_span, with_request_id, RequestContext, REQUEST_ID_HEADER,
+};
 
 /// The collect endpoint (mounted by [`configure_collect`], outside the shared middleware).
 pub const COLLECT_PATH: &str = "/api/analytics/collect";
@@ -35,19 +47,20 @@ const COLLECT_BODY_LIMIT: usize = 16 * 1024;
 pub const TRACKER_SCRIPT: &str = include_str!("analytics_tracker.js");
 
 /// The collect endpoint with its own middleware, mounted in front of the shared stack (see
-/// `create_app`): the request context (id, span, `x-request-id`), the error envelope for
+/// `create_app`): the request context (id, span, `x-request-id`) with the error envelope for
 /// framework errors, the `analytics_collect` rate limit when `rate_limited`, and CORS — any
-/// origin, no credentials (`*`), preflight answered by the CORS middleware. Nothing else: the
-/// path takes no credentials, so the caller is never resolved.
+/// origin, no credentials (`*`). Nothing else: the path takes no credentials, so the caller is
+/// never resolved. Every method but `OPTIONS` is served by [`CollectEndpoint`], which does all
+/// of that in one service; `OPTIONS` (the CORS preflight) goes through `actix-cors`.
 pub fn configure_collect(config: &mut web::ServiceConfig, rate_limited: bool) {
+    config.service(CollectEndpoint::new(rate_limited));
     let cors = Cors::default()
         .allow_any_origin()
         .send_wildcard()
         .allowed_methods(["POST"])
         .allow_any_header()
         .max_age(86_400);
-    // A scope that claims only the collect path (every method), so the middleware wraps
-    // nothing else.
+    // A scope that claims only the collect path, so its middleware wraps nothing else.
     config.service(
         web::scope("")
             .guard(guard::fn_guard(|context| {
@@ -56,10 +69,242 @@ pub fn configure_collect(config: &mut web::ServiceConfig, rate_limited: bool) {
             .app_data(web::PayloadConfig::new(COLLECT_BODY_LIMIT))
             .wrap(cors)
             .wrap(Condition::new(rate_limited, from_fn(rate_limit::enforce)))
-            .wrap(ErrorHandlers::new().default_handler(envelope_for_foreign_errors))
-            .wrap(from_fn(request_context))
+            .wrap(RequestContext)
             .service(super::resource(COLLECT_PATH).post(collect_page_view)),
     );
+}
+
+/// `POST /api/analytics/collect` (every method but `OPTIONS`) as one hand-written service —
+/// the hottest route, at the HTTP ceiling. It does what the route's middleware stack and
+/// resource did, in the same order, in one future: the request id, span and task-local id;
+/// the `analytics_collect` rate limit (when set); 405 with `Allow: POST` for another method;
+/// the body (16 KiB limit, as `web::Bytes` reads it); [`collect_response`]; the CORS headers
+/// of an actual request (not on a 429, which the limiter answers before CORS); the envelope
+/// for a framework error; `x-request-id`.
+struct CollectEndpoint {
+    rate_limited: bool,
+    /// The body limit, where `web::Bytes` looks for it (as a scope's `app_data` would be).
+    data: Rc<Extensions>,
+}
+
+impl CollectEndpoint {
+    fn new(rate_limited: bool) -> Self {
+        let mut data = Extensions::new();
+        data.insert(web::PayloadConfig::new(COLLECT_BODY_LIMIT));
+        CollectEndpoint {
+            rate_limited,
+            data: Rc::new(data),
+        }
+    }
+}
+
+impl HttpServiceFactory for CollectEndpoint {
+    fn register(self, config: &mut AppService) {
+        // The path as sent, not only as the router reads it (percent-decoded), as before.
+        let not_options: Box<dyn guard::Guard> = Box::new(guard::fn_guard(|context| {
+            let head = context.head();
+            head.method != Method::OPTIONS && head.uri.path() == COLLECT_PATH
+        }));
+        config.register_service(
+            ResourceDef::new(COLLECT_PATH),
+            Some(vec![not_options]),
+            self,
+            None,
+        );
+    }
+}
+
+impl ServiceFactory<ServiceRequest> for CollectEndpoint {
+    type Response = ServiceResponse;
+    type Error = actix_web::Error;
+    type Config = ();
+    type Service = CollectService;
+    type InitError = ();
+    type Future = Ready<Result<CollectService, ()>>;
+
+    fn new_service(&self, _: ()) -> Self::Future {
+        ready(Ok(CollectService {
+            rate_limited: self.rate_limited,
+            data: Rc::clone(&self.data),
+        }))
+    }
+}
+
+/// The service of [`CollectEndpoint`] (one per worker).
+struct CollectService {
+    rate_limited: bool,
+    data: Rc<Extensions>,
+}
+
+impl Service<ServiceRequest> for CollectService {
+    type Response = ServiceResponse;
+    type Error = actix_web::Error;
+    type Future = CollectFuture;
+
+    always_ready!();
+
+    fn call(&self, mut request: ServiceRequest) -> Self::Future {
+        request.add_data_container(Rc::clone(&self.data));
+        let request_id = request_id_of(&request);
+        let span = request_span(&request_id, &request);
+        let header_value = HeaderValue::from_str(&request_id).ok();
+        let with_origin = request.headers().contains_key(header::ORIGIN);
+        let refused = if self.rate_limited {
+            in_span(&span, || {
+                with_request_id(request_id.clone(), || rate_limit::refusal(&request))
+            })
+        } else {
+            None
+        };
+        let (http_request, mut payload) = request.into_parts();
+        let stage = match refused {
+            Some(response) => CollectStage::Answered {
+                response: Some(response),
+                cors: false,
+            },
+            None if http_request.method() != Method::POST => CollectStage::Answered {
+                response: Some(super::method_not_allowed("POST")),
+                cors: true,
+            },
+            None => CollectStage::Body {
+                body: web::Bytes::from_request(&http_request, &mut payload),
+            },
+        };
+        CollectFuture {
+            stage,
+            request: Some(http_request),
+            request_id: Some(request_id),
+            span,
+            header_value,
+            with_origin,
+        }
+    }
+}
+
+pin_project! {
+    /// Where a collect request is: reading its body, or answered.
+    #[project = CollectStageProjection]
+    enum CollectStage {
+        Body {
+            #[pin]
+            body: <web::Bytes as FromRequest>::Future,
+        },
+        Answered {
+            response: Option<HttpResponse>,
+            cors: bool,
+        },
+    }
+}
+
+pin_project! {
+    /// The future of [`CollectService`].
+    struct CollectFuture {
+        #[pin]
+        stage: CollectStage,
+        request: Option<HttpRequest>,
+        request_id: Option<String>,
+        span: tracing::Span,
+        header_value: Option<HeaderValue>,
+        with_origin: bool,
+    }
+}
+
+impl Future for CollectFuture {
+    type Output = Result<ServiceResponse, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (Some(request), Some(request_id)) = (this.request.take(), this.request_id.take())
+        else {
+            return Poll::Ready(Err(polled_after_completion()));
+        };
+        let (outcome, cors) = match this.stage.project() {
+            CollectStageProjection::Body { body } => match body.poll(context) {
+                Poll::Pending => {
+                    *this.request = Some(request);
+                    *this.request_id = Some(request_id);
+                    return Poll::Pending;
+                }
+                Poll::Ready(body) => (CollectOutcomeOf::Body(body), true),
+            },
+            CollectStageProjection::Answered { response, cors } => match response.take() {
+                Some(response) => (CollectOutcomeOf::Answered(response), *cors),
+                None => return Poll::Ready(Err(polled_after_completion())),
+            },
+        };
+        let span = &*this.span;
+        let with_origin = *this.with_origin;
+        let mut response = with_request_id(request_id, || {
+            in_span(span, || {
+                let mut response = match outcome {
+                    CollectOutcomeOf::Body(Ok(body)) => {
+                        match request.app_data::<web::Data<AppState>>() {
+                            Some(state) => collect_response(state, &request, &body)
+                                .unwrap_or_else(HttpResponse::from_error),
+                            None => HttpResponse::from_error(
+                                actix_web::error::ErrorInternalServerError(
+                                    "the application state is missing",
+                                ),
+                            ),
+                        }
+                    }
+                    CollectOutcomeOf::Body(Err(error)) => HttpResponse::from_error(error),
+                    CollectOutcomeOf::Answered(response) => response,
+                };
+                if cors {
+                    add_cors_headers(response.headers_mut(), with_origin);
+                }
+                let status = response.status();
+                let served = ServiceResponse::new(request, response);
+                let served = if status.is_client_error() || status.is_server_error() {
+                    envelope_response(served).map_into_boxed_body()
+                } else {
+                    served
+                };
+                tracing::debug!(status = status.as_u16(), "served");
+                served
+            })
+        });
+        if let Some(value) = this.header_value.take() {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// What a collect request came to: its body read (or not), or an answer already.
+enum CollectOutcomeOf {
+    Body(Result<web::Bytes, actix_web::Error>),
+    Answered(HttpResponse),
+}
+
+/// A future polled again after it was ready: the caller broke the contract.
+fn polled_after_completion() -> actix_web::Error {
+    actix_web::error::ErrorInternalServerError("collect request polled after completion")
+}
+
+/// What `actix-cors` lists in `Vary` (without its private-network draft feature).
+const CORS_VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+
+/// The response headers of an actual request (any origin, wildcard, no credentials, no exposed
+/// headers), as `actix-cors` writes them.
+fn add_cors_headers(headers: &mut HeaderMap, with_origin: bool) {
+    if with_origin {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    let vary = match headers.get(header::VARY) {
+        Some(existing) => {
+            let mut value = existing.as_bytes().to_vec();
+            value.extend_from_slice(b", ");
+            value.extend_from_slice(CORS_VARY.as_bytes());
+            HeaderValue::from_bytes(&value).unwrap_or(HeaderValue::from_static(CORS_VARY))
+        }
+        None => HeaderValue::from_static(CORS_VARY),
+    };
+    headers.insert(header::VARY, vary);
 }
 
 /// The reports and the tracker script (the collect endpoint: [`configure_collect`]).
@@ -206,8 +451,17 @@ pub async fn collect_page_view(
     request: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let analytics = analytics(&state)?;
-    let parsed: CollectBody<'_> = serde_json::from_slice(&body)
+    collect_response(&state, &request, &body)
+}
+
+/// The work of [`collect_page_view`] once the body is read.
+fn collect_response(
+    state: &AppState,
+    request: &HttpRequest,
+    body: &[u8],
+) -> ApiResult<HttpResponse> {
+    let analytics = analytics(state)?;
+    let parsed: CollectBody<'_> = serde_json::from_slice(body)
         .map_err(|error| ApiError::validation("body", format!("Malformed JSON: {error}")))?;
     let headers = request.headers();
     let input = CollectInput {
@@ -220,7 +474,7 @@ pub async fn collect_page_view(
         utm_source: JsonText::text(&parsed.us),
         utm_medium: JsonText::text(&parsed.um),
         utm_campaign: JsonText::text(&parsed.uc),
-        client_ip: client_ip(&request, &state.config.server.trusted_proxies),
+        client_ip: client_ip(request, &state.config.server.trusted_proxies),
         // UTF-8 rather than `to_str`'s visible-ASCII check: the same answer for any ASCII
         // User-Agent, several times cheaper on ~120 bytes, and a UTF-8 one is kept, not dropped.
         user_agent: headers

@@ -147,12 +147,15 @@ impl HttpServiceFactory for Resource {
         self.resource
             .default_service(web::to(move || {
                 let allow = allow.clone();
-                async move {
-                    ApiError::new(ErrorCode::ValidationError, "Method not allowed")
-                        .with_header(header::ALLOW, allow)
-                        .error_response_with_status(actix_web::http::StatusCode::METHOD_NOT_ALLOWED)
-                }
+                async move { method_not_allowed(allow) }
             }))
             .register(config)
     }
+}
+
+/// The 405 of a resource for a method it does not serve, with `Allow`.
+pub fn method_not_allowed(allow: impl Into<String>) -> HttpResponse {
+    ApiError::new(ErrorCode::ValidationError, "Method not allowed")
+        .with_header(header::ALLOW, allow)
+        .error_response_with_status(actix_web::http::StatusCode::METHOD_NOT_ALLOWED)
 }

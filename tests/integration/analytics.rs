@@ -193,6 +193,91 @@ async fn every_collect_outcome_carries_a_request_id_and_cors() {
     assert_fresh_request_id(&overview, "report");
 }
 
+/// The CORS headers of the collect path are those `actix-cors` (any origin, wildcard, no
+/// credentials) gives an actual request: `Access-Control-Allow-Origin: *` only when the request
+/// has an `Origin`, the `Vary` list on every outcome, nothing else — on 204, 400, 405 and 413
+/// alike — and a preflight still gets its full answer.
+#[actix_web::test]
+async fn collect_outcomes_carry_the_cors_headers_of_an_actual_request() {
+    const VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+    let app = analytics_app("");
+    let service = service!(app);
+    let origin = ("origin", "https://blog.example");
+    let huge = json!({"p": "/x", "t": "t".repeat(20_000)}).to_string();
+    let cases = [
+        (
+            collect_request(r#"{"p":"/v"}"#, "203.0.113.5", CHROME_UA),
+            204,
+        ),
+        (
+            collect_request(r#"{"p":""}"#, "203.0.113.5", CHROME_UA),
+            400,
+        ),
+        (collect_request("not json", "203.0.113.5", CHROME_UA), 400),
+        (collect_request(&huge, "203.0.113.5", CHROME_UA), 413),
+        (TestRequest::get().uri("/api/analytics/collect"), 405),
+        (TestRequest::put().uri("/api/analytics/collect"), 405),
+    ];
+    for (request, status) in cases {
+        let reply = send_request(&service, request.insert_header(origin)).await;
+        assert_eq!(reply.status.as_u16(), status, "{:?}", reply.body);
+        assert_eq!(
+            reply.header("access-control-allow-origin").as_deref(),
+            Some("*"),
+            "{status}"
+        );
+        assert_eq!(reply.header("vary").as_deref(), Some(VARY), "{status}");
+        for absent in [
+            "access-control-allow-credentials",
+            "access-control-expose-headers",
+            "access-control-allow-methods",
+        ] {
+            assert!(reply.header(absent).is_none(), "{status}: {absent}");
+        }
+        if status != 204 {
+            assert_eq!(
+                reply.header("content-type").as_deref(),
+                Some("application/json")
+            );
+        }
+    }
+    // Without an Origin: no Allow-Origin, the Vary list all the same.
+    let plain = send_request(
+        &service,
+        collect_request(r#"{"p":"/v"}"#, "203.0.113.5", CHROME_UA),
+    )
+    .await;
+    assert_eq!(plain.status, StatusCode::NO_CONTENT);
+    assert!(plain.header("access-control-allow-origin").is_none());
+    assert_eq!(plain.header("vary").as_deref(), Some(VARY));
+    // The preflight: actix-cors's own answer.
+    let preflight = send_request(
+        &service,
+        TestRequest::default()
+            .method(Method::OPTIONS)
+            .uri("/api/analytics/collect")
+            .insert_header(origin)
+            .insert_header(("access-control-request-method", "POST")),
+    )
+    .await;
+    assert_eq!(preflight.status, StatusCode::OK);
+    assert_eq!(
+        preflight.header("access-control-max-age").as_deref(),
+        Some("86400")
+    );
+    assert_eq!(preflight.header("vary").as_deref(), Some(VARY));
+    assert_fresh_request_id(&preflight, "preflight");
+    // A path that only decodes to the collect path is not it (as before): 404.
+    let encoded = send_request(
+        &service,
+        collect_request(r#"{"p":"/v"}"#, "203.0.113.5", CHROME_UA).uri("/api/analytics/%63ollect"),
+    )
+    .await;
+    assert_eq!(encoded.status, StatusCode::NOT_FOUND);
+    let overview = get(&service, &format!("/api/analytics/overview?{}", range())).await;
+    assert_eq!(overview.body["summary"]["pageViews"], json!(2));
+}
+
 /// `rate_limit.analytics_collect` applies to the collect path (per client IP): 429 with
 /// `Retry-After` and a request id; other clients are unaffected.
 #[actix_web::test]
@@ -218,6 +303,8 @@ async fn the_collect_rate_limit_applies_when_set() {
     limited.assert_error(429, "RATE_LIMITED");
     assert!(limited.header("retry-after").is_some());
     assert_fresh_request_id(&limited, "429");
+    // The limiter answers before CORS (as the shared stack's limiter does).
+    assert!(limited.header("vary").is_none());
     let other = send_request(
         &service,
         collect_request(r#"{"p":"/r"}"#, "198.51.100.2", CHROME_UA),

@@ -2,9 +2,10 @@
 //! client (device type, browser, OS) from the User-Agent through a bounded cache, the referrer's
 //! domain, the campaign, the normalised path, and the `excluded_paths` globs.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
+use rustc_hash::FxHashMap;
 
 /// Distinct User-Agent strings whose classification is cached; a full cache is emptied at once
 /// (simple, bounded, and the common User-Agents come straight back).
@@ -16,10 +17,12 @@ pub const VALUE_MAX_BYTES: usize = 1024;
 /// Separates the parts of a composite row value (`device|browser|os`, `source|medium|campaign`).
 pub const SEPARATOR: char = '\u{1f}';
 
-/// User-Agent → `device␟browser␟os`, cached per distinct User-Agent.
+/// User-Agent → the id of its class `device␟browser␟os` in [`ClientClasses`], cached per
+/// distinct User-Agent.
 pub struct ClientClassifier {
     parser: woothee::parser::Parser,
-    cache: DashMap<Box<str>, Arc<str>, rustc_hash::FxBuildHasher>,
+    cache: DashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
+    classes: ClientClasses,
 }
 
 impl Default for ClientClassifier {
@@ -27,24 +30,79 @@ impl Default for ClientClassifier {
         ClientClassifier {
             parser: woothee::parser::Parser::new(),
             cache: DashMap::with_hasher(rustc_hash::FxBuildHasher),
+            classes: ClientClasses::default(),
         }
     }
 }
 
 impl ClientClassifier {
-    /// The classification of `user_agent` as one row value `device␟browser␟os`.
-    pub fn classify(&self, user_agent: &str) -> Arc<str> {
+    /// The class id of `user_agent` (its row value: [`ClientClasses::name`]).
+    pub fn classify(&self, user_agent: &str) -> u32 {
         let user_agent = truncate(user_agent, USER_AGENT_MAX_BYTES);
         if let Some(hit) = self.cache.get(user_agent) {
-            return Arc::clone(hit.value());
+            return *hit.value();
         }
         let client = Client::parse(&self.parser, user_agent);
-        let value: Arc<str> = Arc::from(client.row_value());
+        let class = self.classes.id_of(&client.row_value());
         if self.cache.len() >= USER_AGENT_CACHE_LIMIT {
             self.cache.clear();
         }
-        self.cache.insert(Box::from(user_agent), Arc::clone(&value));
-        value
+        self.cache.insert(Box::from(user_agent), class);
+        class
+    }
+
+    /// The classes the ids of [`ClientClassifier::classify`] refer to.
+    pub fn classes(&self) -> &ClientClasses {
+        &self.classes
+    }
+}
+
+/// The distinct client row values (`device␟browser␟os`) met so far, each with a small id that
+/// never changes: the collect path hands the aggregator the id, not the text. Classifications
+/// come from woothee's fixed data set, so the table stays small; nothing is ever removed.
+#[derive(Default)]
+pub struct ClientClasses {
+    table: RwLock<ClassTable>,
+}
+
+#[derive(Default)]
+struct ClassTable {
+    names: Vec<Arc<str>>,
+    ids: FxHashMap<Arc<str>, u32>,
+}
+
+impl ClientClasses {
+    /// The id of the row value `value`, given on first sight.
+    pub fn id_of(&self, value: &str) -> u32 {
+        if let Some(id) = self.read().ids.get(value) {
+            return *id;
+        }
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(id) = table.ids.get(value) {
+            return *id;
+        }
+        let id = u32::try_from(table.names.len()).unwrap_or(u32::MAX);
+        let name: Arc<str> = Arc::from(value);
+        table.names.push(Arc::clone(&name));
+        table.ids.insert(name, id);
+        id
+    }
+
+    /// The row value of class `id`, if it was given out.
+    pub fn name(&self, id: u32) -> Option<Arc<str>> {
+        let index = usize::try_from(id).ok()?;
+        self.read().names.get(index).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ClassTable> {
+        // The table is only appended to, under the write lock, in one step per class: a panic
+        // elsewhere cannot leave it half-updated.
+        self.table
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -164,24 +222,25 @@ pub fn referrer_domain(referrer: &str) -> Option<String> {
 /// [`referrer_domain`] without the copy: the host as written in `referrer` (its lower-cased
 /// form is the domain; lower-casing ASCII keeps every byte offset).
 pub fn referrer_host(referrer: &str) -> Option<&str> {
+    // Byte searches for ASCII delimiters: every cut falls at a character boundary.
     let referrer = referrer.trim();
-    let after_scheme = match referrer
-        .as_bytes()
-        .windows(3)
-        .position(|window| window == b"://")
-    {
+    let after_scheme = match referrer.find("://") {
         Some(index) => &referrer[index + 3..],
         None => referrer,
     };
     let authority_end = after_scheme
-        .find(['/', '?', '#'])
+        .bytes()
+        .position(|byte| matches!(byte, b'/' | b'?' | b'#'))
         .unwrap_or(after_scheme.len());
     let authority = &after_scheme[..authority_end];
-    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match authority.rfind('@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
     let host = if host.starts_with('[') {
         host.find(']').map_or(host, |end| &host[..=end])
     } else {
-        host.split(':').next().unwrap_or(host)
+        &host[..host.find(':').unwrap_or(host.len())]
     };
     let host = host.trim_end_matches('.');
     // `www.` in any case: four ASCII bytes, so the rest starts at a character boundary.

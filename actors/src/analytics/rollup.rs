@@ -8,12 +8,14 @@
 //! per-row totals (`D`), per-row sketches (`K`) and day summary (`V`) are written and it leaves
 //! memory. A late event for a closed day reopens it from disk.
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use rustc_hash::FxHashMap;
 use tabula_storage::{codec, StorageResult, Store};
 
+use super::client::ClientClasses;
 use super::layout::{self, DaySummary, Dimension, HourTotals, PairEntry, VisitorRecord, OTHER_ROW};
 use super::sketch::DistinctSketch;
 use super::visitor::{day_of, DAY_MS};
@@ -25,6 +27,9 @@ pub const ROWS_PER_DAY_CAP: usize = 50_000;
 const INTERNED_VALUES_LIMIT: usize = 200_000;
 /// The most keys one batch of row names or of a day's closing sketches writes.
 const CHUNK_KEYS: usize = 512;
+/// Client class ids whose global row id is remembered (ids are dense from 0, one per distinct
+/// `device␟browser␟os`; a larger id is simply looked up by its text each time).
+const CLIENT_CLASSES_REMEMBERED: usize = 65_536;
 
 /// One counted page view, as the collect path hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +56,7 @@ impl PageView {
             path: &self.path,
             referrer: self.referrer.as_deref(),
             campaign: self.campaign.as_deref(),
-            client: &self.client,
+            client: ClientRef::Value(&self.client),
         }
     }
 }
@@ -64,7 +69,15 @@ pub struct PageViewRef<'a> {
     pub path: &'a str,
     pub referrer: Option<&'a str>,
     pub campaign: Option<&'a str>,
-    pub client: &'a str,
+    pub client: ClientRef<'a>,
+}
+
+/// The client of a page view: its row value `device␟browser␟os`, or the id of that value in
+/// the collect path's [`ClientClasses`] (the text is read once per id, not per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRef<'a> {
+    Value(&'a str),
+    Class(u32),
 }
 
 /// How the rollups count.
@@ -102,8 +115,9 @@ struct DayState {
     day_rows: Vec<FxHashMap<u32, RowDay>>,
     visitors: FxHashMap<u64, VisitorDay>,
     dirty_visitors: Vec<u64>,
-    /// (dimension index, row, visitor) → hours seen.
-    pairs: FxHashMap<(u64, u32, u8), u32>,
+    /// `[dimension]` → (visitor, row) → hours seen. One map per dimension, so the small ones
+    /// (referrers, campaigns) stay in the cache while the paths' map is large.
+    pairs: Vec<FxHashMap<(u64, u32), u32>>,
     pending_pairs: Vec<Vec<PairEntry>>,
     next_seq: u32,
 }
@@ -121,7 +135,7 @@ impl DayState {
             day_rows: (0..4).map(|_| FxHashMap::default()).collect(),
             visitors: FxHashMap::default(),
             dirty_visitors: Vec::new(),
-            pairs: FxHashMap::default(),
+            pairs: (0..4).map(|_| FxHashMap::default()).collect(),
             pending_pairs: (0..4).map(|_| Vec::new()).collect(),
             next_seq: 0,
         }
@@ -152,9 +166,8 @@ impl DayState {
                 next_seq = next_seq.max(layout::u32_at(&key, 6).unwrap_or(0) + 1);
                 let pairs: Vec<PairEntry> = codec::decode(&bytes, "analytics pair log")?;
                 for pair in pairs {
-                    let slot = state
-                        .pairs
-                        .entry((pair.visitor, pair.row, dim.tag()))
+                    let slot = state.pairs[dim.index()]
+                        .entry((pair.visitor, pair.row))
                         .or_insert(0);
                     if *slot == 0 {
                         state.day_rows[dim.index()]
@@ -191,23 +204,34 @@ impl DayState {
         Ok(state)
     }
 
-    fn count_row(&mut self, dim: Dimension, hour: usize, row: u32) {
-        *self.hour_rows[dim.index()][hour].entry(row).or_insert(0) += 1;
-        self.dirty_hour_rows[dim.index()] |= 1 << hour;
-        self.day_rows[dim.index()].entry(row).or_default().views += 1;
-    }
-
-    fn count_pair(&mut self, dim: Dimension, hour: usize, row: u32, visitor: u64) {
+    /// Counts one view in `dim` at `hour`: in `row` (a global row id) while the day has room
+    /// for it (it already has the row, or fewer than `cap` rows), otherwise in "(other)". With
+    /// a visitor, also the (row, visitor) pair and the row's unique visitors.
+    fn count(&mut self, dim: Dimension, hour: usize, row: u32, visitor: Option<u64>, cap: usize) {
+        let index = dim.index();
+        let rows = &mut self.day_rows[index];
+        let row = if rows.contains_key(&row) || rows.len() < cap {
+            row
+        } else {
+            OTHER_ROW
+        };
+        let totals = rows.entry(row).or_default();
+        totals.views += 1;
+        *self.hour_rows[index][hour].entry(row).or_insert(0) += 1;
+        self.dirty_hour_rows[index] |= 1 << hour;
+        let Some(visitor) = visitor else {
+            return;
+        };
         let bit = 1u32 << hour;
-        let slot = self.pairs.entry((visitor, row, dim.tag())).or_insert(0);
+        let slot = self.pairs[index].entry((visitor, row)).or_insert(0);
         if *slot & bit != 0 {
             return;
         }
         if *slot == 0 {
-            self.day_rows[dim.index()].entry(row).or_default().uniques += 1;
+            totals.uniques += 1;
         }
         *slot |= bit;
-        self.pending_pairs[dim.index()].push(PairEntry {
+        self.pending_pairs[index].push(PairEntry {
             row,
             visitor,
             hours: *slot,
@@ -218,37 +242,38 @@ impl DayState {
     fn count_visit(&mut self, visitor: u64, ms_of_day: u32, session_timeout_ms: i64) {
         let hour = (ms_of_day / 3_600_000).min(23) as usize;
         let bit = 1u32 << hour;
-        let known = self.visitors.get(&visitor).copied();
-        let mut state = match known {
-            None => {
-                self.hours[hour].unique_visitors += 1;
-                self.start_session(hour);
-                VisitorDay {
+        let hours = &mut self.hours;
+        let state = match self.visitors.entry(visitor) {
+            Entry::Vacant(vacant) => {
+                hours[hour].unique_visitors += 1;
+                start_session(hours, hour);
+                vacant.insert(VisitorDay {
                     hours: bit,
                     last_seen_ms_of_day: ms_of_day,
                     session_start_hour: hour as u8,
                     session_views: 1,
                     dirty: false,
-                }
+                })
             }
-            Some(mut state) => {
+            Entry::Occupied(occupied) => {
+                let state = occupied.into_mut();
                 if state.hours & bit == 0 {
                     state.hours |= bit;
-                    self.hours[hour].unique_visitors += 1;
+                    hours[hour].unique_visitors += 1;
                 }
                 let idle = i64::from(ms_of_day) - i64::from(state.last_seen_ms_of_day);
                 if idle > session_timeout_ms {
-                    self.start_session(hour);
+                    start_session(hours, hour);
                     state.session_start_hour = hour as u8;
                     state.session_views = 1;
                 } else {
                     let start = usize::from(state.session_start_hour).min(23);
                     state.session_views += 1;
                     if state.session_views == 2 {
-                        self.hours[start].bounces = self.hours[start].bounces.saturating_sub(1);
+                        hours[start].bounces = hours[start].bounces.saturating_sub(1);
                     }
                     if idle > 0 {
-                        self.hours[start].session_ms += idle.unsigned_abs();
+                        hours[start].session_ms += idle.unsigned_abs();
                     }
                     self.dirty_hours |= 1 << start;
                 }
@@ -256,18 +281,12 @@ impl DayState {
                 state
             }
         };
-        self.hours[hour].page_views += 1;
+        hours[hour].page_views += 1;
         self.dirty_hours |= bit;
         if !state.dirty {
             state.dirty = true;
             self.dirty_visitors.push(visitor);
         }
-        self.visitors.insert(visitor, state);
-    }
-
-    fn start_session(&mut self, hour: usize) {
-        self.hours[hour].sessions += 1;
-        self.hours[hour].bounces += 1;
     }
 
     /// Adds this day's changes since the last flush to `batch`.
@@ -346,17 +365,14 @@ impl DayState {
     /// and frees the copies only when the batch ends, so one batch of a day's 100 000 sketches
     /// held hundreds of MiB of copies at once.
     fn write_closing(&self, tree: &sled::Tree) -> StorageResult<()> {
-        let mut visitors_by_row: FxHashMap<(u8, u32), Vec<u64>> = FxHashMap::default();
-        for (visitor, row, tag) in self.pairs.keys() {
-            visitors_by_row
-                .entry((*tag, *row))
-                .or_default()
-                .push(*visitor);
-        }
         let mut batch = sled::Batch::default();
         let mut staged = 0usize;
-        for ((tag, row), visitors) in visitors_by_row {
-            if let Some(dim) = Dimension::from_tag(tag) {
+        for dim in Dimension::ALL {
+            let mut visitors_by_row: FxHashMap<u32, Vec<u64>> = FxHashMap::default();
+            for (visitor, row) in self.pairs[dim.index()].keys() {
+                visitors_by_row.entry(*row).or_default().push(*visitor);
+            }
+            for (row, visitors) in visitors_by_row {
                 let sketch = DistinctSketch::from_ids(visitors);
                 batch.insert(
                     &layout::row_sketch_key(dim, self.day, row),
@@ -389,8 +405,15 @@ impl DayState {
 
     fn approximate_bytes(&self) -> usize {
         let rows: usize = self.day_rows.iter().map(|rows| rows.len()).sum();
-        self.visitors.len() * 32 + self.pairs.len() * 32 + rows * 64
+        let pairs: usize = self.pairs.iter().map(|pairs| pairs.len()).sum();
+        self.visitors.len() * 32 + pairs * 32 + rows * 64
     }
+}
+
+/// A session starts in `hour` (a bounce until its second view).
+fn start_session(hours: &mut [HourTotals; 24], hour: usize) {
+    hours[hour].sessions += 1;
+    hours[hour].bounces += 1;
 }
 
 /// What one flush did.
@@ -400,26 +423,89 @@ pub struct FlushSummary {
     pub closed_days: usize,
 }
 
+/// Bytes of a value kept inside its dictionary entry (longer ones are on the heap).
+const INLINE_VALUE_BYTES: usize = 30;
+
+/// A value of the value → row dictionary: its bytes inline when short, so that a lookup —
+/// one per dimension per event — compares them without following a pointer (with 100 000
+/// distinct paths, that pointer was a cache miss per event). Hashed and compared as the
+/// value's bytes, so the map is looked up with `value.as_bytes()`.
+#[derive(Clone, Debug)]
+enum ValueKey {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_VALUE_BYTES],
+    },
+    Heap(Box<[u8]>),
+}
+
+// Four words: the inline bytes, their length and the variant's tag.
+const _: () = assert!(std::mem::size_of::<ValueKey>() == 32);
+
+impl ValueKey {
+    fn new(value: &str) -> Self {
+        let source = value.as_bytes();
+        match u8::try_from(source.len()) {
+            Ok(len) if source.len() <= INLINE_VALUE_BYTES => {
+                let mut bytes = [0u8; INLINE_VALUE_BYTES];
+                bytes[..source.len()].copy_from_slice(source);
+                ValueKey::Inline { len, bytes }
+            }
+            _ => ValueKey::Heap(Box::from(source)),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ValueKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ValueKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for ValueKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ValueKey {}
+
+impl std::hash::Hash for ValueKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, which `Borrow<[u8]>` requires.
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ValueKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 /// Every open day, the value → row id dictionary, and the tree they are flushed to.
 pub struct Rollups {
     store: Store,
     tree: sled::Tree,
     settings: RollupSettings,
     days: BTreeMap<u32, DayState>,
-    interned: Vec<FxHashMap<Box<str>, u32>>,
+    interned: Vec<FxHashMap<ValueKey, u32>>,
     /// Per dimension: `interned` holds the whole value → row dictionary, so a value missing
     /// from it is new and sled need not be asked (true from start-up while the dictionary fits
     /// [`INTERNED_VALUES_LIMIT`], false once the map has been emptied for size).
     interned_complete: [bool; 4],
     last_row_ids: [u32; 4],
     pending_names: Vec<(Dimension, u32, String)>,
+    /// Client class id ([`ClientRef::Class`]) → its global row id, once looked up.
+    client_rows: Vec<Option<u32>>,
     dirty: bool,
 }
 
 impl Rollups {
     pub fn open(store: Store, tree: sled::Tree, settings: RollupSettings) -> StorageResult<Self> {
         let mut last_row_ids = [0u32; 4];
-        let mut interned: Vec<FxHashMap<Box<str>, u32>> =
+        let mut interned: Vec<FxHashMap<ValueKey, u32>> =
             (0..4).map(|_| FxHashMap::default()).collect();
         let mut interned_complete = [false; 4];
         for dim in Dimension::ALL {
@@ -439,7 +525,7 @@ impl Rollups {
                     match key.get(2..).map(std::str::from_utf8) {
                         Some(Ok(value)) => {
                             let row = layout::u32_at(&bytes, 0).unwrap_or(OTHER_ROW);
-                            map.insert(Box::from(value), row);
+                            map.insert(ValueKey::new(value), row);
                         }
                         _ => complete = false,
                     }
@@ -456,6 +542,7 @@ impl Rollups {
             interned_complete,
             last_row_ids,
             pending_names: Vec::new(),
+            client_rows: Vec::new(),
             dirty: false,
         })
     }
@@ -479,8 +566,8 @@ impl Rollups {
         self.days.values().map(DayState::approximate_bytes).sum()
     }
 
-    /// Folds one page view into its day.
-    pub fn fold(&mut self, event: PageViewRef<'_>) -> StorageResult<()> {
+    /// Folds one page view into its day (`classes`: what a [`ClientRef::Class`] refers to).
+    pub fn fold(&mut self, event: PageViewRef<'_>, classes: &ClientClasses) -> StorageResult<()> {
         let day = day_of(event.at_ms);
         let ms_of_day = u32::try_from(event.at_ms.rem_euclid(DAY_MS)).unwrap_or(0);
         let hour = (ms_of_day / 3_600_000).min(23) as usize;
@@ -494,57 +581,99 @@ impl Rollups {
             Some(value) => Some(self.row_for(day, Dimension::Campaign, value)?),
             None => None,
         };
-        let client = self.row_for(day, Dimension::Client, event.client)?;
+        let client = self.client_row(day, event.client, classes)?;
         let timeout = self.settings.session_timeout_ms;
+        let cap = self.settings.rows_per_day_cap;
         let Some(state) = self.days.get_mut(&day) else {
             return Ok(());
         };
+        let visitor = Some(event.visitor);
         state.count_visit(event.visitor, ms_of_day, timeout);
-        state.count_row(Dimension::Path, hour, path);
-        state.count_pair(Dimension::Path, hour, path, event.visitor);
-        state.count_row(Dimension::Referrer, hour, referrer);
-        state.count_pair(Dimension::Referrer, hour, referrer, event.visitor);
+        state.count(Dimension::Path, hour, path, visitor, cap);
+        state.count(Dimension::Referrer, hour, referrer, visitor, cap);
         if let Some(campaign) = campaign {
-            state.count_row(Dimension::Campaign, hour, campaign);
-            state.count_pair(Dimension::Campaign, hour, campaign, event.visitor);
+            state.count(Dimension::Campaign, hour, campaign, visitor, cap);
         }
-        state.count_row(Dimension::Client, hour, client);
+        state.count(Dimension::Client, hour, client, None, cap);
         self.dirty = true;
         Ok(())
     }
 
-    /// The row of `value` on `day`: its global id while the day has room (or already has it),
-    /// otherwise "(other)". New values get an id (and a dictionary entry) only when counted.
+    /// The row of `value`: its global id when it has one (whether `day` has room for it is
+    /// settled when counting), else a new id while the day has room, else "(other)". New
+    /// values get an id (and a dictionary entry) only when counted.
     fn row_for(&mut self, day: u32, dim: Dimension, value: &str) -> StorageResult<u32> {
-        let known = match self.interned[dim.index()].get(value) {
-            Some(row) => Some(*row),
-            None if self.interned_complete[dim.index()] => None,
-            None => match self.tree.get(layout::row_id_key(dim, value))? {
-                Some(bytes) => {
-                    let row = layout::u32_at(&bytes, 0).unwrap_or(OTHER_ROW);
-                    self.interned[dim.index()].insert(Box::from(value), row);
-                    Some(row)
-                }
-                None => None,
-            },
-        };
-        let Some(state) = self.days.get(&day) else {
-            return Ok(OTHER_ROW);
-        };
-        let day_rows = &state.day_rows[dim.index()];
-        if let Some(row) = known {
-            if day_rows.contains_key(&row) || day_rows.len() < self.settings.rows_per_day_cap {
-                return Ok(row);
-            }
-            return Ok(OTHER_ROW);
+        if let Some(row) = self.known_row(dim, value)? {
+            return Ok(row);
         }
-        if day_rows.len() >= self.settings.rows_per_day_cap {
-            return Ok(OTHER_ROW);
+        Ok(self.new_row(day, dim, value).unwrap_or(OTHER_ROW))
+    }
+
+    /// The global id of `value`, if it has one.
+    fn known_row(&mut self, dim: Dimension, value: &str) -> StorageResult<Option<u32>> {
+        if let Some(row) = self.interned[dim.index()].get(value.as_bytes()) {
+            return Ok(Some(*row));
+        }
+        if self.interned_complete[dim.index()] {
+            return Ok(None);
+        }
+        match self.tree.get(layout::row_id_key(dim, value))? {
+            Some(bytes) => {
+                let row = layout::u32_at(&bytes, 0).unwrap_or(OTHER_ROW);
+                self.interned[dim.index()].insert(ValueKey::new(value), row);
+                Ok(Some(row))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A new global id for `value` (not known yet), unless `day` has no room for another row.
+    fn new_row(&mut self, day: u32, dim: Dimension, value: &str) -> Option<u32> {
+        let state = self.days.get(&day)?;
+        if state.day_rows[dim.index()].len() >= self.settings.rows_per_day_cap {
+            return None;
         }
         let row = self.last_row_ids[dim.index()] + 1;
         self.last_row_ids[dim.index()] = row;
-        self.interned[dim.index()].insert(Box::from(value), row);
+        self.interned[dim.index()].insert(ValueKey::new(value), row);
         self.pending_names.push((dim, row, value.to_owned()));
+        Some(row)
+    }
+
+    /// [`Rollups::row_for`] of the client dimension; a class id is looked up by its text once,
+    /// then remembered with its global id.
+    fn client_row(
+        &mut self,
+        day: u32,
+        client: ClientRef<'_>,
+        classes: &ClientClasses,
+    ) -> StorageResult<u32> {
+        let class = match client {
+            ClientRef::Value(value) => return self.row_for(day, Dimension::Client, value),
+            ClientRef::Class(class) => class,
+        };
+        let index = usize::try_from(class).unwrap_or(usize::MAX);
+        if let Some(Some(row)) = self.client_rows.get(index) {
+            return Ok(*row);
+        }
+        // An id the classes never gave out cannot come from the collect path; "(other)".
+        let Some(value) = classes.name(class) else {
+            return Ok(OTHER_ROW);
+        };
+        let row = match self.known_row(Dimension::Client, &value)? {
+            Some(row) => row,
+            None => match self.new_row(day, Dimension::Client, &value) {
+                Some(row) => row,
+                // No room today: "(other)", and the id is looked up again next time.
+                None => return Ok(OTHER_ROW),
+            },
+        };
+        if index < CLIENT_CLASSES_REMEMBERED {
+            if self.client_rows.len() <= index {
+                self.client_rows.resize(index + 1, None);
+            }
+            self.client_rows[index] = Some(row);
+        }
         Ok(row)
     }
 
@@ -684,4 +813,37 @@ pub fn hours_mask(day: u32, from_hour: u32, to_hour: u32) -> u32 {
         }
     }
     mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dictionary_keys_are_found_by_their_bytes_inline_or_not() {
+        let values = [
+            String::new(),
+            "/".to_owned(),
+            "x".repeat(INLINE_VALUE_BYTES),
+            "y".repeat(INLINE_VALUE_BYTES + 1),
+            "/ünïcödé/päth/that/is/longer/than/thirty/bytes".to_owned(),
+        ];
+        let mut map: FxHashMap<ValueKey, u32> = FxHashMap::default();
+        for (row, value) in (1u32..).zip(&values) {
+            let key = ValueKey::new(value);
+            assert_eq!(key.as_bytes(), value.as_bytes());
+            assert_eq!(
+                matches!(key, ValueKey::Inline { .. }),
+                value.len() <= INLINE_VALUE_BYTES,
+                "{value}"
+            );
+            map.insert(key, row);
+        }
+        for (row, value) in (1u32..).zip(&values) {
+            assert_eq!(map.get(value.as_bytes()), Some(&row), "{value}");
+        }
+        assert_eq!(map.get("z".repeat(INLINE_VALUE_BYTES).as_bytes()), None);
+        assert_eq!(map.get("/ ".as_bytes()), None);
+        assert_eq!(map.len(), values.len());
+    }
 }
