@@ -245,6 +245,9 @@ pub struct AnalyticsSettings {
     pub flush_interval_ms: u64,
     /// Events buffered before collection sheds load. Default 100 000.
     pub queue_capacity: usize,
+    /// The page cache of the analytics store (its own, in `data_dir/analytics`), in MiB.
+    /// Default 16; at least 1.
+    pub cache_mb: u64,
 }
 
 impl Default for AnalyticsSettings {
@@ -257,6 +260,7 @@ impl Default for AnalyticsSettings {
             session_timeout_minutes: 30,
             flush_interval_ms: 1000,
             queue_capacity: 100_000,
+            cache_mb: 16,
         }
     }
 }
@@ -709,6 +713,9 @@ fn check_settings(config: &Config, overrides: &Overrides) -> Vec<SettingProblem>
     if config.analytics.queue_capacity == 0 {
         report("analytics.queue_capacity", "must be at least 1".to_owned());
     }
+    if config.analytics.cache_mb == 0 {
+        report("analytics.cache_mb", "must be at least 1".to_owned());
+    }
     if config.activity.retention_days == 0 {
         report("activity.retention_days", "must be at least 1".to_owned());
     }
@@ -900,6 +907,7 @@ mod tests {
         assert_eq!(analytics.session_timeout_minutes, 30);
         assert_eq!(analytics.flush_interval_ms, 1000);
         assert_eq!(analytics.queue_capacity, 100_000);
+        assert_eq!(analytics.cache_mb, 16);
         assert_eq!(config.activity.retention_days, 365);
         assert!(!config.schema.edit_api);
         assert_eq!(config.realtime.replay_log, 10_000);

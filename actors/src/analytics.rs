@@ -61,6 +61,8 @@ pub struct AnalyticsSettings {
     pub queue_capacity: usize,
     /// Distinct values per dimension per day before "(other)" ([`rollup::ROWS_PER_DAY_CAP`]).
     pub rows_per_day_cap: usize,
+    /// The analytics store's page cache (`analytics.cache_mb`).
+    pub cache_bytes: u64,
 }
 
 impl Default for AnalyticsSettings {
@@ -74,6 +76,7 @@ impl Default for AnalyticsSettings {
             flush_interval_ms: 1000,
             queue_capacity: 100_000,
             rows_per_day_cap: rollup::ROWS_PER_DAY_CAP,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -452,14 +455,61 @@ pub struct Analytics {
     arbiter: Arc<Mutex<Option<Arbiter>>>,
 }
 
+/// The analytics store's subdirectory of the data directory.
+pub const COMPANION: &str = "analytics";
+/// The page cache of the analytics store by default (`analytics.cache_mb`).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Entries per batch when rollups are moved between stores.
+const MOVE_BATCH_KEYS: usize = 512;
+
+/// Moves the rollups an earlier version kept in the tables' store (its `sys/analytics` tree)
+/// into the analytics store, [`MOVE_BATCH_KEYS`] entries per batch, and drops the old tree once
+/// the copy is on disk. A crash during the move leaves the old tree whole, and the next start
+/// copies it again over the same keys.
+fn move_rollups(tables: &Store, analytics: &Store) -> StorageResult<()> {
+    let old = tables.system_tree("analytics")?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    let new = analytics.system_tree("analytics")?;
+    let mut batch = sled::Batch::default();
+    let mut staged = 0usize;
+    let mut moved = 0u64;
+    for entry in old.iter() {
+        let (key, value) = entry?;
+        batch.insert(key, value);
+        staged += 1;
+        moved += 1;
+        if staged == MOVE_BATCH_KEYS {
+            new.apply_batch(std::mem::take(&mut batch))?;
+            staged = 0;
+        }
+    }
+    new.apply_batch(batch)?;
+    analytics.flush_blocking()?;
+    drop(old);
+    tables.drop_system_tree("analytics")?;
+    tables.flush_blocking()?;
+    tracing::info!(
+        entries = moved,
+        "analytics rollups moved to their own store"
+    );
+    Ok(())
+}
+
 impl Analytics {
-    /// Opens the `sys/analytics` tree and starts the aggregator on its own thread, off the HTTP
-    /// workers. Must run inside an actix system.
+    /// Opens the analytics store — a companion of `store` in its `analytics` subdirectory, with
+    /// a page cache of its own ([`AnalyticsSettings::cache_bytes`]) — moves rollups an earlier
+    /// version kept in `store` into it, and starts the aggregator on its own thread, off the
+    /// HTTP workers. Must run inside an actix system.
     pub fn start(
         store: &Store,
         settings: AnalyticsSettings,
         clock: AnalyticsClock,
     ) -> StorageResult<Analytics> {
+        let tables = store;
+        let store = &tables.companion(COMPANION, settings.cache_bytes)?;
+        move_rollups(tables, store)?;
         let tree = store.system_tree("analytics")?;
         let hasher = VisitorHasher::open(store.clone(), tree.clone(), &settings.app_name)?;
         let ingest = Arc::new(Ingest {

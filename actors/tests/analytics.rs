@@ -37,6 +37,16 @@ fn settings() -> AnalyticsSettings {
     }
 }
 
+/// The analytics store the aggregator of `store` writes to.
+fn rollup_store(store: &Store) -> Store {
+    store
+        .companion(
+            tabula_actors::analytics::COMPANION,
+            tabula_actors::analytics::DEFAULT_CACHE_BYTES,
+        )
+        .unwrap()
+}
+
 fn start(store: &Store, clock: &AnalyticsClock, settings: AnalyticsSettings) -> Analytics {
     Analytics::start(store, settings, clock.clone()).expect("analytics starts")
 }
@@ -583,6 +593,63 @@ fn restart_keeps_the_counts_and_the_visitors() {
     });
 }
 
+/// A data directory of an earlier version kept the rollups in the tables' store: the first
+/// start moves them into the analytics store (in several batches: more than 512 entries) and
+/// the reports are exactly what they were.
+#[test]
+fn rollups_in_the_tables_store_are_moved_to_the_analytics_store_at_start() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut events = fixed_events(10 * HOUR_MS, 0..40);
+    // Many distinct paths: over 512 entries (their names and ids) to move.
+    events.extend((0..400u64).map(|index| Event {
+        at_ms: DAY0_MS + 11 * HOUR_MS + i64::try_from(index).unwrap(),
+        visitor: (1_000 + index).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        path: format!("/moved/{index}"),
+        referrer: None,
+        campaign: None,
+        client: CLIENTS[0].to_owned(),
+    }));
+    events.sort_by_key(|event| event.at_ms);
+    let clock_ms = DAY0_MS + 12 * HOUR_MS;
+    let path = directory.path().to_path_buf();
+    let counted = events.clone();
+    run(async move {
+        let store = Store::open(&path).unwrap();
+        let clock = AnalyticsClock::manual(clock_ms);
+        let analytics = start(&store, &clock, settings());
+        for event in &counted {
+            analytics.enqueue(event.page_view());
+        }
+        analytics.addr().send(FlushRollups).await.unwrap().unwrap();
+        analytics.shutdown();
+        // Where an earlier version kept them.
+        let new = rollup_store(&store).system_tree("analytics").unwrap();
+        let old = store.system_tree("analytics").unwrap();
+        for entry in new.iter() {
+            let (key, value) = entry.unwrap();
+            old.insert(key, value).unwrap();
+        }
+        assert!(old.len() > 512);
+        new.clear().unwrap();
+        store.close().unwrap();
+    });
+    let path = directory.path().to_path_buf();
+    run(async move {
+        let store = Store::open(&path).unwrap();
+        let clock = AnalyticsClock::manual(clock_ms);
+        let analytics = start(&store, &clock, settings());
+        assert!(store.system_tree("analytics").unwrap().is_empty());
+        assert!(!rollup_store(&store)
+            .system_tree("analytics")
+            .unwrap()
+            .is_empty());
+        let day = report::hour_range(DAY0_MS, DAY0_MS + DAY_MS);
+        assert_reports_match(&analytics, &events, day).await;
+        analytics.shutdown();
+        store.close().unwrap();
+    });
+}
+
 #[test]
 fn the_salt_changes_at_midnight_and_only_the_current_one_is_kept() {
     let directory = tempfile::tempdir().unwrap();
@@ -605,7 +672,7 @@ fn the_salt_changes_at_midnight_and_only_the_current_one_is_kept() {
         assert_eq!(analytics.collect(&input).unwrap(), CollectOutcome::Counted);
         let day0 = u32::try_from(DAY0_MS / DAY_MS).unwrap();
         assert_eq!(analytics.salt_day(), Some(day0));
-        let salt_before = store
+        let salt_before = rollup_store(&store)
             .system_tree("analytics")
             .unwrap()
             .get(b"S")
@@ -615,7 +682,7 @@ fn the_salt_changes_at_midnight_and_only_the_current_one_is_kept() {
         clock.set(DAY0_MS + DAY_MS + HOUR_MS);
         assert_eq!(analytics.collect(&input).unwrap(), CollectOutcome::Counted);
         assert_eq!(analytics.salt_day(), Some(day0 + 1));
-        let salt_after = store
+        let salt_after = rollup_store(&store)
             .system_tree("analytics")
             .unwrap()
             .get(b"S")

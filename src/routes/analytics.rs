@@ -328,6 +328,7 @@ pub fn settings_from(config: &Config) -> AnalyticsSettings {
         session_timeout_minutes: u64::from(analytics.session_timeout_minutes),
         flush_interval_ms: analytics.flush_interval_ms,
         queue_capacity: analytics.queue_capacity,
+        cache_bytes: analytics.cache_mb.saturating_mul(1024 * 1024),
         ..AnalyticsSettings::default()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +32,9 @@ pub struct Store {
     group_commit: Arc<GroupCommit>,
     /// Each table's write generation, shared by every [`TableStore`] of that table.
     generations: Arc<Mutex<HashMap<u32, Arc<AtomicU64>>>>,
+    directory: PathBuf,
+    /// The companion stores opened so far ([`Store::companion`]), by name.
+    companions: Arc<Mutex<HashMap<String, Store>>>,
 }
 
 /// A number no other write generation of this process has had: every applied batch of a table
@@ -82,7 +85,27 @@ impl Store {
             db,
             group_commit,
             generations: Arc::default(),
+            directory: directory.to_path_buf(),
+            companions: Arc::default(),
         })
+    }
+
+    /// A store of its own in the subdirectory `name` of this one, with a page cache of
+    /// `cache_bytes`: for data whose write volume should neither grow this store's cache nor
+    /// evict the tables' pages (the analytics rollups). Opened on first use and shared after
+    /// that; closed with this store. Its writes are durable through its own
+    /// [`Store::durable`], not this store's.
+    pub fn companion(&self, name: &str, cache_bytes: u64) -> StorageResult<Store> {
+        let mut companions = self
+            .companions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(store) = companions.get(name) {
+            return Ok(store.clone());
+        }
+        let store = Store::open_with_cache(&self.directory.join(name), cache_bytes)?;
+        companions.insert(name.to_owned(), store.clone());
+        Ok(store)
     }
 
     /// The tree of one table (created empty on first use).
@@ -129,6 +152,12 @@ impl Store {
         Ok(self.db.open_tree(format!("sys/{name}"))?)
     }
 
+    /// Removes a system tree and everything in it.
+    pub fn drop_system_tree(&self, name: &str) -> StorageResult<()> {
+        self.db.drop_tree(format!("sys/{name}"))?;
+        Ok(())
+    }
+
     /// A ticket that resolves once everything written before this call is on disk.
     pub fn durable(&self) -> DurableTicket {
         self.group_commit.ticket()
@@ -146,6 +175,16 @@ impl Store {
 
     /// Final flush and stop of the flusher (graceful shutdown).
     pub fn close(&self) -> StorageResult<()> {
+        let companions: Vec<Store> = self
+            .companions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for companion in companions {
+            companion.close()?;
+        }
         self.group_commit.stop();
         self.flush_blocking()
     }

@@ -644,7 +644,18 @@ async fn counts_survive_a_restart_and_no_raw_ip_is_stored() {
         "the session goes on"
     );
 
-    let tree = app.state.store.system_tree("analytics").unwrap();
+    // The rollups live in the analytics store (a companion of the tables' store).
+    let tree = app
+        .state
+        .store
+        .companion(
+            tabula_actors::analytics::COMPANION,
+            tabula_actors::analytics::DEFAULT_CACHE_BYTES,
+        )
+        .unwrap()
+        .system_tree("analytics")
+        .unwrap();
+    assert!(!tree.is_empty(), "the rollups are where this test looks");
     let ip: IpAddr = "203.0.113.77".parse().unwrap();
     let IpAddr::V4(v4) = ip else { unreachable!() };
     let needles: Vec<Vec<u8>> = vec![
