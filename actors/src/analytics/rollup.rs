@@ -31,6 +31,16 @@ const CHUNK_KEYS: usize = 512;
 /// `device␟browser␟os`; a larger id is simply looked up by its text each time).
 const CLIENT_CLASSES_REMEMBERED: usize = 65_536;
 
+/// An hour's row → views map, serialised exactly as the `Vec<(u32, u64)>` its readers decode
+/// (a length, then the pairs) without collecting it first.
+struct RowList<'a>(&'a FxHashMap<u32, u64>);
+
+impl serde::Serialize for RowList<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(row, views)| (*row, *views)))
+    }
+}
+
 /// One counted page view, as the collect path hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageView {
@@ -305,14 +315,11 @@ impl DayState {
             let dirty = std::mem::take(&mut self.dirty_hour_rows[dim.index()]);
             for hour in 0..24u32 {
                 if dirty & (1 << hour) != 0 {
-                    let mut rows: Vec<(u32, u64)> = self.hour_rows[dim.index()][hour as usize]
-                        .iter()
-                        .map(|(row, views)| (*row, *views))
-                        .collect();
-                    rows.sort_unstable();
+                    // Encoded straight from the map, in its order: every reader adds the rows
+                    // up by id, so sorting them (the whole hour, every flush) bought nothing.
                     batch.insert(
                         &layout::hour_rows_key(dim, first_hour + hour),
-                        codec::encode(&rows)?,
+                        codec::encode(&RowList(&self.hour_rows[dim.index()][hour as usize]))?,
                     );
                 }
             }
