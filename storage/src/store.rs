@@ -288,6 +288,29 @@ impl WriteBatch {
             .map(|bytes| bytes.and_then(|bytes| keys::trailing_record_id(bytes)))
     }
 
+    /// The batch split into batches of at most `keys` writes each, in key order (so the
+    /// greatest key is written by the last one). For writes that need not land atomically but
+    /// are too many for one sled batch, which holds a copy of every leaf it touches until it
+    /// ends; the caller makes a crash between the parts harmless (e.g. a marker key that sorts
+    /// last).
+    pub fn into_chunks(self, keys: usize) -> Vec<WriteBatch> {
+        let keys = keys.max(1);
+        let mut chunks: Vec<WriteBatch> = Vec::new();
+        for (key, value) in self.writes {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.writes.len() < keys => {
+                    chunk.writes.insert(key, value);
+                }
+                _ => {
+                    let mut chunk = WriteBatch::new();
+                    chunk.writes.insert(key, value);
+                    chunks.push(chunk);
+                }
+            }
+        }
+        chunks
+    }
+
     /// Starts remembering writes so that [`WriteBatch::rollback`] can take them out again
     /// (one savepoint at a time; a new one replaces the last).
     pub fn savepoint(&mut self) {

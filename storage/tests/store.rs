@@ -557,3 +557,33 @@ fn a_batch_reads_back_its_own_writes_and_rolls_back_to_its_savepoint() {
     assert_eq!(batch.record(2).expect("decode"), None, "not in the batch");
     assert_eq!(batch.len(), 2);
 }
+
+/// A batch split into parts keeps every write, each once, in key order: the greatest key is in
+/// the last part, and no part is over the size asked for.
+#[test]
+fn a_batch_splits_into_ordered_parts() {
+    let mut batch = WriteBatch::new();
+    for number in (0u32..1_100).rev() {
+        let key = number.to_be_bytes().to_vec();
+        if number % 3 == 0 {
+            batch.remove(key);
+        } else {
+            batch.put(key, number.to_le_bytes().to_vec());
+        }
+    }
+    let parts = batch.into_chunks(512);
+    assert_eq!(
+        parts.iter().map(WriteBatch::len).collect::<Vec<_>>(),
+        vec![512, 512, 76]
+    );
+    let last = parts.last().expect("three parts");
+    assert_eq!(
+        last.get(&1_099u32.to_be_bytes()),
+        Some(Some(&sled::IVec::from(1_099u32.to_le_bytes().to_vec())))
+    );
+    assert_eq!(parts[0].get(&0u32.to_be_bytes()), Some(None), "a removal");
+    assert!(parts[0].get(&511u32.to_be_bytes()).is_some());
+    assert!(parts[1].get(&512u32.to_be_bytes()).is_some());
+    assert!(parts[2].get(&1_024u32.to_be_bytes()).is_some());
+    assert!(WriteBatch::new().into_chunks(512).is_empty());
+}

@@ -749,7 +749,7 @@ fn write_term(
 /// Makes sure the table's search index is in this version's format ([`INDEX_FORMAT`]):
 /// - a tree without the marker — written before posting blocks, or never written — has every
 ///   `F` key removed (an earlier version's `F g` write token with them) and the index rebuilt
-///   from its records, in one batch;
+///   from its records, written in parts with the marker last;
 /// - a tree in format 2 keeps its blocks: its per-record length keys are summed into the
 ///   totals key, written with the new marker in one batch, and then removed in small batches
 ///   (a crash between them leaves length keys no reader looks at; the next open removes them).
@@ -794,7 +794,11 @@ pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageR
         records += 1;
     }
     changes.write(tree, &mut batch)?;
-    store.apply(batch)?;
+    // In parts, for memory: the format marker (`F v`) sorts after every other `F` key, so it
+    // is written by the last part, and a crash before it rebuilds again at the next open.
+    for part in batch.into_chunks(UPGRADE_BATCH_KEYS) {
+        store.apply(part)?;
+    }
     if records > 0 {
         tracing::info!(
             table = schema.name,
