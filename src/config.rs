@@ -260,7 +260,7 @@ impl Default for AnalyticsSettings {
             session_timeout_minutes: 30,
             flush_interval_ms: 1000,
             queue_capacity: 100_000,
-            cache_mb: 16,
+            cache_mb: tabula_actors::analytics::DEFAULT_CACHE_BYTES >> 20,
         }
     }
 }

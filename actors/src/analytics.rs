@@ -27,6 +27,7 @@ use actix::{
     Actor, ActorContext, Addr, Arbiter, AsyncContext, Context, Handler, Message, ResponseFuture,
     Supervised, Supervisor,
 };
+use tabula_storage::store::PartedWrites;
 use tabula_storage::{StorageError, StorageResult, Store};
 
 use crate::error::{DomainError, DomainResult};
@@ -459,11 +460,9 @@ pub struct Analytics {
 pub const COMPANION: &str = "analytics";
 /// The page cache of the analytics store by default (`analytics.cache_mb`).
 pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
-/// Entries per batch when rollups are moved between stores.
-const MOVE_BATCH_KEYS: usize = 512;
 
 /// Moves the rollups an earlier version kept in the tables' store (its `sys/analytics` tree)
-/// into the analytics store, [`MOVE_BATCH_KEYS`] entries per batch, and drops the old tree once
+/// into the analytics store, in parts ([`PartedWrites`]), and drops the old tree once
 /// the copy is on disk. A crash during the move leaves the old tree whole, and the next start
 /// copies it again over the same keys.
 fn move_rollups(tables: &Store, analytics: &Store) -> StorageResult<()> {
@@ -472,20 +471,14 @@ fn move_rollups(tables: &Store, analytics: &Store) -> StorageResult<()> {
         return Ok(());
     }
     let new = analytics.system_tree("analytics")?;
-    let mut batch = sled::Batch::default();
-    let mut staged = 0usize;
+    let mut parts = PartedWrites::new(&new);
     let mut moved = 0u64;
     for entry in old.iter() {
         let (key, value) = entry?;
-        batch.insert(key, value);
-        staged += 1;
+        parts.insert(key, value)?;
         moved += 1;
-        if staged == MOVE_BATCH_KEYS {
-            new.apply_batch(std::mem::take(&mut batch))?;
-            staged = 0;
-        }
     }
-    new.apply_batch(batch)?;
+    parts.finish()?;
     analytics.flush_blocking()?;
     drop(old);
     tables.drop_system_tree("analytics")?;

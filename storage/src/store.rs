@@ -209,6 +209,46 @@ impl Store {
     }
 }
 
+/// How many keys one part of a long run of writes holds ([`PartedWrites`],
+/// [`TableStore::apply_in_parts`]): sled holds a copy of every leaf a batch touches until the
+/// batch ends, so one batch of a whole table or a whole day held hundreds of MiB at once.
+pub const PART_KEYS: usize = 512;
+
+/// Writes to one tree that need not land atomically but are too many for one sled batch: they
+/// are applied in order, [`PART_KEYS`] keys per batch, so a key written last lands last (a
+/// marker that says the run is complete). The caller makes a crash between parts harmless.
+pub struct PartedWrites<'a> {
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    staged: usize,
+}
+
+impl<'a> PartedWrites<'a> {
+    pub fn new(tree: &'a sled::Tree) -> Self {
+        PartedWrites {
+            tree,
+            batch: sled::Batch::default(),
+            staged: 0,
+        }
+    }
+
+    pub fn insert(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) -> StorageResult<()> {
+        self.batch.insert(key.into(), value.into());
+        self.staged += 1;
+        if self.staged == PART_KEYS {
+            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+            self.staged = 0;
+        }
+        Ok(())
+    }
+
+    /// Applies what is staged.
+    pub fn finish(self) -> StorageResult<()> {
+        self.tree.apply_batch(self.batch)?;
+        Ok(())
+    }
+}
+
 /// One table's tree. Reads are safe from any thread; writes go through [`TableStore::apply`] and
 /// are made only by the table's actor.
 #[derive(Clone)]
@@ -289,10 +329,7 @@ impl WriteBatch {
     }
 
     /// The batch split into batches of at most `keys` writes each, in key order (so the
-    /// greatest key is written by the last one). For writes that need not land atomically but
-    /// are too many for one sled batch, which holds a copy of every leaf it touches until it
-    /// ends; the caller makes a crash between the parts harmless (e.g. a marker key that sorts
-    /// last).
+    /// greatest key is written by the last one): see [`TableStore::apply_in_parts`].
     pub fn into_chunks(self, keys: usize) -> Vec<WriteBatch> {
         let keys = keys.max(1);
         let mut chunks: Vec<WriteBatch> = Vec::new();
@@ -402,6 +439,16 @@ impl TableStore {
             let outcome = self.tree.apply_batch(batch.into_sled());
             self.generation.store(fresh_generation(), Ordering::SeqCst);
             outcome?;
+        }
+        Ok(())
+    }
+
+    /// Applies `batch` as several batches of [`PART_KEYS`] keys, in key order (its greatest
+    /// key lands last): for writes too many for one sled batch that need not land atomically,
+    /// such as an index rebuild whose format marker sorts last.
+    pub fn apply_in_parts(&self, batch: WriteBatch) -> StorageResult<()> {
+        for part in batch.into_chunks(PART_KEYS) {
+            self.apply(part)?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use rustc_hash::FxHashMap;
+use tabula_storage::store::PartedWrites;
 use tabula_storage::{codec, StorageResult, Store};
 
 use super::client::ClientClasses;
@@ -25,8 +26,6 @@ pub const ROWS_PER_DAY_CAP: usize = 50_000;
 /// Values per dimension whose row id is remembered in memory between flushes (then forgotten
 /// and looked up in sled again when they come back).
 const INTERNED_VALUES_LIMIT: usize = 200_000;
-/// The most keys one batch of row names or of a day's closing sketches writes.
-const CHUNK_KEYS: usize = 512;
 /// Client class ids whose global row id is remembered (ids are dense from 0, one per distinct
 /// `device␟browser␟os`; a larger id is simply looked up by its text each time).
 const CLIENT_CLASSES_REMEMBERED: usize = 65_536;
@@ -364,16 +363,14 @@ impl DayState {
         Ok(())
     }
 
-    /// Writes the closed-day products: the per-row sketches in batches of
-    /// [`CHUNK_KEYS`], then the per-row totals and the day summary together in a last
-    /// batch. The summary is what marks a day closed for the reports, so it lands only after
+    /// Writes the closed-day products in parts ([`PartedWrites`]): the per-row sketches, then
+    /// the per-row totals, then the day summary. The summary is what marks a day closed for the reports, so it lands only after
     /// every sketch; a crash before it leaves the day open (it is closed again, rewriting the
     /// same sketches). Small batches keep memory bounded: sled copies a leaf for every insert
     /// and frees the copies only when the batch ends, so one batch of a day's 100 000 sketches
     /// held hundreds of MiB of copies at once.
     fn write_closing(&self, tree: &sled::Tree) -> StorageResult<()> {
-        let mut batch = sled::Batch::default();
-        let mut staged = 0usize;
+        let mut parts = PartedWrites::new(tree);
         for dim in Dimension::ALL {
             let mut visitors_by_row: FxHashMap<u32, Vec<u64>> = FxHashMap::default();
             for (visitor, row) in self.pairs[dim.index()].keys() {
@@ -381,15 +378,10 @@ impl DayState {
             }
             for (row, visitors) in visitors_by_row {
                 let sketch = DistinctSketch::from_ids(visitors);
-                batch.insert(
+                parts.insert(
                     &layout::row_sketch_key(dim, self.day, row),
                     codec::encode(&sketch)?,
-                );
-                staged += 1;
-                if staged == CHUNK_KEYS {
-                    tree.apply_batch(std::mem::take(&mut batch))?;
-                    staged = 0;
-                }
+                )?;
             }
         }
         for dim in Dimension::ALL {
@@ -398,16 +390,15 @@ impl DayState {
                 .map(|(row, totals)| (*row, totals.views, totals.uniques))
                 .collect();
             rows.sort_unstable();
-            batch.insert(&layout::day_rows_key(dim, self.day), codec::encode(&rows)?);
+            parts.insert(&layout::day_rows_key(dim, self.day), codec::encode(&rows)?)?;
         }
         let visitors: Vec<u64> = self.visitors.keys().copied().collect();
         let summary = DaySummary {
             unique_visitors: u64::try_from(visitors.len()).unwrap_or(u64::MAX),
             sketch: DistinctSketch::from_ids(visitors),
         };
-        batch.insert(&layout::day_summary_key(self.day), codec::encode(&summary)?);
-        tree.apply_batch(batch)?;
-        Ok(())
+        parts.insert(&layout::day_summary_key(self.day), codec::encode(&summary)?)?;
+        parts.finish()
     }
 
     fn approximate_bytes(&self) -> usize {
@@ -696,27 +687,21 @@ impl Rollups {
         // touched until it ended): a crash after them leaves names no count refers to yet,
         // never a count whose row has no name.
         let mut named = [false; 4];
-        let mut batch = sled::Batch::default();
-        let mut staged = 0usize;
+        let mut parts = PartedWrites::new(&self.tree);
         for (dim, row, value) in std::mem::take(&mut self.pending_names) {
-            batch.insert(&layout::row_name_key(dim, row), value.as_bytes());
-            batch.insert(layout::row_id_key(dim, &value), &row.to_be_bytes());
+            parts.insert(&layout::row_name_key(dim, row), value.as_bytes())?;
+            parts.insert(layout::row_id_key(dim, &value), &row.to_be_bytes())?;
             named[dim.index()] = true;
-            staged += 2;
-            if staged >= CHUNK_KEYS {
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
-                staged = 0;
-            }
         }
         for dim in Dimension::ALL {
             if named[dim.index()] {
-                batch.insert(
+                parts.insert(
                     &layout::last_row_id_key(dim),
                     &self.last_row_ids[dim.index()].to_be_bytes(),
-                );
+                )?;
             }
         }
-        self.tree.apply_batch(batch)?;
+        parts.finish()?;
         // Then every open day's counts and logs in one batch, so they agree after a crash.
         let mut batch = sled::Batch::default();
         for state in self.days.values_mut() {

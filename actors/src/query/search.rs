@@ -51,8 +51,6 @@ pub const FORMAT_KEY: [u8; 2] = [SEARCH, b'v'];
 /// The index format this version writes (`F 'v'`): 3 = posting blocks and one totals key
 /// (2 = posting blocks and a length key per record).
 pub const INDEX_FORMAT: u8 = 3;
-/// Format 2 keys removed per batch when upgrading (small batches keep sled's memory bounded).
-const UPGRADE_BATCH_KEYS: usize = 512;
 /// The first byte of every block value.
 pub const BLOCK_FORMAT: u8 = 1;
 /// The most postings one block holds.
@@ -759,23 +757,17 @@ pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageR
     let tree = store.tree();
     let format = tree.get(FORMAT_KEY)?;
     if format.as_deref() == Some(&[INDEX_FORMAT][..]) {
-        remove_length_keys(store)?;
+        let (_, removals) = length_keys(store)?;
+        store.apply_in_parts(removals)?;
         return Ok(false);
     }
     if format.as_deref() == Some(&[2][..]) {
-        let mut totals = DocumentTotals::default();
-        for entry in tree.scan_prefix([SEARCH, DOCUMENT]) {
-            let (_, value) = entry?;
-            let length = <[u8; 4]>::try_from(&value[..]).map_or(0, u32::from_be_bytes);
-            if length > 0 {
-                totals = totals.plus(1, i64::from(length));
-            }
-        }
+        let (totals, removals) = length_keys(store)?;
         let mut batch = WriteBatch::new();
         batch.put(TOTALS_KEY.to_vec(), totals.encode());
         batch.put(FORMAT_KEY.to_vec(), vec![INDEX_FORMAT]);
         store.apply(batch)?;
-        remove_length_keys(store)?;
+        store.apply_in_parts(removals)?;
         tracing::info!(
             table = schema.name,
             documents = totals.documents,
@@ -796,9 +788,7 @@ pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageR
     changes.write(tree, &mut batch)?;
     // In parts, for memory: the format marker (`F v`) sorts after every other `F` key, so it
     // is written by the last part, and a crash before it rebuilds again at the next open.
-    for part in batch.into_chunks(UPGRADE_BATCH_KEYS) {
-        store.apply(part)?;
-    }
+    store.apply_in_parts(batch)?;
     if records > 0 {
         tracing::info!(
             table = schema.name,
@@ -809,24 +799,20 @@ pub fn ensure_index_format(store: &TableStore, schema: &TableSchema) -> StorageR
     Ok(true)
 }
 
-/// Removes format 2's per-record length keys, [`UPGRADE_BATCH_KEYS`] per batch.
-fn remove_length_keys(store: &TableStore) -> StorageResult<()> {
-    loop {
-        let keys: Vec<IVec> = store
-            .tree()
-            .scan_prefix([SEARCH, DOCUMENT])
-            .keys()
-            .take(UPGRADE_BATCH_KEYS)
-            .collect::<Result<_, _>>()?;
-        if keys.is_empty() {
-            return Ok(());
+/// Format 2's per-record length keys, read once: the document totals they add up to, and the
+/// batch that removes them (one key per record: applied in parts).
+fn length_keys(store: &TableStore) -> StorageResult<(DocumentTotals, WriteBatch)> {
+    let mut totals = DocumentTotals::default();
+    let mut removals = WriteBatch::new();
+    for entry in store.tree().scan_prefix([SEARCH, DOCUMENT]) {
+        let (key, value) = entry?;
+        let length = <[u8; 4]>::try_from(&value[..]).map_or(0, u32::from_be_bytes);
+        if length > 0 {
+            totals = totals.plus(1, i64::from(length));
         }
-        let mut batch = WriteBatch::new();
-        for key in keys {
-            batch.remove(key);
-        }
-        store.apply(batch)?;
+        removals.remove(key);
     }
+    Ok((totals, removals))
 }
 
 /// Every posting of the index as (term, record id), terms in byte order, ids ascending: for
