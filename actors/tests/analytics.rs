@@ -518,6 +518,171 @@ fn many_distinct_values_are_named_and_closed_across_batches() {
     check_stream(events, DAY0_MS + 4 * DAY_MS);
 }
 
+/// Every path of a report page: (name, views), in the report's order (views desc, name asc).
+async fn all_pages(analytics: &Analytics, from_ms: i64, to_ms: i64) -> Vec<(String, u64)> {
+    let Report::Pages(pages) = read(
+        analytics,
+        ReportKind::Pages,
+        params(from_ms, to_ms, Granularity::Day, 100_000),
+    )
+    .await
+    else {
+        panic!("pages")
+    };
+    pages
+        .rows
+        .iter()
+        .map(|row| (row.name.clone().unwrap_or_default(), row.page_views))
+        .collect()
+}
+
+/// One view of each of `paths` on day 0, each by its own visitor, from `first_ms` on.
+fn views_of(paths: &[String], first_ms: i64) -> Vec<Event> {
+    paths
+        .iter()
+        .zip(0i64..)
+        .map(|(path, index)| Event {
+            at_ms: first_ms + index,
+            visitor: u64::try_from(index)
+                .unwrap()
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                | 1,
+            path: path.clone(),
+            referrer: None,
+            campaign: None,
+            client: CLIENTS[0].to_owned(),
+        })
+        .collect()
+}
+
+/// A cold start names 1 300 new paths in one flush (name chunks), but writes only some of their
+/// value → row entries; the rest follow in later flushes. A restart before they are all written
+/// must still find every path's row: the same paths counted again add up in the same rows (not
+/// in new rows of the same name), and the reports name every row.
+#[test]
+fn new_values_keep_their_rows_across_a_restart_before_they_are_all_indexed() {
+    let directory = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = (0..1_300).map(|index| format!("/cold/{index}")).collect();
+    let clock_ms = DAY0_MS + 12 * HOUR_MS;
+    let path = directory.path().to_path_buf();
+    let first = paths.clone();
+    run(async move {
+        let store = Store::open(&path).unwrap();
+        let clock = AnalyticsClock::manual(clock_ms);
+        let analytics = start(&store, &clock, settings());
+        for event in views_of(&first, DAY0_MS + HOUR_MS) {
+            analytics.enqueue(event.page_view());
+        }
+        analytics.addr().send(FlushRollups).await.unwrap().unwrap();
+        let tree = rollup_store(&store).system_tree("analytics").unwrap();
+        let indexed = tree.scan_prefix([b'M', 1]).count();
+        assert!(
+            (1..first.len()).contains(&indexed),
+            "one flush indexes some of the new values, not all: {indexed}"
+        );
+        assert!(
+            tree.scan_prefix([b'N', 1]).next().is_none(),
+            "no per-row names"
+        );
+        // Stopped at once: the graceful shutdown flushes, but the backlog is still there.
+        analytics.shutdown();
+        store.close().unwrap();
+    });
+    let path = directory.path().to_path_buf();
+    run(async move {
+        let store = Store::open(&path).unwrap();
+        let clock = AnalyticsClock::manual(clock_ms);
+        let analytics = start(&store, &clock, settings());
+        for event in views_of(&paths, DAY0_MS + 2 * HOUR_MS) {
+            analytics.enqueue(event.page_view());
+        }
+        analytics.addr().send(FlushRollups).await.unwrap().unwrap();
+        let mut expected: Vec<(String, u64)> = paths.iter().map(|path| (path.clone(), 2)).collect();
+        expected.sort();
+        assert_eq!(
+            all_pages(&analytics, DAY0_MS, DAY0_MS + DAY_MS).await,
+            expected
+        );
+        // Later flushes write the rest of the entries.
+        for _ in 0..4 {
+            analytics.addr().send(FlushRollups).await.unwrap().unwrap();
+        }
+        let tree = rollup_store(&store).system_tree("analytics").unwrap();
+        assert_eq!(tree.scan_prefix([b'M', 1]).count(), paths.len());
+        analytics.shutdown();
+    });
+}
+
+/// A data directory of an earlier version has one name key per row (`N`), every value → row
+/// entry (`M`) and no index watermark; a chunk of names beyond the last row given out is what a
+/// flush stopped half-way leaves. Old rows keep their names and rows, new ones follow them,
+/// and the stale chunk names nothing.
+#[test]
+fn rows_named_by_an_earlier_version_keep_their_names_and_new_rows_follow() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().to_path_buf();
+    {
+        let store = Store::open(&path).unwrap();
+        let tree = rollup_store(&store).system_tree("analytics").unwrap();
+        for (row, value) in [(1u32, "/old/a"), (2, "/old/b")] {
+            let mut name_key = vec![b'N', 1];
+            name_key.extend_from_slice(&row.to_be_bytes());
+            tree.insert(name_key, value.as_bytes()).unwrap();
+            let mut id_key = vec![b'M', 1];
+            id_key.extend_from_slice(value.as_bytes());
+            tree.insert(id_key, &row.to_be_bytes()).unwrap();
+        }
+        tree.insert([b'I', 1], &2u32.to_be_bytes()).unwrap();
+        let mut stale = vec![b'C', 1];
+        stale.extend_from_slice(&4u32.to_be_bytes());
+        let stale_names = tabula_storage::codec::encode(&vec!["/stale/4", "/stale/5"]).unwrap();
+        tree.insert(stale, stale_names).unwrap();
+        store.close().unwrap();
+    }
+    let clock_ms = DAY0_MS + 12 * HOUR_MS;
+    run(async move {
+        let store = Store::open(&path).unwrap();
+        let clock = AnalyticsClock::manual(clock_ms);
+        let analytics = start(&store, &clock, settings());
+        let paths: Vec<String> = ["/old/a", "/new/1", "/old/b", "/new/2", "/new/3", "/new/4"]
+            .iter()
+            .map(|path| (*path).to_owned())
+            .collect();
+        let mut events = views_of(&paths, DAY0_MS + HOUR_MS);
+        events.extend(views_of(&paths[..2], DAY0_MS + 2 * HOUR_MS));
+        for event in &events {
+            analytics.enqueue(event.page_view());
+        }
+        analytics.addr().send(FlushRollups).await.unwrap().unwrap();
+        assert_eq!(
+            all_pages(&analytics, DAY0_MS, DAY0_MS + DAY_MS).await,
+            [
+                ("/new/1", 2),
+                ("/old/a", 2),
+                ("/new/2", 1),
+                ("/new/3", 1),
+                ("/new/4", 1),
+                ("/old/b", 1)
+            ]
+            .map(|(path, views)| (path.to_owned(), views))
+        );
+        let tree = rollup_store(&store).system_tree("analytics").unwrap();
+        let mut old_row = vec![b'M', 1];
+        old_row.extend_from_slice(b"/old/b");
+        assert_eq!(
+            tree.get(old_row).unwrap().unwrap().as_ref(),
+            2u32.to_be_bytes()
+        );
+        let mut new_row = vec![b'M', 1];
+        new_row.extend_from_slice(b"/new/1");
+        assert_eq!(
+            tree.get(new_row).unwrap().unwrap().as_ref(),
+            3u32.to_be_bytes()
+        );
+        analytics.shutdown();
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Restart, rollover, retention, shedding
 
@@ -601,7 +766,7 @@ fn rollups_in_the_tables_store_are_moved_to_the_analytics_store_at_start() {
     let directory = tempfile::tempdir().unwrap();
     let mut events = fixed_events(10 * HOUR_MS, 0..40);
     // Many distinct paths: over 512 entries (their names and ids) to move.
-    events.extend((0..400u64).map(|index| Event {
+    events.extend((0..1_200u64).map(|index| Event {
         at_ms: DAY0_MS + 11 * HOUR_MS + i64::try_from(index).unwrap(),
         visitor: (1_000 + index).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         path: format!("/moved/{index}"),

@@ -234,6 +234,15 @@ impl<'a> PartedWrites<'a> {
 
     pub fn insert(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) -> StorageResult<()> {
         self.batch.insert(key.into(), value.into());
+        self.note_staged()
+    }
+
+    pub fn remove(&mut self, key: impl Into<IVec>) -> StorageResult<()> {
+        self.batch.remove(key.into());
+        self.note_staged()
+    }
+
+    fn note_staged(&mut self) -> StorageResult<()> {
         self.staged += 1;
         if self.staged == PART_KEYS {
             self.tree.apply_batch(std::mem::take(&mut self.batch))?;

@@ -11,11 +11,17 @@
 //! | `D ++ dim ++ day` | `Vec<(row, views, uniques)>` of a closed day (exact uniques) |
 //! | `K ++ dim ++ day ++ row` | [`DistinctSketch`] of a row's visitors on a closed day |
 //! | `V ++ day` | [`DaySummary`] of a closed day: exact uniques and their sketch |
-//! | `N ++ dim ++ row` | the row's value (path, domain, …) |
+//! | `C ++ dim ++ first row` | `Vec<String>`: the values of rows `first row`, `first row + 1`, … (at most [`NAMES_PER_CHUNK`]) |
+//! | `N ++ dim ++ row` | the row's value, as earlier versions wrote it (one key per row; read when no chunk has the row) |
 //! | `M ++ dim ++ value` | the row id of a value |
+//! | `J ++ dim` | the last row whose `M` entry is written (`M` entries follow the names, a few hundred per flush) |
 //! | `I ++ dim` | the last row id given out in a dimension |
 //!
 //! Row ids are global per dimension (so a range merges rows by index), row 0 is "(other)".
+//! Row ids are given out in order, so a flush's new rows of a dimension are consecutive and
+//! are named in a few chunks rather than one key per row: a cold start names tens of thousands
+//! of values in its first seconds, and one sled insert per name (two with `M`) was what made
+//! its first flush take a second of the core.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,9 +34,14 @@ pub const VISITOR_LOG: u8 = b'W';
 pub const DAY_ROWS: u8 = b'D';
 pub const ROW_SKETCH: u8 = b'K';
 pub const DAY_SUMMARY: u8 = b'V';
+pub const NAME_CHUNK: u8 = b'C';
 pub const ROW_NAME: u8 = b'N';
 pub const ROW_ID: u8 = b'M';
+pub const INDEXED_ROWS: u8 = b'J';
 pub const LAST_ROW_ID: u8 = b'I';
+
+/// Most names in one `C` chunk: a report that names a row decodes its chunk.
+pub const NAMES_PER_CHUNK: usize = 64;
 
 /// The row every value beyond a day's cap is counted in.
 pub const OTHER_ROW: u32 = 0;
@@ -186,6 +197,16 @@ pub fn row_name_key(dim: Dimension, row: u32) -> [u8; 6] {
     let mut key = [ROW_NAME, dim.tag(), 0, 0, 0, 0];
     key[2..].copy_from_slice(&row.to_be_bytes());
     key
+}
+
+pub fn name_chunk_key(dim: Dimension, first_row: u32) -> [u8; 6] {
+    let mut key = [NAME_CHUNK, dim.tag(), 0, 0, 0, 0];
+    key[2..].copy_from_slice(&first_row.to_be_bytes());
+    key
+}
+
+pub fn indexed_rows_key(dim: Dimension) -> [u8; 2] {
+    [INDEXED_ROWS, dim.tag()]
 }
 
 pub fn row_id_key(dim: Dimension, value: &str) -> Vec<u8> {

@@ -636,10 +636,7 @@ impl<'a> Reader<'a> {
         if row == layout::OTHER_ROW {
             return Ok(layout::OTHER_NAME.to_owned());
         }
-        Ok(match self.tree.get(layout::row_name_key(dim, row))? {
-            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            None => String::new(),
-        })
+        Ok(super::rollup::row_name(self.tree, dim, row)?.unwrap_or_default())
     }
 
     /// Rows by views (desc), then name (asc); `limit` of them with unique visitors.

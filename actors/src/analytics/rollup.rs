@@ -9,7 +9,7 @@
 //! memory. A late event for a closed day reopens it from disk.
 
 use std::collections::hash_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 
 use rustc_hash::FxHashMap;
@@ -17,7 +17,9 @@ use tabula_storage::store::PartedWrites;
 use tabula_storage::{codec, StorageResult, Store};
 
 use super::client::ClientClasses;
-use super::layout::{self, DaySummary, Dimension, HourTotals, PairEntry, VisitorRecord, OTHER_ROW};
+use super::layout::{
+    self, DaySummary, Dimension, HourTotals, PairEntry, VisitorRecord, NAMES_PER_CHUNK, OTHER_ROW,
+};
 use super::sketch::DistinctSketch;
 use super::visitor::{day_of, DAY_MS};
 
@@ -26,6 +28,10 @@ pub const ROWS_PER_DAY_CAP: usize = 50_000;
 /// Values per dimension whose row id is remembered in memory between flushes (then forgotten
 /// and looked up in sled again when they come back).
 const INTERNED_VALUES_LIMIT: usize = 200_000;
+/// Value → row entries (`M`) written per flush for the rows named since: a cold start names
+/// tens of thousands of values at once, and indexing them all in its first flush took the
+/// core for a second. Until its entry is written a value stays in memory.
+const INDEXED_PER_FLUSH: usize = 512;
 /// Client class ids whose global row id is remembered (ids are dense from 0, one per distinct
 /// `device␟browser␟os`; a larger id is simply looked up by its text each time).
 const CLIENT_CLASSES_REMEMBERED: usize = 65_536;
@@ -494,7 +500,13 @@ pub struct Rollups {
     /// [`INTERNED_VALUES_LIMIT`], false once the map has been emptied for size).
     interned_complete: [bool; 4],
     last_row_ids: [u32; 4],
+    /// New rows since the last flush, to be named (`C`).
     pending_names: Vec<(Dimension, u32, String)>,
+    /// Per dimension: the last row whose `M` entry is written (`J`).
+    indexed_rows: [u32; 4],
+    /// Named rows whose `M` entry is not written yet, in the order they were given out (so
+    /// ascending within a dimension); their values stay in `interned`.
+    unindexed: VecDeque<(Dimension, u32, String)>,
     /// Client class id ([`ClientRef::Class`]) → its global row id, once looked up.
     client_rows: Vec<Option<u32>>,
     dirty: bool,
@@ -506,16 +518,32 @@ impl Rollups {
         let mut interned: Vec<FxHashMap<ValueKey, u32>> =
             (0..4).map(|_| FxHashMap::default()).collect();
         let mut interned_complete = [false; 4];
+        let mut indexed_rows = [0u32; 4];
+        let mut unindexed = VecDeque::new();
         for dim in Dimension::ALL {
-            if let Some(bytes) = tree.get(layout::last_row_id_key(dim))? {
-                last_row_ids[dim.index()] = layout::u32_at(&bytes, 0).unwrap_or(0);
-            }
+            let last_key = tree.get(layout::last_row_id_key(dim))?;
+            let last = last_key
+                .as_ref()
+                .and_then(|bytes| layout::u32_at(bytes, 0))
+                .unwrap_or(0);
+            last_row_ids[dim.index()] = last;
+            // Without `J`, an earlier version wrote every row's `M` entry with its name.
+            let indexed = match tree.get(layout::indexed_rows_key(dim))? {
+                Some(bytes) => layout::u32_at(&bytes, 0).unwrap_or(0).min(last),
+                None if last_key.is_some() => last,
+                None => 0,
+            };
+            indexed_rows[dim.index()] = indexed;
+            remove_unreached_name_chunks(&tree, dim, last)?;
+            let backlog = named_rows(&tree, dim, indexed.saturating_add(1), last)?;
             // Row ids are dense from 1, so the last one is the dictionary's size: load it whole
             // when it fits, and new values never cost a sled lookup.
-            if usize::try_from(last_row_ids[dim.index()]).unwrap_or(usize::MAX)
-                <= INTERNED_VALUES_LIMIT
-            {
-                let map = &mut interned[dim.index()];
+            let map = &mut interned[dim.index()];
+            for (row, value) in &backlog {
+                map.insert(ValueKey::new(value), *row);
+            }
+            unindexed.extend(backlog.into_iter().map(|(row, value)| (dim, row, value)));
+            if usize::try_from(last).unwrap_or(usize::MAX) <= INTERNED_VALUES_LIMIT {
                 let mut complete = true;
                 for entry in tree.scan_prefix(layout::row_id_key(dim, "")) {
                     let (key, bytes) = entry?;
@@ -540,6 +568,8 @@ impl Rollups {
             interned_complete,
             last_row_ids,
             pending_names: Vec::new(),
+            indexed_rows,
+            unindexed,
             client_rows: Vec::new(),
             dirty: false,
         })
@@ -679,29 +709,12 @@ impl Rollups {
     /// `today` (one batch each). Returns once the batch is applied (not yet fsynced: see [`Store::durable`]).
     pub fn flush(&mut self, today: u32) -> StorageResult<FlushSummary> {
         let closing: Vec<u32> = self.days.range(..today).map(|(day, _)| *day).collect();
-        if !self.dirty && closing.is_empty() {
+        if !self.dirty && closing.is_empty() && self.unindexed.is_empty() {
             return Ok(FlushSummary::default());
         }
-        // New rows' names first, in batches of their own (a cold start names thousands of
-        // values per flush, and one batch per flush held sled's copies of every leaf it
-        // touched until it ended): a crash after them leaves names no count refers to yet,
-        // never a count whose row has no name.
-        let mut named = [false; 4];
-        let mut parts = PartedWrites::new(&self.tree);
-        for (dim, row, value) in std::mem::take(&mut self.pending_names) {
-            parts.insert(&layout::row_name_key(dim, row), value.as_bytes())?;
-            parts.insert(layout::row_id_key(dim, &value), &row.to_be_bytes())?;
-            named[dim.index()] = true;
-        }
-        for dim in Dimension::ALL {
-            if named[dim.index()] {
-                parts.insert(
-                    &layout::last_row_id_key(dim),
-                    &self.last_row_ids[dim.index()].to_be_bytes(),
-                )?;
-            }
-        }
-        parts.finish()?;
+        // New rows' names first, in chunks and batches of their own: a crash after them leaves
+        // names no count refers to yet, never a count whose row has no name.
+        self.write_names()?;
         // Then every open day's counts and logs in one batch, so they agree after a crash.
         let mut batch = sled::Batch::default();
         for state in self.days.values_mut() {
@@ -717,10 +730,16 @@ impl Rollups {
             }
             self.days.remove(day);
         }
-        for (interned, complete) in self.interned.iter_mut().zip(&mut self.interned_complete) {
+        self.write_index_entries()?;
+        for dim in Dimension::ALL {
+            let interned = &mut self.interned[dim.index()];
             if interned.len() > INTERNED_VALUES_LIMIT {
                 interned.clear();
-                *complete = false;
+                self.interned_complete[dim.index()] = false;
+                // Values without an `M` entry can only be found here.
+                for (_, row, value) in self.unindexed.iter().filter(|entry| entry.0 == dim) {
+                    interned.insert(ValueKey::new(value), *row);
+                }
             }
         }
         self.dirty = false;
@@ -728,6 +747,86 @@ impl Rollups {
             wrote: true,
             closed_days: closing.len(),
         })
+    }
+
+    /// Names the rows given out since the last flush: per dimension, chunks of consecutive rows
+    /// (`C`), then the index watermark (`J`, so that a directory of this version is never
+    /// taken for an earlier one's), then the last row id (`I`), which makes the rows given out.
+    fn write_names(&mut self) -> StorageResult<()> {
+        let names = std::mem::take(&mut self.pending_names);
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut parts = PartedWrites::new(&self.tree);
+        for dim in Dimension::ALL {
+            let mut chunk: Vec<&str> = Vec::with_capacity(NAMES_PER_CHUNK);
+            let mut first_row = 0u32;
+            for (_, row, value) in names.iter().filter(|entry| entry.0 == dim) {
+                let follows = u64::from(first_row) + chunk.len() as u64 == u64::from(*row);
+                if !chunk.is_empty() && (!follows || chunk.len() == NAMES_PER_CHUNK) {
+                    parts.insert(
+                        &layout::name_chunk_key(dim, first_row),
+                        codec::encode(&chunk)?,
+                    )?;
+                    chunk.clear();
+                }
+                if chunk.is_empty() {
+                    first_row = *row;
+                }
+                chunk.push(value);
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            parts.insert(
+                &layout::name_chunk_key(dim, first_row),
+                codec::encode(&chunk)?,
+            )?;
+            parts.insert(
+                &layout::indexed_rows_key(dim),
+                &self.indexed_rows[dim.index()].to_be_bytes(),
+            )?;
+            parts.insert(
+                &layout::last_row_id_key(dim),
+                &self.last_row_ids[dim.index()].to_be_bytes(),
+            )?;
+        }
+        parts.finish()?;
+        self.unindexed.extend(names);
+        Ok(())
+    }
+
+    /// Writes the `M` entries of the oldest [`INDEXED_PER_FLUSH`] named rows that lack one,
+    /// then the watermarks (`J`) they advance. A crash in between writes them again at the
+    /// next start.
+    fn write_index_entries(&mut self) -> StorageResult<()> {
+        if self.unindexed.is_empty() {
+            return Ok(());
+        }
+        let mut parts = PartedWrites::new(&self.tree);
+        let mut advanced = [false; 4];
+        for _ in 0..INDEXED_PER_FLUSH {
+            let Some((dim, row, value)) = self.unindexed.pop_front() else {
+                break;
+            };
+            parts.insert(layout::row_id_key(dim, &value), &row.to_be_bytes())?;
+            self.indexed_rows[dim.index()] = row;
+            advanced[dim.index()] = true;
+        }
+        for dim in Dimension::ALL {
+            if advanced[dim.index()] {
+                parts.insert(
+                    &layout::indexed_rows_key(dim),
+                    &self.indexed_rows[dim.index()].to_be_bytes(),
+                )?;
+            }
+        }
+        parts.finish()
+    }
+
+    /// Named rows still waiting for their value → row entry (benches and logs).
+    pub fn unindexed_rows(&self) -> usize {
+        self.unindexed.len()
     }
 
     /// A ticket that resolves when everything applied so far is on disk.
@@ -792,6 +891,91 @@ impl Rollups {
         }
         Ok(removed)
     }
+}
+
+/// The value of `row` in `dim`: from the name chunk holding it, or (a row named by an earlier
+/// version) from its own key. `None` for a row never named.
+pub fn row_name(tree: &sled::Tree, dim: Dimension, row: u32) -> StorageResult<Option<String>> {
+    if let Some((first_row, bytes)) = chunk_at_or_before(tree, dim, row)? {
+        let names: Vec<String> = codec::decode(&bytes, "analytics row names")?;
+        let offset = usize::try_from(row - first_row).unwrap_or(usize::MAX);
+        if let Some(name) = names.into_iter().nth(offset) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(tree
+        .get(layout::row_name_key(dim, row))?
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// The name chunk of `dim` with the greatest first row ≤ `row`, with that first row.
+fn chunk_at_or_before(
+    tree: &sled::Tree,
+    dim: Dimension,
+    row: u32,
+) -> StorageResult<Option<(u32, sled::IVec)>> {
+    let below = match row.checked_add(1) {
+        Some(next) => tree.get_lt(layout::name_chunk_key(dim, next))?,
+        None => tree
+            .scan_prefix([layout::NAME_CHUNK, dim.tag()])
+            .next_back()
+            .transpose()?,
+    };
+    Ok(below.and_then(|(key, bytes)| {
+        let same_dim = key.len() == 6 && key[..2] == [layout::NAME_CHUNK, dim.tag()];
+        same_dim
+            .then(|| layout::u32_at(&key, 2))
+            .flatten()
+            .map(|first| (first, bytes))
+    }))
+}
+
+/// The named rows of `dim` from `from_row` to `to_row` (inclusive), in order, from the name
+/// chunks (rows named by an earlier version are not in chunks: they all have `M` entries).
+fn named_rows(
+    tree: &sled::Tree,
+    dim: Dimension,
+    from_row: u32,
+    to_row: u32,
+) -> StorageResult<Vec<(u32, String)>> {
+    let mut rows = Vec::new();
+    if from_row > to_row {
+        return Ok(rows);
+    }
+    let start = match chunk_at_or_before(tree, dim, from_row)? {
+        Some((first, _)) => first,
+        None => from_row,
+    };
+    let chunks =
+        tree.range(layout::name_chunk_key(dim, start)..=layout::name_chunk_key(dim, to_row));
+    for entry in chunks {
+        let (key, bytes) = entry?;
+        let Some(first) = layout::u32_at(&key, 2) else {
+            continue;
+        };
+        let names: Vec<String> = codec::decode(&bytes, "analytics row names")?;
+        for (row, name) in (first..).zip(names) {
+            if (from_row..=to_row).contains(&row) {
+                rows.push((row, name));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Removes the name chunks of rows beyond the last one given out: a flush that stopped after
+/// its names but before its last row id leaves them, and the rows are given out again.
+fn remove_unreached_name_chunks(tree: &sled::Tree, dim: Dimension, last: u32) -> StorageResult<()> {
+    let Some(beyond) = last.checked_add(1) else {
+        return Ok(());
+    };
+    let end = [layout::NAME_CHUNK, dim.tag() + 1];
+    let mut parts = PartedWrites::new(tree);
+    for entry in tree.range(layout::name_chunk_key(dim, beyond).to_vec()..end.to_vec()) {
+        let (key, _) = entry?;
+        parts.remove(key)?;
+    }
+    parts.finish()
 }
 
 /// The set of hours (bits) of `day` that fall in `[from_hour, to_hour)`.
