@@ -192,6 +192,10 @@ fn main() {
             }
             timings.sort_by(|left, right| left.total_cmp(right));
             worst = worst.max(timings[timings.len() - 1]);
+            if std::env::var("VERBOSE").is_ok() {
+                let (rss, hwm) = memory_mib();
+                println!("  after {name}: RSS {rss:.0} MiB, peak {hwm:.0} MiB");
+            }
             println!(
                 "{days}-day {name:16} min {:6.2} ms  median {:6.2} ms  max {:6.2} ms  ({} bytes)",
                 timings[0],
