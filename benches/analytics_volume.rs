@@ -69,7 +69,7 @@ fn main() {
     let path_count = usize::try_from(env_number("PATHS", 100_000)).unwrap_or(100_000);
     let directory = tempfile::tempdir().expect("a temporary directory");
     let clock = AnalyticsClock::manual(START_MS);
-    // CACHE_MB: the analytics store's page cache (`analytics.cache_mb`), 16 MiB by default like
+    // CACHE_MB: the analytics store's page cache (`analytics.cache_mb`), 8 MiB by default like
     // the server's; the tables' store keeps the server's default (`server.cache_mb`).
     let cache_mb = env_number(
         "CACHE_MB",

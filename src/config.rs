@@ -907,7 +907,7 @@ mod tests {
         assert_eq!(analytics.session_timeout_minutes, 30);
         assert_eq!(analytics.flush_interval_ms, 1000);
         assert_eq!(analytics.queue_capacity, 100_000);
-        assert_eq!(analytics.cache_mb, 16);
+        assert_eq!(analytics.cache_mb, 8);
         assert_eq!(config.activity.retention_days, 365);
         assert!(!config.schema.edit_api);
         assert_eq!(config.realtime.replay_log, 10_000);

@@ -459,7 +459,7 @@ pub struct Analytics {
 /// The analytics store's subdirectory of the data directory.
 pub const COMPANION: &str = "analytics";
 /// The page cache of the analytics store by default (`analytics.cache_mb`).
-pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Moves the rollups an earlier version kept in the tables' store (its `sys/analytics` tree)
 /// into the analytics store, in parts ([`PartedWrites`]), and drops the old tree once
