@@ -551,24 +551,34 @@ impl<'a> Reader<'a> {
         Ok(views)
     }
 
-    /// The (row, visitor) pairs of `day` for `rows`, with the hours seen.
-    fn day_pairs(
+    /// True when `day` is closed (has its summary), without decoding the summary.
+    fn day_closed(&self, day: u32) -> StorageResult<bool> {
+        if let Some(known) = self.summaries.borrow().get(&day) {
+            return Ok(known.is_some());
+        }
+        Ok(self.tree.contains_key(layout::day_summary_key(day))?)
+    }
+
+    /// The visitors of each of `rows` on `day` seen in an hour of `mask`, from the pair log,
+    /// read in place. A visitor can be listed more than once (each log entry of a pair holds
+    /// the hours seen so far, so a pair was seen in `mask` when any of its entries says so).
+    fn day_row_visitors(
         &self,
         dim: Dimension,
         day: u32,
         rows: &FxHashSet<u32>,
-    ) -> StorageResult<FxHashMap<(u32, u64), u32>> {
-        let mut pairs: FxHashMap<(u32, u64), u32> = FxHashMap::default();
+        mask: u32,
+    ) -> StorageResult<FxHashMap<u32, Vec<u64>>> {
+        let mut visitors: FxHashMap<u32, Vec<u64>> = FxHashMap::default();
         for entry in self.tree.scan_prefix(layout::pair_log_prefix(day, dim)) {
             let (_, bytes) = entry?;
-            let chunk: Vec<PairEntry> = codec::decode(&bytes, "analytics pair log")?;
-            for pair in chunk {
-                if rows.contains(&pair.row) {
-                    *pairs.entry((pair.row, pair.visitor)).or_insert(0) |= pair.hours;
+            fold_pairs(&bytes, |row, visitor, hours| {
+                if hours & mask != 0 && rows.contains(&row) {
+                    visitors.entry(row).or_default().push(visitor);
                 }
-            }
+            })?;
         }
-        Ok(pairs)
+        Ok(visitors)
     }
 
     /// Distinct visitors of each of `rows` over the range.
@@ -593,16 +603,16 @@ impl<'a> Reader<'a> {
                 }
             }
             let mask = super::rollup::hours_mask(day, range.from_hour, range.to_hour);
-            for ((row, _), hours) in self.day_pairs(dim, day, &wanted)? {
-                if hours & mask != 0 {
-                    *counts.entry(row).or_insert(0) += 1;
-                }
+            for (row, mut visitors) in self.day_row_visitors(dim, day, &wanted, mask)? {
+                visitors.sort_unstable();
+                visitors.dedup();
+                counts.insert(row, u64::try_from(visitors.len()).unwrap_or(u64::MAX));
             }
             return Ok(counts);
         }
         let mut sketches: FxHashMap<u32, DistinctSketch> = FxHashMap::default();
         for day in range.first_day()..=range.last_day() {
-            let closed = range.covers_whole_day(day) && self.day_summary(day)?.is_some();
+            let closed = range.covers_whole_day(day) && self.day_closed(day)?;
             if closed {
                 for row in rows {
                     if let Some(bytes) = self.tree.get(layout::row_sketch_key(dim, day, *row))? {
@@ -613,13 +623,8 @@ impl<'a> Reader<'a> {
                 continue;
             }
             let mask = super::rollup::hours_mask(day, range.from_hour, range.to_hour);
-            let mut ids: FxHashMap<u32, Vec<u64>> = FxHashMap::default();
-            for ((row, visitor), hours) in self.day_pairs(dim, day, &wanted)? {
-                if hours & mask != 0 {
-                    ids.entry(row).or_default().push(visitor);
-                }
-            }
-            for (row, ids) in ids {
+            // `from_ids` sorts and deduplicates.
+            for (row, ids) in self.day_row_visitors(dim, day, &wanted, mask)? {
                 sketches
                     .entry(row)
                     .or_default()
@@ -799,24 +804,68 @@ fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     }
 }
 
-/// Reads a stored row list in place — `Vec<(u32, u64)>` (`FIELDS` = 2, the `R` hour rows) or
-/// `Vec<(u32, u64, u64)>` (`FIELDS` = 3, the `D` day rows) as [`codec::encode`] wrote it —
-/// calling `each(row, views)` per row. `None` when the bytes are not such a list.
-fn scan_rows<const FIELDS: usize>(bytes: &[u8], mut each: impl FnMut(u32, u64)) -> Option<()> {
+/// Reads a stored list of integer tuples in place, as [`codec::encode`] wrote a `Vec` of
+/// `FIELDS`-tuples (or structs) of unsigned integers, calling `each` per tuple. `None` when the
+/// bytes are not such a list (`each` may have been called for the tuples before the fault).
+fn scan_tuples<const FIELDS: usize>(
+    bytes: &[u8],
+    mut each: impl FnMut([u64; FIELDS]),
+) -> Option<()> {
     if bytes.first() != Some(&codec::FORMAT_VERSION) {
         return None;
     }
     let mut at = 1usize;
     let count = read_varint(bytes, &mut at)?;
     for _ in 0..count {
-        let row = u32::try_from(read_varint(bytes, &mut at)?).ok()?;
-        let views = read_varint(bytes, &mut at)?;
-        for _ in 2..FIELDS {
-            read_varint(bytes, &mut at)?;
+        let mut tuple = [0u64; FIELDS];
+        for field in &mut tuple {
+            *field = read_varint(bytes, &mut at)?;
         }
-        each(row, views);
+        each(tuple);
     }
     (at == bytes.len()).then_some(())
+}
+
+/// Reads a stored row list in place — `Vec<(u32, u64)>` (`FIELDS` = 2, the `R` hour rows) or
+/// `Vec<(u32, u64, u64)>` (`FIELDS` = 3, the `D` day rows) — calling `each(row, views)` per
+/// row. `None` when the bytes are not such a list.
+fn scan_rows<const FIELDS: usize>(bytes: &[u8], mut each: impl FnMut(u32, u64)) -> Option<()> {
+    let mut fits = true;
+    scan_tuples::<FIELDS>(bytes, |tuple| {
+        match (u32::try_from(tuple[0]), tuple.get(1)) {
+            (Ok(row), Some(views)) if fits => each(row, *views),
+            _ => fits = false,
+        }
+    })?;
+    fits.then_some(())
+}
+
+/// Calls `each(row, visitor, hours)` for every entry of a stored pair-log chunk
+/// (`Vec<PairEntry>`) read in place: one pass checks the bytes, a second folds them. Bytes that
+/// are not such a chunk go through [`codec::decode`], which reports the error.
+fn fold_pairs(bytes: &[u8], mut each: impl FnMut(u32, u64, u32)) -> StorageResult<()> {
+    let entry = |tuple: [u64; 3]| {
+        Some((
+            u32::try_from(tuple[0]).ok()?,
+            tuple[1],
+            u32::try_from(tuple[2]).ok()?,
+        ))
+    };
+    let mut fits = true;
+    let valid = scan_tuples::<3>(bytes, |tuple| fits &= entry(tuple).is_some()).is_some();
+    if valid && fits {
+        scan_tuples::<3>(bytes, |tuple| {
+            if let Some((row, visitor, hours)) = entry(tuple) {
+                each(row, visitor, hours);
+            }
+        });
+        return Ok(());
+    }
+    let chunk: Vec<PairEntry> = codec::decode(bytes, "analytics pair log")?;
+    for pair in chunk {
+        each(pair.row, pair.visitor, pair.hours);
+    }
+    Ok(())
 }
 
 /// Calls `each(row, views)` for every row of a stored row list (see [`scan_rows`]) without
@@ -854,6 +903,61 @@ pub fn hour_range(from_ms: i64, to_ms: i64) -> HourRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn read_pairs(bytes: &[u8]) -> StorageResult<Vec<PairEntry>> {
+        let mut read = Vec::new();
+        fold_pairs(bytes, |row, visitor, hours| {
+            read.push(PairEntry {
+                row,
+                visitor,
+                hours,
+            })
+        })?;
+        Ok(read)
+    }
+
+    proptest! {
+        /// A pair-log chunk read in place gives exactly the entries the codec wrote.
+        #[test]
+        fn pair_logs_are_read_in_place_exactly_as_the_codec_wrote_them(
+            entries in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u32>()), 0..60),
+        ) {
+            let chunk: Vec<PairEntry> = entries
+                .iter()
+                .map(|(row, visitor, hours)| PairEntry { row: *row, visitor: *visitor, hours: *hours })
+                .collect();
+            let bytes = codec::encode(&chunk).unwrap();
+            prop_assert_eq!(read_pairs(&bytes).unwrap(), chunk);
+        }
+
+        /// A cut or lengthened chunk is an error and nothing of it is counted.
+        #[test]
+        fn damaged_pair_logs_are_errors_and_count_nothing(
+            entries in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u32>()), 1..20),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let chunk: Vec<PairEntry> = entries
+                .iter()
+                .map(|(row, visitor, hours)| PairEntry { row: *row, visitor: *visitor, hours: *hours })
+                .collect();
+            let bytes = codec::encode(&chunk).unwrap();
+            let mut calls = 0;
+            let cut = cut.index(bytes.len());
+            prop_assert!(fold_pairs(&bytes[..cut], |_, _, _| calls += 1).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            prop_assert!(fold_pairs(&longer, |_, _, _| calls += 1).is_err());
+            prop_assert_eq!(calls, 0);
+        }
+    }
+
+    /// A visitor count that is a u64 in a pair's `hours` (not a u32) is not a pair log.
+    #[test]
+    fn tuples_beyond_the_field_types_are_not_pair_logs() {
+        let wide: Vec<(u32, u64, u64)> = vec![(1, 2, u64::from(u32::MAX) + 1)];
+        assert!(fold_pairs(&codec::encode(&wide).unwrap(), |_, _, _| panic!("counted")).is_err());
+    }
 
     /// Values on every side of the varint width boundaries.
     const SAMPLES: [u64; 9] = [
