@@ -551,12 +551,12 @@ impl<'a> Reader<'a> {
         Ok(views)
     }
 
-    /// True when `day` is closed (has its summary), without decoding the summary.
-    fn day_closed(&self, day: u32) -> StorageResult<bool> {
-        if let Some(known) = self.summaries.borrow().get(&day) {
-            return Ok(known.is_some());
-        }
-        Ok(self.tree.contains_key(layout::day_summary_key(day))?)
+    /// True when the closing of `day` wrote the per-row products of `dim`: its row list
+    /// (`D`), which lands after every row sketch (`K`) of the dimension. The row list is what
+    /// [`Reader::row_views`] has just read, so this costs no cold page (the day summary, which
+    /// marks the whole day closed, holds a 16 KiB sketch).
+    fn day_rows_written(&self, dim: Dimension, day: u32) -> StorageResult<bool> {
+        Ok(self.tree.contains_key(layout::day_rows_key(dim, day))?)
     }
 
     /// The visitors of each of `rows` on `day` seen in an hour of `mask`, from the pair log,
@@ -611,10 +611,13 @@ impl<'a> Reader<'a> {
             return Ok(counts);
         }
         let mut sketches: FxHashMap<u32, DistinctSketch> = FxHashMap::default();
+        // In key order, so that sketches sharing a leaf are read together.
+        let mut sorted_rows = rows.to_vec();
+        sorted_rows.sort_unstable();
         for day in range.first_day()..=range.last_day() {
-            let closed = range.covers_whole_day(day) && self.day_closed(day)?;
+            let closed = range.covers_whole_day(day) && self.day_rows_written(dim, day)?;
             if closed {
-                for row in rows {
+                for row in &sorted_rows {
                     if let Some(bytes) = self.tree.get(layout::row_sketch_key(dim, day, *row))? {
                         let sketch: DistinctSketch = codec::decode(&bytes, "analytics row sketch")?;
                         sketches.entry(*row).or_default().merge(&sketch);
