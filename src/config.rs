@@ -96,6 +96,9 @@ pub struct ServerSettings {
     pub max_body_bytes: u64,
     /// The storage engine's page cache in MiB (sled's `cache_capacity`). Default 64; at least 1.
     pub cache_mb: u64,
+    /// Run the server's threads under Linux's `SCHED_BATCH` policy (src/scheduling.rs).
+    /// Default true; ignored elsewhere than Linux.
+    pub batch_scheduling: bool,
 }
 
 impl Default for ServerSettings {
@@ -107,6 +110,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             max_body_bytes: 26_214_400,
             cache_mb: 64,
+            batch_scheduling: true,
         }
     }
 }
@@ -879,6 +883,7 @@ mod tests {
         assert!(config.server.trusted_proxies.is_empty());
         assert_eq!(config.server.max_body_bytes, 26_214_400);
         assert_eq!(config.server.cache_mb, 64);
+        assert!(config.server.batch_scheduling);
         assert_eq!(config.log.level, "info");
         assert_eq!(config.log.format, "text");
         assert!(config.auth.enabled);

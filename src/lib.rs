@@ -11,6 +11,7 @@ pub mod offline;
 pub mod offline_admin;
 pub mod rate_limit;
 pub mod routes;
+pub mod scheduling;
 pub mod server;
 pub mod state;
 pub mod telemetry;

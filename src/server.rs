@@ -105,6 +105,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     let loaded = config::load(&args.load_options()).map_err(|error| error.to_string())?;
     let config = loaded.config;
     init_tracing(&config.log.level, config.log.format == "json");
+    // Before the runtime, the store and the actors start their threads: they inherit it.
+    crate::scheduling::apply(config.server.batch_scheduling);
     match &loaded.source {
         ConfigSource::File(path) => {
             tracing::info!(config = %path.display(), "configuration loaded")
