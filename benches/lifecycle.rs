@@ -302,86 +302,80 @@ fn single_creates(criterion: &mut Criterion) {
 /// Measured for a create applied alone (one writer) and for 32 creates sharing one batch (what
 /// the table actor's pending batch does with concurrent single creates).
 fn journal_cost(criterion: &mut Criterion) {
-    let directory = tempfile::tempdir().expect("a temporary directory for the bench");
-    let store = Store::open(directory.path()).expect("open the store");
-    let table = store.table(1).expect("open the table tree");
-    let mut next_id = 0u64;
-    let mut creates = |with_journal: bool, together: u64| {
-        let mut batch = WriteBatch::new();
-        let mut entries = Vec::new();
-        for _ in 0..together {
-            next_id += 1;
-            let mut fields = BTreeMap::new();
-            fields.insert(1, Value::Text(format!("task number {next_id}")));
-            fields.insert(2, Value::Text("todo".into()));
-            fields.insert(3, Value::Int(3));
-            let mut record = StoredRecord {
-                id: next_id,
-                fields,
-                created_at: 1_700_000_000_000,
-                updated_at: 1_700_000_000_000,
-                created_by: None,
-                updated_by: None,
-                deleted_at: None,
-                deleted_by: None,
-                cascade_parent: None,
-                history: Vec::new(),
-            };
-            batch.put(
-                keys::index_entry_key(2, record.value(2), record.id),
-                Vec::new(),
-            );
-            if with_journal {
-                let entry = ChangeEntry {
-                    id: table.generate_id().expect("an id"),
-                    at: record.created_at,
-                    user_id: None,
-                    action: ChangeAction::Create,
-                    table_id: 1,
-                    record_id: record.id,
-                    before: None,
-                    after: Some(record.fields.clone()),
-                };
-                record.history.push(entry.id);
-                entries.push(entry);
-            }
-            batch.put_record(&record).expect("encode");
-        }
-        batch.put_u64(keys::META_SEQUENCE, next_id);
-        batch.put_u64(keys::META_LIVE_COUNT, next_id);
-        batch.put_journal_group(next_id, &entries).expect("encode");
-        table.apply(batch).expect("apply");
-    };
-    // Both variants run alternately in every measurement, and only one of them is timed: the
-    // tree grows and sled's background writer runs the same way for both, so what differs
-    // between the two figures is the journal alone (run one after the other, the variant
-    // measured second met a larger tree and swung either way by more than the difference).
-    let mut alternating = |bench: &mut criterion::Bencher, timed_journal: bool, together: u64| {
-        bench.iter_custom(|iterations| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iterations {
-                let started = Instant::now();
-                creates(timed_journal, together);
-                timed += started.elapsed();
-                creates(!timed_journal, together);
-            }
-            timed
-        })
-    };
     let mut group = criterion.benchmark_group("journal_cost");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("create_without_journal", |bench| {
-        alternating(bench, false, 1)
-    });
-    group.bench_function("create_with_journal", |bench| alternating(bench, true, 1));
-    group.throughput(Throughput::Elements(32));
-    group.bench_function("32_creates_sharing_a_batch_without_journal", |bench| {
-        alternating(bench, false, 32)
-    });
-    group.bench_function("32_creates_sharing_a_batch_with_journal", |bench| {
-        alternating(bench, true, 32)
-    });
+    for (name, with_journal, together) in [
+        ("create_without_journal", false, 1u64),
+        ("create_with_journal", true, 1),
+        ("32_creates_sharing_a_batch_without_journal", false, 32),
+        ("32_creates_sharing_a_batch_with_journal", true, 32),
+    ] {
+        // A store of its own for each variant, so that each measures its own writes and the
+        // deferred work they leave to sled (run on one store one after the other, the variant
+        // measured second met a larger tree; run alternately, each paid for the other's
+        // deferred work), from the same empty start.
+        let directory = tempfile::tempdir().expect("a temporary directory for the bench");
+        let store = Store::open(directory.path()).expect("open the store");
+        let table = store.table(1).expect("open the table tree");
+        let mut next_id = 0u64;
+        group.throughput(Throughput::Elements(together));
+        group.bench_function(name, |bench| {
+            bench.iter(|| journal_creates(&table, &mut next_id, with_journal, together))
+        });
+    }
     group.finish();
+}
+
+/// `together` creates in one batch, with or without their journal entries (see [`journal_cost`]).
+fn journal_creates(
+    table: &tabula_storage::TableStore,
+    next_id: &mut u64,
+    with_journal: bool,
+    together: u64,
+) {
+    let mut batch = WriteBatch::new();
+    let mut entries = Vec::new();
+    for _ in 0..together {
+        *next_id += 1;
+        let mut fields = BTreeMap::new();
+        fields.insert(1, Value::Text(format!("task number {next_id}")));
+        fields.insert(2, Value::Text("todo".into()));
+        fields.insert(3, Value::Int(3));
+        let mut record = StoredRecord {
+            id: *next_id,
+            fields,
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_000,
+            created_by: None,
+            updated_by: None,
+            deleted_at: None,
+            deleted_by: None,
+            cascade_parent: None,
+            history: Vec::new(),
+        };
+        batch.put(
+            keys::index_entry_key(2, record.value(2), record.id),
+            Vec::new(),
+        );
+        if with_journal {
+            let entry = ChangeEntry {
+                id: table.generate_id().expect("an id"),
+                at: record.created_at,
+                user_id: None,
+                action: ChangeAction::Create,
+                table_id: 1,
+                record_id: record.id,
+                before: None,
+                after: Some(record.fields.clone()),
+            };
+            record.history.push(entry.id);
+            entries.push(entry);
+        }
+        batch.put_record(&record).expect("encode");
+    }
+    batch.put_u64(keys::META_SEQUENCE, *next_id);
+    batch.put_u64(keys::META_LIVE_COUNT, *next_id);
+    batch.put_journal_group(*next_id, &entries).expect("encode");
+    table.apply(batch).expect("apply");
 }
 
 criterion_group!(benches, batch_create, upsert, single_creates, journal_cost);
