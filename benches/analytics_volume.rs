@@ -5,6 +5,9 @@
 //! `cargo bench --bench analytics_volume` (EVENTS=… PATHS=… to change the size, CACHE_MB=… for
 //! the analytics store's page cache, DAYS=… for the span of days (30), VERBOSE=1 for RSS over time).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,20 +29,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-/// `VmRSS` and `VmHWM` of this process in MiB.
-fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Zipf(1) over `count` ranks: the cumulative weights.
@@ -114,7 +103,7 @@ fn main() {
                 // The flush the aggregator's timer makes every second in real time: here time
                 // runs ~10⁴× faster, so the bench asks for one per 20 000 events.
                 analytics.addr().send(FlushRollups).await.expect("flush").expect("flush works");
-                let memory = memory_mib();
+                let memory = support::memory_mib();
                 peak.0 = peak.0.max(memory.0);
                 if std::env::var("VERBOSE").is_ok() && index % 200_000 == 0 {
                     println!("{index}: RSS {:.0} MiB peak {:.0} MiB", memory.0, memory.1);
@@ -147,11 +136,11 @@ fn main() {
                 }
             }
         }
-        println!("before the final flush: RSS {:.0} MiB, peak {:.0} MiB", memory_mib().0, memory_mib().1);
+        println!("before the final flush: RSS {:.0} MiB, peak {:.0} MiB", support::memory_mib().0, support::memory_mib().1);
         clock.set(START_MS + days * DAY_MS - HOUR_MS);
         analytics.addr().send(FlushRollups).await.expect("flush").expect("flush works");
         let ingest = started.elapsed();
-        let (rss, hwm) = memory_mib();
+        let (rss, hwm) = support::memory_mib();
         println!(
             "ingested {events} events over {path_count} paths in {:.1} s ({:.0} events/s on the aggregator; producer waited {shed} times)",
             ingest.as_secs_f64(),
@@ -193,7 +182,7 @@ fn main() {
             timings.sort_by(|left, right| left.total_cmp(right));
             worst = worst.max(timings[timings.len() - 1]);
             if std::env::var("VERBOSE").is_ok() {
-                let (rss, hwm) = memory_mib();
+                let (rss, hwm) = support::memory_mib();
                 println!("  after {name}: RSS {rss:.0} MiB, peak {hwm:.0} MiB");
             }
             println!(
@@ -204,11 +193,11 @@ fn main() {
                 body.len()
             );
         }
-        let (rss, hwm) = memory_mib();
+        let (rss, hwm) = support::memory_mib();
         println!("slowest {days}-day report: {worst:.2} ms; RSS now {rss:.0} MiB, peak {hwm:.0} MiB");
         // The allocator hands freed pages back after a second (src/memory.rs).
         actix_rt::time::sleep(Duration::from_secs(2)).await;
-        println!("RSS 2 s later: {:.0} MiB", memory_mib().0);
+        println!("RSS 2 s later: {:.0} MiB", support::memory_mib().0);
         analytics.shutdown();
     });
 }

@@ -5,6 +5,9 @@
 //! actor, group commit), without HTTP.
 //!
 //! `TABULA_BENCH_RECORDS=1000000 cargo bench --bench schema_publish` (default 20 000 records).
+//! `TABULA_BENCH_CHANGE=convert`: the indexed `status` field becomes single-line text instead,
+//! a change that rewrites every record and index entry in one atomic batch (no online plan);
+//! the peak RSS before and after the publish shows what that batch holds in memory.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -131,17 +134,36 @@ fn main() {
             during
         };
         let publisher = state.schema.addr.clone();
+        let convert = std::env::var("TABULA_BENCH_CHANGE").is_ok_and(|change| change == "convert");
+        let (rss, peak) = support::memory_mib();
+        // The peak so far is the fill's: reset it (Linux) so the one after is the publish's.
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        println!("before the publish: RSS {rss:.0} MiB, peak {peak:.0} MiB (peak reset: {reset})");
         let publish = async move {
             let started = Instant::now();
-            let edit = Box::new(
-                |snapshot: &mut Schema, ids: &mut tabula_actors::schema_publisher::IdAllocator| {
-                    let mut field =
-                        FieldDef::new(ids.next_field_id(1), "flag", FieldType::Checkbox);
-                    field.default = Some(Value::Bool(true));
-                    snapshot.tables[0].fields.push(field);
+            let edit: tabula_actors::schema_publisher::SchemaEdit = if convert {
+                Box::new(|snapshot: &mut Schema, _: &mut tabula_actors::schema_publisher::IdAllocator| {
+                    if let Some(status) = snapshot.tables[0]
+                        .fields
+                        .iter_mut()
+                        .find(|field| field.name == "status")
+                    {
+                        status.field_type = FieldType::SingleLineText;
+                        status.options = None;
+                    }
                     Ok(())
-                },
-            );
+                })
+            } else {
+                Box::new(
+                    |snapshot: &mut Schema, ids: &mut tabula_actors::schema_publisher::IdAllocator| {
+                        let mut field =
+                            FieldDef::new(ids.next_field_id(1), "flag", FieldType::Checkbox);
+                        field.default = Some(Value::Bool(true));
+                        snapshot.tables[0].fields.push(field);
+                        Ok(())
+                    },
+                )
+            };
             publisher
                 .send(ChangeSchema {
                     edit,
@@ -155,7 +177,11 @@ fn main() {
             elapsed
         };
         let (during, until_live) = futures_util::join!(writer, publish);
-        println!("added field live after {until_live:?} ({records} records rewritten)");
+        let (rss, peak) = support::memory_mib();
+        println!(
+            "{} live after {until_live:?} ({records} records rewritten); RSS {rss:.0} MiB, peak {peak:.0} MiB",
+            if convert { "converted field" } else { "added field" }
+        );
         report("during the publish", during);
         state.shutdown();
     });

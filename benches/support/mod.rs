@@ -1,5 +1,6 @@
-//! What the in-process benchmarks share: the size knob and an app configuration loaded from
-//! a TOML text into a temporary data directory (`#[path = "support/mod.rs"] mod support;`).
+//! What the in-process benchmarks share: the size knob, the process's memory, and an app
+//! configuration loaded from a TOML text into a temporary data directory
+//! (`#[path = "support/mod.rs"] mod support;`).
 
 use std::path::Path;
 
@@ -16,6 +17,7 @@ pub fn bench_records(default: usize) -> usize {
 }
 
 /// The configuration `toml` describes, with its data under `directory/data`, and its schema.
+#[allow(dead_code)] // not every bench loads a configuration
 pub fn load_config(directory: &Path, toml: &str) -> (Config, Schema) {
     let config_file = directory.join("bench.toml");
     std::fs::write(&config_file, toml).expect("write the bench config");
@@ -31,4 +33,19 @@ pub fn load_config(directory: &Path, toml: &str) -> (Config, Schema) {
         tables: config.tables.clone(),
     };
     (config, schema)
+}
+
+/// `VmRSS` and `VmHWM` (the peak) of this process in MiB.
+#[allow(dead_code)] // not every bench reports memory
+pub fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
