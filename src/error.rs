@@ -8,7 +8,6 @@ use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::json;
@@ -242,16 +241,9 @@ impl From<actix::MailboxError> for ApiError {
     }
 }
 
-/// Rewrites any error response that is not already our JSON envelope (actix's own payload,
-/// path and query errors) into the envelope, keeping its status and headers.
-pub fn envelope_for_foreign_errors<B: MessageBody + 'static>(
-    response: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    Ok(ErrorHandlerResponse::Response(envelope_response(response)))
-}
-
-/// [`envelope_for_foreign_errors`] without the `ErrorHandlers` wrapping (for a middleware that
-/// applies it itself to every 4xx and 5xx response).
+/// Rewrites an error response that is not already our JSON envelope (actix's own payload,
+/// path and query errors) into the envelope, keeping its status and headers
+/// ([`crate::telemetry::RequestContext`] applies it to every 4xx and 5xx response).
 pub fn envelope_response<B: MessageBody + 'static>(
     response: ServiceResponse<B>,
 ) -> ServiceResponse<EitherBody<B>> {

@@ -5,18 +5,17 @@ use std::net::TcpListener;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tabula_storage::Schema;
 
 use crate::auth;
 use crate::cli::ServeArgs;
 use crate::config::{self, ConfigSource};
-use crate::error::envelope_for_foreign_errors;
 use crate::rate_limit;
 use crate::routes;
 use crate::state::AppState;
-use crate::telemetry::{init_tracing, request_context};
+use crate::telemetry::{init_tracing, RequestContext};
 
 /// The application: every route, the error envelope for foreign errors, the request context.
 pub fn create_app(
@@ -48,8 +47,7 @@ pub fn create_app(
                 // Inside out: the caller is identified, then counted against its rate limit.
                 .wrap(from_fn(rate_limit::enforce))
                 .wrap(from_fn(auth::identify))
-                .wrap(ErrorHandlers::new().default_handler(envelope_for_foreign_errors))
-                .wrap(from_fn(request_context)),
+                .wrap(RequestContext),
         )
 }
 

@@ -8,7 +8,6 @@ use std::task::{ready, Context, Poll};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::instrument::Instrumented;
@@ -102,30 +101,10 @@ pub(crate) fn request_span(request_id: &str, request: &ServiceRequest) -> tracin
     )
 }
 
-/// Middleware: request id, tracing span, `x-request-id` on every response.
-pub async fn request_context(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let request_id = request_id_of(&request);
-    let span = request_span(&request_id, &request);
-    let header_value = HeaderValue::from_str(&request_id).ok();
-    let served = REQUEST_ID
-        .scope(request_id, next.call(request).instrument(span.clone()))
-        .await;
-    let mut response = served?;
-    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "served"));
-    if let Some(value) = header_value {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    Ok(response)
-}
-
-/// [`request_context`] and the error envelope for framework errors (what
-/// `ErrorHandlers::default_handler(envelope_for_foreign_errors)` adds inside it) as one
-/// hand-written middleware, for the collect path (the hottest route): the same id, span,
-/// task-local, envelope and `x-request-id`, in a future of known type — no boxed future per
-/// request and no moves of the inner one.
+/// Middleware of every route: the request id (incoming or fresh) as a task-local, the request's
+/// tracing span, the error envelope for any 4xx/5xx that is not one already (actix's own
+/// payload, path and query errors), and `x-request-id` on every response — in a future of known
+/// type, no boxed future per request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RequestContext;
 
@@ -196,8 +175,8 @@ where
         let response = ready!(this.served.as_mut().poll(context))?;
         let status = response.status();
         let mut response = if status.is_client_error() || status.is_server_error() {
-            // Inside the request's span and id, as `ErrorHandlers` inside `request_context`
-            // (an internal error's envelope carries the request id).
+            // Inside the request's span and id: an internal error's envelope carries the
+            // request id.
             let request_id = this.served.take_value().unwrap_or_default();
             REQUEST_ID.sync_scope(request_id, || {
                 in_span(this.span, || envelope_response(response))

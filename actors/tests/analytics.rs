@@ -51,6 +51,21 @@ fn start(store: &Store, clock: &AnalyticsClock, settings: AnalyticsSettings) -> 
     Analytics::start(store, settings, clock.clone()).expect("analytics starts")
 }
 
+/// Opens the store at `path` and starts the analytics on it with the test settings, the clock
+/// at `clock_ms`, then hands them `events`.
+fn reopen<'a>(
+    path: &std::path::Path,
+    clock_ms: i64,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> (Store, Analytics) {
+    let store = Store::open(path).unwrap();
+    let analytics = start(&store, &AnalyticsClock::manual(clock_ms), settings());
+    for event in events {
+        analytics.enqueue(event.page_view());
+    }
+    (store, analytics)
+}
+
 async fn read(analytics: &Analytics, kind: ReportKind, params: ReportParams) -> Report {
     analytics
         .addr()
@@ -567,12 +582,7 @@ fn new_values_keep_their_rows_across_a_restart_before_they_are_all_indexed() {
     let path = directory.path().to_path_buf();
     let first = paths.clone();
     run(async move {
-        let store = Store::open(&path).unwrap();
-        let clock = AnalyticsClock::manual(clock_ms);
-        let analytics = start(&store, &clock, settings());
-        for event in views_of(&first, DAY0_MS + HOUR_MS) {
-            analytics.enqueue(event.page_view());
-        }
+        let (store, analytics) = reopen(&path, clock_ms, &views_of(&first, DAY0_MS + HOUR_MS));
         analytics.addr().send(FlushRollups).await.unwrap().unwrap();
         let tree = rollup_store(&store).system_tree("analytics").unwrap();
         let indexed = tree.scan_prefix([b'M', 1]).count();
@@ -590,12 +600,7 @@ fn new_values_keep_their_rows_across_a_restart_before_they_are_all_indexed() {
     });
     let path = directory.path().to_path_buf();
     run(async move {
-        let store = Store::open(&path).unwrap();
-        let clock = AnalyticsClock::manual(clock_ms);
-        let analytics = start(&store, &clock, settings());
-        for event in views_of(&paths, DAY0_MS + 2 * HOUR_MS) {
-            analytics.enqueue(event.page_view());
-        }
+        let (store, analytics) = reopen(&path, clock_ms, &views_of(&paths, DAY0_MS + 2 * HOUR_MS));
         analytics.addr().send(FlushRollups).await.unwrap().unwrap();
         let mut expected: Vec<(String, u64)> = paths.iter().map(|path| (path.clone(), 2)).collect();
         expected.sort();
@@ -641,9 +646,7 @@ fn rows_named_by_an_earlier_version_keep_their_names_and_new_rows_follow() {
     }
     let clock_ms = DAY0_MS + 12 * HOUR_MS;
     run(async move {
-        let store = Store::open(&path).unwrap();
-        let clock = AnalyticsClock::manual(clock_ms);
-        let analytics = start(&store, &clock, settings());
+        let (store, analytics) = reopen(&path, clock_ms, []);
         let paths: Vec<String> = ["/old/a", "/new/1", "/old/b", "/new/2", "/new/3", "/new/4"]
             .iter()
             .map(|path| (*path).to_owned())
@@ -715,24 +718,14 @@ fn restart_keeps_the_counts_and_the_visitors() {
     let clock_ms = DAY0_MS + 12 * HOUR_MS;
     let path = directory.path().to_path_buf();
     run(async move {
-        let store = Store::open(&path).unwrap();
-        let clock = AnalyticsClock::manual(clock_ms);
-        let analytics = start(&store, &clock, settings());
-        for event in &first {
-            analytics.enqueue(event.page_view());
-        }
+        let (store, analytics) = reopen(&path, clock_ms, &first);
         // No explicit flush: the graceful shutdown must flush what was accepted.
         analytics.shutdown();
         store.close().unwrap();
     });
     let path = directory.path().to_path_buf();
     run(async move {
-        let store = Store::open(&path).unwrap();
-        let clock = AnalyticsClock::manual(clock_ms);
-        let analytics = start(&store, &clock, settings());
-        for event in &second {
-            analytics.enqueue(event.page_view());
-        }
+        let (_store, analytics) = reopen(&path, clock_ms, &second);
         analytics.addr().send(FlushRollups).await.unwrap().unwrap();
         let day = report::hour_range(DAY0_MS, DAY0_MS + DAY_MS);
         assert_reports_match(&analytics, &all, day).await;
@@ -779,12 +772,7 @@ fn rollups_in_the_tables_store_are_moved_to_the_analytics_store_at_start() {
     let path = directory.path().to_path_buf();
     let counted = events.clone();
     run(async move {
-        let store = Store::open(&path).unwrap();
-        let clock = AnalyticsClock::manual(clock_ms);
-        let analytics = start(&store, &clock, settings());
-        for event in &counted {
-            analytics.enqueue(event.page_view());
-        }
+        let (store, analytics) = reopen(&path, clock_ms, &counted);
         analytics.addr().send(FlushRollups).await.unwrap().unwrap();
         analytics.shutdown();
         // Where an earlier version kept them.
@@ -800,9 +788,7 @@ fn rollups_in_the_tables_store_are_moved_to_the_analytics_store_at_start() {
     });
     let path = directory.path().to_path_buf();
     run(async move {
-        let store = Store::open(&path).unwrap();
-        let clock = AnalyticsClock::manual(clock_ms);
-        let analytics = start(&store, &clock, settings());
+        let (store, analytics) = reopen(&path, clock_ms, []);
         assert!(store.system_tree("analytics").unwrap().is_empty());
         assert!(!rollup_store(&store)
             .system_tree("analytics")

@@ -584,15 +584,21 @@ fn the_index_survives_a_restart_and_an_old_format_is_rebuilt_at_open() {
         async |registry: Arc<Registry>, _| {
             let items = table(&registry, "items");
             let tree = items.shared.store.tree();
-            assert_eq!(tree.scan_prefix([SEARCH, b'p']).count(), 0);
-            assert_eq!(
-                tree.get(FORMAT_KEY).expect("readable").as_deref(),
-                Some(&[INDEX_FORMAT][..])
-            );
+            assert_in_current_format(tree, b'p');
             let (ids, _, total) = search(&items, &[("search", "red"), ("limit", "1000")]);
             assert_eq!((ids, total), before);
             check(&items).expect("the rebuilt index agrees with the records");
         },
+    );
+}
+
+/// After an open that upgraded the index: no key of the old `kind` is left under the search
+/// prefix and the format marker is the current one.
+fn assert_in_current_format(tree: &sled::Tree, kind: u8) {
+    assert_eq!(tree.scan_prefix([SEARCH, kind]).count(), 0);
+    assert_eq!(
+        tree.get(FORMAT_KEY).expect("readable").as_deref(),
+        Some(&[INDEX_FORMAT][..])
     );
 }
 
@@ -640,11 +646,7 @@ fn a_format_2_index_is_upgraded_to_one_totals_key_at_open() {
         async |registry: Arc<Registry>, _| {
             let items = table(&registry, "items");
             let tree = items.shared.store.tree();
-            assert_eq!(tree.scan_prefix([SEARCH, b'd']).count(), 0);
-            assert_eq!(
-                tree.get(FORMAT_KEY).expect("readable").as_deref(),
-                Some(&[INDEX_FORMAT][..])
-            );
+            assert_in_current_format(tree, b'd');
             check(&items).expect("the upgraded index agrees with the records");
             assert_eq!(
                 search(&items, &[("search", "red"), ("limit", "1000")]),

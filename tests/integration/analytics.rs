@@ -31,6 +31,15 @@ fn collect_request(body: &str, ip: &str, user_agent: &str) -> TestRequest {
         .set_payload(body.to_owned())
 }
 
+/// A browser's CORS preflight of a collect POST from `origin`.
+fn preflight_request(origin: &str) -> TestRequest {
+    TestRequest::default()
+        .method(Method::OPTIONS)
+        .uri("/api/analytics/collect")
+        .insert_header(("origin", origin.to_owned()))
+        .insert_header(("access-control-request-method", "POST"))
+}
+
 fn today() -> String {
     chrono::Utc::now().format("%Y-%m-%d").to_string()
 }
@@ -78,11 +87,7 @@ async fn collect_answers_204_with_no_body_and_no_cookie() {
 async fn preflight_is_answered_for_any_origin() {
     let app = analytics_app("");
     let service = service!(app);
-    let request = TestRequest::default()
-        .method(Method::OPTIONS)
-        .uri("/api/analytics/collect")
-        .insert_header(("origin", "https://shop.example"))
-        .insert_header(("access-control-request-method", "POST"))
+    let request = preflight_request("https://shop.example")
         .insert_header(("access-control-request-headers", "content-type"));
     let reply = send_request(&service, request).await;
     assert!(reply.status.is_success(), "{:?}", reply.status);
@@ -169,15 +174,7 @@ async fn every_collect_outcome_carries_a_request_id_and_cors() {
     too_large.assert_error(413, "PAYLOAD_TOO_LARGE");
     assert_fresh_request_id(&too_large, "413");
 
-    let preflight = send_request(
-        &service,
-        TestRequest::default()
-            .method(Method::OPTIONS)
-            .uri("/api/analytics/collect")
-            .insert_header(origin)
-            .insert_header(("access-control-request-method", "POST")),
-    )
-    .await;
+    let preflight = send_request(&service, preflight_request(origin.1)).await;
     assert!(preflight.status.is_success(), "{:?}", preflight.status);
     assert_fresh_request_id(&preflight, "preflight");
 
@@ -251,15 +248,7 @@ async fn collect_outcomes_carry_the_cors_headers_of_an_actual_request() {
     assert!(plain.header("access-control-allow-origin").is_none());
     assert_eq!(plain.header("vary").as_deref(), Some(VARY));
     // The preflight: actix-cors's own answer.
-    let preflight = send_request(
-        &service,
-        TestRequest::default()
-            .method(Method::OPTIONS)
-            .uri("/api/analytics/collect")
-            .insert_header(origin)
-            .insert_header(("access-control-request-method", "POST")),
-    )
-    .await;
+    let preflight = send_request(&service, preflight_request(origin.1)).await;
     assert_eq!(preflight.status, StatusCode::OK);
     assert_eq!(
         preflight.header("access-control-max-age").as_deref(),

@@ -300,12 +300,7 @@ fn decode_block_into(
     arena: &mut Vec<u32>,
 ) -> StorageResult<()> {
     let head = decode_head(value)?;
-    let body = value.get(head.positions_at..).unwrap_or_default();
-    let (gaps, read): (Vec<u32>, usize) = bincode::decode_from_slice(body, block_config())
-        .map_err(|error| block_error(error.to_string()))?;
-    if read != body.len() {
-        return Err(block_error("bytes left over after the positions"));
-    }
+    let gaps = decode_gaps(value, &head)?;
     let mut start = arena.len();
     let mut total = 0usize;
     postings.reserve(head.ids.len());
@@ -409,15 +404,21 @@ fn decode_columns(
     Ok((lengths, frequencies, at + read))
 }
 
-/// The positions of every posting of a block (whose head is `head`).
-fn decode_positions(value: &[u8], head: &BlockHead) -> StorageResult<Vec<Vec<u32>>> {
+/// Every position gap of a block (whose head is `head`), all postings' in a row; nothing may
+/// follow them.
+fn decode_gaps(value: &[u8], head: &BlockHead) -> StorageResult<Vec<u32>> {
     let body = value.get(head.positions_at..).unwrap_or_default();
     let (gaps, read): (Vec<u32>, usize) = bincode::decode_from_slice(body, block_config())
         .map_err(|error| block_error(error.to_string()))?;
     if read != body.len() {
         return Err(block_error("bytes left over after the positions"));
     }
-    let mut gaps = gaps.into_iter();
+    Ok(gaps)
+}
+
+/// The positions of every posting of a block (whose head is `head`).
+fn decode_positions(value: &[u8], head: &BlockHead) -> StorageResult<Vec<Vec<u32>>> {
+    let mut gaps = decode_gaps(value, head)?.into_iter();
     let mut all = Vec::with_capacity(head.frequencies.len());
     for frequency in &head.frequencies {
         let count = usize::try_from(*frequency).unwrap_or(usize::MAX);
