@@ -375,10 +375,7 @@ fn journal_creates(
             cascade_parent: None,
             history: Vec::new(),
         };
-        batch.put(
-            keys::index_entry_key(2, record.value(2), record.id),
-            Vec::new(),
-        );
+        batch.put_index_entry(2, record.value(2), record.id);
         if with_journal {
             let entry = ChangeEntry {
                 id: table.generate_id().expect("an id"),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use tabula_storage::keys::{self, index_entry_key, index_value_prefix};
+use tabula_storage::keys::{self, index_value_prefix};
 use tabula_storage::{Store, StoredRecord, TableStore, Value, WriteBatch};
 
 /// Records in the read fixture.
@@ -59,10 +59,7 @@ fn add_create(batch: &mut WriteBatch, record: &StoredRecord) {
         .put_record(record)
         .expect("a sample record can be encoded");
     for field_id in [STATUS_FIELD, NUMBER_FIELD] {
-        batch.put(
-            index_entry_key(field_id, record.value(field_id), record.id),
-            Vec::new(),
-        );
+        batch.put_index_entry(field_id, record.value(field_id), record.id);
     }
     batch.put_u64(keys::META_SEQUENCE, record.id);
     batch.put_u64(keys::META_LIVE_COUNT, record.id);
@@ -267,10 +264,7 @@ fn single_creates(criterion: &mut Criterion) {
                     let record = sample_record(next_id);
                     batch.put_record(&record).expect("encode");
                     if with_index {
-                        batch.put(
-                            index_entry_key(STATUS_FIELD, record.value(STATUS_FIELD), record.id),
-                            Vec::new(),
-                        );
+                        batch.put_index_entry(STATUS_FIELD, record.value(STATUS_FIELD), record.id);
                     }
                 }
                 fixture.table.apply(batch).expect("apply")

@@ -381,7 +381,7 @@ impl<'a> Changeset<'a> {
     /// Removes a record (live or trashed) for good, with its index entries and comments. Its
     /// journal entries stay (the activity log still describes it) until the retention purge.
     pub fn remove(&mut self, old: &StoredRecord) -> DomainResult<()> {
-        self.batch.remove(keys::record_key(old.id).to_vec());
+        self.batch.remove_record(old.id);
         self.batch.remove(keys::trash_key(old.id).to_vec());
         index_entries(&mut self.batch, self.schema, Some(old), None);
         self.search.record(self.schema, Some(old), None);

@@ -1200,13 +1200,10 @@ fn write_index_entries(
         let new_value = new.map(|record| record.value(field.id));
         if old_value != new_value {
             if let (Some(record), Some(value)) = (old, old_value) {
-                batch.remove(keys::index_entry_key(field.id, value, record.id));
+                batch.remove_index_entry(field.id, value, record.id);
             }
             if let (Some(record), Some(value)) = (new, new_value) {
-                batch.put(
-                    keys::index_entry_key(field.id, value, record.id),
-                    Vec::new(),
-                );
+                batch.put_index_entry(field.id, value, record.id);
             }
         }
         if field.unique {

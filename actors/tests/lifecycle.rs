@@ -502,7 +502,7 @@ fn check_table(handle: &TableHandle) -> Result<(), String> {
     for record in records.values() {
         for field in schema.indexed_fields() {
             let value = record.value(field.id);
-            expected_index.insert(keys::index_entry_key(field.id, value, record.id));
+            expected_index.insert((keys::index_value_prefix(field.id, value), record.id));
             if field.unique && !record.is_deleted() && !value.is_empty_value() {
                 expected_unique.insert(
                     keys::unique_key(field.id, value),
@@ -511,12 +511,20 @@ fn check_table(handle: &TableHandle) -> Result<(), String> {
             }
         }
     }
-    let index: BTreeSet<Vec<u8>> = tree
-        .scan_prefix([keys::INDEX])
-        .keys()
-        .map(|key| key.map(|key| key.to_vec()))
+    let index: BTreeSet<(Vec<u8>, u64)> = handle
+        .shared
+        .store
+        .index_entries(vec![keys::INDEX], vec![keys::INDEX + 1], false)
+        .map(|entry| entry.map(|(key, id)| (key[..key.len() - 8].to_vec(), id)))
         .collect::<Result<_, _>>()
         .map_err(|error| error.to_string())?;
+    // A bitmap with no id left is removed, never kept as zero.
+    for entry in tree.scan_prefix([keys::INDEX]).values() {
+        let bitmap = entry.map_err(|error| error.to_string())?;
+        if bitmap.iter().all(|byte| *byte == 0) {
+            return Err("an empty index bitmap is stored".into());
+        }
+    }
     if index != expected_index {
         return Err("the index entries differ from the records".into());
     }

@@ -7,11 +7,19 @@
 
 use crate::value::Value;
 
-/// `R ++ record_id(u64 BE)` → encoded `StoredRecord`.
-pub const RECORD: u8 = b'R';
-/// `I ++ field_id(u32 BE) ++ index_value ++ record_id(u64 BE)` → empty. Every record, live or
-/// trashed, has one entry per indexed field (nulls included, sorting first).
-pub const INDEX: u8 = b'I';
+/// `P ++ page(u64 BE)` → a page of up to 32 records with consecutive ids, each encoded as a
+/// `StoredRecord` ([`crate::pages`]).
+pub const RECORD_PAGE: u8 = b'P';
+/// `X ++ field_id(u32 BE) ++ index_value ++ group(u64 BE)` → u64 BE bitmap: which of the 64
+/// ids of the group hold that value ([`crate::pages`]). Every record, live or trashed, is in
+/// one bitmap per indexed field (nulls included, sorting first).
+pub const INDEX: u8 = b'X';
+/// Earlier versions' `R ++ record_id(u64 BE)` → encoded `StoredRecord`, one key per record.
+/// Moved into pages when the table is opened ([`crate::TableStore::upgrade_layout`]).
+pub const LEGACY_RECORD: u8 = b'R';
+/// Earlier versions' `I ++ field_id ++ index_value ++ record_id(u64 BE)` → empty, one key per
+/// index entry. Moved into bitmaps when the table is opened.
+pub const LEGACY_INDEX: u8 = b'I';
 /// `U ++ field_id(u32 BE) ++ index_value` → record_id(u64 BE). Live records with a non-empty value.
 pub const UNIQUE: u8 = b'U';
 /// `T ++ record_id(u64 BE)` → empty: the trashed records.
@@ -47,11 +55,14 @@ pub const META_ACTIVITY_PURGED: &[u8] = b"Mactpurged";
 /// Meta key of the journal's floor (u64 BE): every entry with a smaller id was purged.
 pub const META_ACTIVITY_FLOOR: &[u8] = b"Mactfloor";
 
-pub fn record_key(record_id: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = RECORD;
-    key[1..].copy_from_slice(&record_id.to_be_bytes());
-    key
+/// `P ++ page`: the key of a record page (`page` from [`crate::pages::page_of`]).
+pub fn page_key(page: u64) -> [u8; 9] {
+    prefixed_id(RECORD_PAGE, page)
+}
+
+/// `R ++ record_id`: an earlier version's record key.
+pub fn legacy_record_key(record_id: u64) -> [u8; 9] {
+    prefixed_id(LEGACY_RECORD, record_id)
 }
 
 pub fn trash_key(record_id: u64) -> [u8; 9] {
@@ -96,7 +107,8 @@ fn prefixed_id_pair(prefix: u8, first: u64, second: u64) -> [u8; 17] {
     key
 }
 
-/// The record id at the end of a `R`, `T` or `I` key.
+/// The id at the end of a `T`, `R` or legacy `I` key (a record id), or of a `P` or `X` key
+/// (a page or group number).
 pub fn trailing_record_id(key: &[u8]) -> Option<u64> {
     let start = key.len().checked_sub(8)?;
     let bytes: [u8; 8] = key[start..].try_into().ok()?;
@@ -109,7 +121,7 @@ pub fn autonumber_key(field_id: u32) -> Vec<u8> {
     key
 }
 
-/// `I ++ field_id`: the prefix of every index entry of one field.
+/// `X ++ field_id`: the prefix of every index bitmap of one field.
 pub fn index_field_prefix(field_id: u32) -> Vec<u8> {
     let mut key = Vec::with_capacity(5);
     key.push(INDEX);
@@ -117,15 +129,26 @@ pub fn index_field_prefix(field_id: u32) -> Vec<u8> {
     key
 }
 
-/// `I ++ field_id ++ value`: the prefix of every entry with exactly this value.
+/// `X ++ field_id ++ value`: the prefix of every bitmap of exactly this value.
 pub fn index_value_prefix(field_id: u32, value: &Value) -> Vec<u8> {
     let mut key = index_field_prefix(field_id);
     encode_index_value(value, &mut key);
     key
 }
 
-pub fn index_entry_key(field_id: u32, value: &Value, record_id: u64) -> Vec<u8> {
+/// `X ++ field_id ++ value ++ group`: the bitmap of one value's ids in one group (`group` from
+/// [`crate::pages::group_of`]).
+pub fn index_group_key(field_id: u32, value: &Value, group: u64) -> Vec<u8> {
     let mut key = index_value_prefix(field_id, value);
+    key.extend_from_slice(&group.to_be_bytes());
+    key
+}
+
+/// `I ++ field_id ++ value ++ record_id`: an earlier version's index entry.
+pub fn legacy_index_entry_key(field_id: u32, value: &Value, record_id: u64) -> Vec<u8> {
+    let mut key = vec![LEGACY_INDEX];
+    key.extend_from_slice(&field_id.to_be_bytes());
+    encode_index_value(value, &mut key);
     key.extend_from_slice(&record_id.to_be_bytes());
     key
 }

@@ -6,6 +6,7 @@ pub mod durability;
 pub mod error;
 pub mod journal;
 pub mod keys;
+pub mod pages;
 pub mod record;
 pub mod schema;
 pub mod store;

@@ -15,6 +15,7 @@ use crate::durability::{DurableTicket, GroupCommit};
 use crate::error::StorageResult;
 use crate::journal::{ChangeEntry, Comment};
 use crate::keys;
+use crate::pages;
 use crate::record::StoredRecord;
 use crate::value::Value;
 
@@ -108,22 +109,35 @@ impl Store {
         Ok(store)
     }
 
-    /// The tree of one table (created empty on first use).
+    /// The tree of one table (created empty on first use). The first time a process opens a
+    /// table, an earlier version's layout is moved into this one's
+    /// ([`TableStore::upgrade_layout`]) before the table is handed out.
     pub fn table(&self, table_id: u32) -> StorageResult<TableStore> {
         let tree = self.db.open_tree(format!("table/{table_id}"))?;
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first_open = !generations.contains_key(&table_id);
         let generation = Arc::clone(
-            self.generations
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
+            generations
                 .entry(table_id)
                 .or_insert_with(|| Arc::new(AtomicU64::new(fresh_generation()))),
         );
-        Ok(TableStore {
+        let store = TableStore {
             tree,
             db: self.db.clone(),
             group_commit: Arc::clone(&self.group_commit),
             generation,
-        })
+        };
+        if first_open {
+            // Under the lock, so no other caller gets the table before it is upgraded.
+            let moved = store.upgrade_layout()?;
+            if moved > 0 {
+                tracing::info!(table_id, keys = moved, "records moved into pages");
+            }
+        }
+        Ok(store)
     }
 
     /// Ids of the tables that have a tree on disk.
@@ -269,15 +283,28 @@ pub struct TableStore {
 }
 
 /// The writes of one logical change, applied atomically. Later writes of a key replace earlier
-/// ones, and the batch can be read back ([`WriteBatch::get`]), so a commit that gathers several
-/// changes sees its own earlier writes. A savepoint lets a change that fails half-way be taken
-/// out again without disturbing the writes gathered before it.
+/// ones, and the batch can be read back ([`WriteBatch::get`], [`WriteBatch::record`]), so a
+/// commit that gathers several changes sees its own earlier writes. A savepoint lets a change
+/// that fails half-way be taken out again without disturbing the writes gathered before it.
+///
+/// Records and index entries are gathered per id and merged into the stored pages and
+/// bitmaps when the batch is applied ([`crate::pages`]); every other key is written as given.
 #[derive(Default)]
 pub struct WriteBatch {
     writes: BTreeMap<IVec, Option<IVec>>,
-    /// Since the savepoint: each key written and what the batch held for it before
-    /// (`None`: nothing).
-    undo: Option<Vec<(IVec, Option<Option<IVec>>)>>,
+    /// Record id → its encoding, or `None` to remove it.
+    records: BTreeMap<u64, Option<IVec>>,
+    /// Bitmap key (`X ++ field ++ value ++ group`) → (bits to set, bits to clear).
+    index: BTreeMap<Vec<u8>, (u64, u64)>,
+    /// Since the savepoint: each write and what the batch held for it before (`None`:
+    /// nothing).
+    undo: Option<Vec<Undo>>,
+}
+
+enum Undo {
+    Key(IVec, Option<Option<IVec>>),
+    Record(u64, Option<Option<IVec>>),
+    Index(Vec<u8>, Option<(u64, u64)>),
 }
 
 impl WriteBatch {
@@ -286,12 +313,12 @@ impl WriteBatch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.records.is_empty() && self.index.is_empty()
     }
 
-    /// How many distinct keys the batch writes.
+    /// How many distinct writes the batch holds: keys, records and index bitmaps.
     pub fn len(&self) -> usize {
-        self.writes.len()
+        self.writes.len() + self.records.len() + self.index.len()
     }
 
     pub fn put(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
@@ -306,7 +333,7 @@ impl WriteBatch {
         match &mut self.undo {
             Some(undo) => {
                 let before = self.writes.insert(key.clone(), value);
-                undo.push((key, before));
+                undo.push(Undo::Key(key, before));
             }
             None => {
                 self.writes.insert(key, value);
@@ -314,8 +341,50 @@ impl WriteBatch {
         }
     }
 
+    fn write_record(&mut self, record_id: u64, value: Option<IVec>) {
+        let before = self.records.insert(record_id, value);
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Record(record_id, before));
+        }
+    }
+
+    /// Puts `record_id` into the index under `value` of a field (`present`), or takes it out.
+    fn write_index(&mut self, field_id: u32, value: &Value, record_id: u64, present: bool) {
+        let key = keys::index_group_key(field_id, value, pages::group_of(record_id));
+        let bit = pages::bit_of(record_id);
+        let before = self.index.get(&key).copied();
+        let (mut set, mut clear) = before.unwrap_or((0, 0));
+        if present {
+            set |= bit;
+            clear &= !bit;
+        } else {
+            clear |= bit;
+            set &= !bit;
+        }
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Index(key.clone(), before));
+        }
+        self.index.insert(key, (set, clear));
+    }
+
+    /// Adds record `record_id` to a field's index under `value`.
+    pub fn put_index_entry(&mut self, field_id: u32, value: &Value, record_id: u64) {
+        self.write_index(field_id, value, record_id, true);
+    }
+
+    /// Takes record `record_id` out of a field's index under `value`.
+    pub fn remove_index_entry(&mut self, field_id: u32, value: &Value, record_id: u64) {
+        self.write_index(field_id, value, record_id, false);
+    }
+
+    /// Removes a record (its slot in its page).
+    pub fn remove_record(&mut self, record_id: u64) {
+        self.write_record(record_id, None);
+    }
+
     /// What the batch does to `key`: `None` when it does not touch it, `Some(None)` when it
-    /// removes it, `Some(Some(value))` when it writes `value`.
+    /// removes it, `Some(Some(value))` when it writes `value`. Keys only: records and index
+    /// entries are read with [`WriteBatch::record`].
     pub fn get(&self, key: &[u8]) -> Option<Option<&IVec>> {
         self.writes.get(key).map(Option::as_ref)
     }
@@ -323,7 +392,7 @@ impl WriteBatch {
     /// The record the batch writes under `record_id` (`Some(None)`: it removes it; `None`: the
     /// batch does not touch it).
     pub fn record(&self, record_id: u64) -> StorageResult<Option<Option<StoredRecord>>> {
-        match self.get(&keys::record_key(record_id)) {
+        match self.records.get(&record_id) {
             None => Ok(None),
             Some(None) => Ok(Some(None)),
             Some(Some(bytes)) => Ok(Some(Some(codec::decode(bytes, "record")?))),
@@ -337,26 +406,6 @@ impl WriteBatch {
             .map(|bytes| bytes.and_then(|bytes| keys::trailing_record_id(bytes)))
     }
 
-    /// The batch split into batches of at most `keys` writes each, in key order (so the
-    /// greatest key is written by the last one): see [`TableStore::apply_in_parts`].
-    pub fn into_chunks(self, keys: usize) -> Vec<WriteBatch> {
-        let keys = keys.max(1);
-        let mut chunks: Vec<WriteBatch> = Vec::new();
-        for (key, value) in self.writes {
-            match chunks.last_mut() {
-                Some(chunk) if chunk.writes.len() < keys => {
-                    chunk.writes.insert(key, value);
-                }
-                _ => {
-                    let mut chunk = WriteBatch::new();
-                    chunk.writes.insert(key, value);
-                    chunks.push(chunk);
-                }
-            }
-        }
-        chunks
-    }
-
     /// Starts remembering writes so that [`WriteBatch::rollback`] can take them out again
     /// (one savepoint at a time; a new one replaces the last).
     pub fn savepoint(&mut self) {
@@ -365,14 +414,11 @@ impl WriteBatch {
 
     /// Takes out every write made since the savepoint, newest first, and ends it.
     pub fn rollback(&mut self) {
-        for (key, before) in self.undo.take().unwrap_or_default().into_iter().rev() {
-            match before {
-                Some(before) => {
-                    self.writes.insert(key, before);
-                }
-                None => {
-                    self.writes.remove(&key);
-                }
+        for undo in self.undo.take().unwrap_or_default().into_iter().rev() {
+            match undo {
+                Undo::Key(key, before) => restore(&mut self.writes, key, before),
+                Undo::Record(id, before) => restore(&mut self.records, id, before),
+                Undo::Index(key, before) => restore(&mut self.index, key, before),
             }
         }
     }
@@ -382,20 +428,9 @@ impl WriteBatch {
         self.undo = None;
     }
 
-    fn into_sled(self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.writes {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        batch
-    }
-
     pub fn put_record(&mut self, record: &StoredRecord) -> StorageResult<()> {
         let bytes = codec::encode(record)?;
-        self.put(keys::record_key(record.id).to_vec(), bytes);
+        self.write_record(record.id, Some(bytes.into()));
         Ok(())
     }
 
@@ -434,32 +469,150 @@ impl WriteBatch {
     }
 }
 
+/// Puts back what a map held for `key` before a write (`None`: nothing).
+fn restore<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, before: Option<V>) {
+    match before {
+        Some(before) => {
+            map.insert(key, before);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+}
+
 impl TableStore {
     /// Applies a batch atomically. It is not durable until [`TableStore::durable`] resolves.
     ///
     /// Every applied batch moves the table to a fresh [write generation](TableStore::generation)
     /// once its writes are visible.
     pub fn apply(&self, batch: WriteBatch) -> StorageResult<()> {
-        if !batch.is_empty() {
-            // While the batch goes in, the generation says so ([`TableStore::generation`]
-            // is `None`); afterwards it is a new one, whatever the outcome.
-            self.generation
-                .store(fresh_generation() | APPLYING, Ordering::SeqCst);
-            let outcome = self.tree.apply_batch(batch.into_sled());
-            self.generation.store(fresh_generation(), Ordering::SeqCst);
-            outcome?;
+        if batch.is_empty() {
+            return Ok(());
         }
+        let writes = self.materialize(batch)?;
+        self.apply_writes(writes)
+    }
+
+    fn apply_writes(&self, writes: BTreeMap<IVec, Option<IVec>>) -> StorageResult<()> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        // While the batch goes in, the generation says so ([`TableStore::generation`] is
+        // `None`); afterwards it is a new one, whatever the outcome.
+        self.generation
+            .store(fresh_generation() | APPLYING, Ordering::SeqCst);
+        let outcome = self.tree.apply_batch(batch);
+        self.generation.store(fresh_generation(), Ordering::SeqCst);
+        outcome?;
         Ok(())
+    }
+
+    /// The batch as plain key writes: its record changes merged into their stored pages and
+    /// its index changes into their stored bitmaps (a page or bitmap the batch also writes as a
+    /// key is merged into that instead). Only the table's actor writes, so what is read here
+    /// is what the batch was built against.
+    fn materialize(&self, batch: WriteBatch) -> StorageResult<BTreeMap<IVec, Option<IVec>>> {
+        let WriteBatch {
+            mut writes,
+            records,
+            index,
+            undo: _,
+        } = batch;
+        let stored = |writes: &BTreeMap<IVec, Option<IVec>>, key: &[u8]| -> StorageResult<_> {
+            Ok(match writes.get(key) {
+                Some(value) => value.clone(),
+                None => self.tree.get(key)?,
+            })
+        };
+        let mut records = records.into_iter().peekable();
+        while let Some((first, _)) = records.peek() {
+            let page = pages::page_of(*first);
+            let mut changes: Vec<(u8, Option<IVec>)> = Vec::new();
+            while let Some((id, value)) = records.next_if(|(id, _)| pages::page_of(*id) == page) {
+                changes.push((pages::slot_of(id), value));
+            }
+            let key = keys::page_key(page);
+            let before = stored(&writes, &key)?;
+            let changes: Vec<(u8, Option<&IVec>)> = changes
+                .iter()
+                .map(|(slot, value)| (*slot, value.as_ref()))
+                .collect();
+            let merged = pages::merge_page(before.as_deref(), &changes)?;
+            writes.insert(IVec::from(&key[..]), merged.map(IVec::from));
+        }
+        for (key, (set, clear)) in index {
+            let before = match stored(&writes, &key)? {
+                Some(bytes) => pages::decode_bitmap(&bytes)?,
+                None => 0,
+            };
+            let bitmap = (before & !clear) | set;
+            let value = (bitmap != 0).then(|| IVec::from(&bitmap.to_be_bytes()[..]));
+            writes.insert(IVec::from(key), value);
+        }
+        Ok(writes)
     }
 
     /// Applies `batch` as several batches of [`PART_KEYS`] keys, in key order (its greatest
     /// key lands last): for writes too many for one sled batch that need not land atomically,
     /// such as an index rebuild whose format marker sorts last.
     pub fn apply_in_parts(&self, batch: WriteBatch) -> StorageResult<()> {
-        for part in batch.into_chunks(PART_KEYS) {
-            self.apply(part)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut part = BTreeMap::new();
+        for (key, value) in self.materialize(batch)? {
+            part.insert(key, value);
+            if part.len() == PART_KEYS {
+                self.apply_writes(std::mem::take(&mut part))?;
+            }
+        }
+        if !part.is_empty() {
+            self.apply_writes(part)?;
         }
         Ok(())
+    }
+
+    /// Moves an earlier version's records (one `R` key each) into pages and its index entries
+    /// (one `I` key each) into bitmaps, in atomic batches of a few hundred: each batch writes
+    /// the pages and bitmaps and removes the keys they replace, so a crash part-way leaves every
+    /// record and entry in exactly one of the two forms and the next open goes on from there.
+    /// Reads see only pages and bitmaps, so [`Store::table`] runs this before the table is
+    /// used. Answers how many keys were moved (0 for a table in this version's layout).
+    pub fn upgrade_layout(&self) -> StorageResult<u64> {
+        let mut moved = 0u64;
+        for prefix in [keys::LEGACY_RECORD, keys::LEGACY_INDEX] {
+            loop {
+                let mut batch = WriteBatch::new();
+                for entry in self.tree.scan_prefix([prefix]).take(PART_KEYS / 2) {
+                    let (key, value) = entry?;
+                    let Some(id) = keys::trailing_record_id(&key).filter(|_| key.len() >= 9) else {
+                        batch.remove(key);
+                        continue;
+                    };
+                    if prefix == keys::LEGACY_RECORD {
+                        batch.records.insert(id, Some(value));
+                    } else {
+                        let mut group_key = Vec::with_capacity(key.len());
+                        group_key.push(keys::INDEX);
+                        group_key.extend_from_slice(&key[1..key.len() - 8]);
+                        group_key.extend_from_slice(&pages::group_of(id).to_be_bytes());
+                        batch.index.entry(group_key).or_insert((0, 0)).0 |= pages::bit_of(id);
+                    }
+                    batch.remove(key);
+                    moved += 1;
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                self.apply(batch)?;
+            }
+        }
+        Ok(moved)
     }
 
     /// The table's write generation, or `None` while a batch is being applied. It changes
@@ -480,8 +633,11 @@ impl TableStore {
     }
 
     pub fn get_record(&self, record_id: u64) -> StorageResult<Option<StoredRecord>> {
-        match self.tree.get(keys::record_key(record_id))? {
-            Some(bytes) => Ok(Some(codec::decode(&bytes, "record")?)),
+        let Some(page) = self.tree.get(keys::page_key(pages::page_of(record_id)))? else {
+            return Ok(None);
+        };
+        match pages::page_record(&page, pages::slot_of(record_id))? {
+            Some(bytes) => Ok(Some(codec::decode(bytes, "record")?)),
             None => Ok(None),
         }
     }
@@ -511,25 +667,59 @@ impl TableStore {
         after: Option<u64>,
         reverse: bool,
     ) -> impl Iterator<Item = StorageResult<StoredRecord>> {
-        let start = match after {
-            Some(id) => Bound::Excluded(keys::record_key(id).to_vec()),
-            None => Bound::Included(vec![keys::RECORD]),
+        let lower = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
         };
-        let end = Bound::Excluded(vec![keys::RECORD + 1]);
-        let range = self.tree.range::<Vec<u8>, _>((start, end));
-        let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
-        iter.map(|entry| {
-            let (_key, bytes) = entry?;
-            codec::decode(&bytes, "record")
-        })
+        self.records_between(lower, Bound::Unbounded, reverse)
     }
 
-    /// Record ids from a field's index between two encoded-value bounds (each a full key
-    /// prefix from [`keys::index_value_prefix`], or `None` for the field's whole range).
+    /// Records with ids between two bounds, in id order (descending when `descending`).
+    pub fn records_between(
+        &self,
+        lower: Bound<u64>,
+        upper: Bound<u64>,
+        descending: bool,
+    ) -> impl Iterator<Item = StorageResult<StoredRecord>> {
+        let first = match lower {
+            Bound::Unbounded => Some(0),
+            Bound::Included(id) => Some(id),
+            Bound::Excluded(id) => id.checked_add(1),
+        };
+        let last = match upper {
+            Bound::Unbounded => Some(u64::MAX),
+            Bound::Included(id) => Some(id),
+            Bound::Excluded(id) => id.checked_sub(1),
+        };
+        let range = match (first, last) {
+            (Some(first), Some(last)) if first <= last => Some((first, last)),
+            _ => None,
+        };
+        let pages: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = match range {
+            None => Box::new(std::iter::empty()),
+            Some((first, last)) => {
+                let start = keys::page_key(pages::page_of(first));
+                let end = keys::page_key(pages::page_of(last));
+                let pages = self.tree.range(start..=end);
+                if descending {
+                    Box::new(pages.rev())
+                } else {
+                    Box::new(pages)
+                }
+            }
+        };
+        let (first, last) = range.unwrap_or((1, 0));
+        PageRecords {
+            pages,
+            current: std::collections::VecDeque::new(),
+            first,
+            last,
+            descending,
+        }
+    }
+
+    /// Ids from a field's index between two encoded-value bounds (each a full key prefix from
+    /// [`keys::index_value_prefix`], or `None` for the field's whole range).
     pub fn index_ids(
         &self,
         field_id: u32,
@@ -538,8 +728,8 @@ impl TableStore {
         reverse: bool,
     ) -> impl Iterator<Item = StorageResult<u64>> {
         let field_prefix = keys::index_field_prefix(field_id);
-        // A value prefix is followed by the record id, so "after every key with this prefix" is
-        // the prefix's successor.
+        // A value prefix is followed by the group number, so "after every key with this
+        // prefix" is the prefix's successor.
         let start = match lower {
             Bound::Unbounded => field_prefix.clone(),
             Bound::Included(prefix) => prefix,
@@ -550,17 +740,36 @@ impl TableStore {
             Bound::Included(prefix) => prefix_successor(prefix),
             Bound::Excluded(prefix) => prefix,
         };
-        let (start, end) = (Bound::Included(start), Bound::Excluded(end));
-        let range = self.tree.range::<Vec<u8>, _>((start, end));
-        let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
-            Box::new(range.rev())
+        self.index_entries(start, end, reverse)
+            .map(|entry| entry.map(|(_, id)| id))
+    }
+
+    /// The index entries whose bitmap keys lie in `[start, end)`, in key order then id order
+    /// (both reversed when `descending`): each as (its bitmap's key, the record id). The key
+    /// without its last 8 bytes is the entry's field and value.
+    pub fn index_entries(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        descending: bool,
+    ) -> impl Iterator<Item = StorageResult<(IVec, u64)>> {
+        let bitmaps: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if start >= end {
+            Box::new(std::iter::empty())
+        } else if descending {
+            Box::new(self.tree.range(start..end).rev())
         } else {
-            Box::new(range)
+            Box::new(self.tree.range(start..end))
         };
-        iter.map(|entry| {
-            let (key, _) = entry?;
-            // Index keys always end in an 8-byte record id (see `keys::index_entry_key`).
-            Ok(keys::trailing_record_id(&key).unwrap_or(0))
+        bitmaps.flat_map(move |entry| {
+            let expanded: Box<dyn Iterator<Item = StorageResult<(IVec, u64)>>> =
+                match decode_bitmap_entry(entry) {
+                    Ok((key, group, bitmap)) => Box::new(
+                        pages::bitmap_ids(group, bitmap, descending)
+                            .map(move |id| Ok((key.clone(), id))),
+                    ),
+                    Err(error) => Box::new(std::iter::once(Err(error))),
+                };
+            expanded
         })
     }
 
@@ -703,6 +912,60 @@ pub struct JournalGroup {
     pub written: u64,
     /// Ids ascending, with their changes.
     pub entries: Vec<ChangeEntry>,
+}
+
+/// One index bitmap entry as (its key, its group, its bits).
+fn decode_bitmap_entry(entry: sled::Result<(IVec, IVec)>) -> StorageResult<(IVec, u64, u64)> {
+    let (key, value) = entry?;
+    let group = keys::trailing_record_id(&key).unwrap_or(0);
+    Ok((key, group, pages::decode_bitmap(&value)?))
+}
+
+/// The records of a run of pages, between two ids, one page decoded at a time.
+struct PageRecords {
+    pages: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>>,
+    /// The current page's records still to hand out: (the page, the record's byte range).
+    current: std::collections::VecDeque<(IVec, std::ops::Range<usize>)>,
+    first: u64,
+    last: u64,
+    descending: bool,
+}
+
+impl PageRecords {
+    /// Queues the records of the next page that has any in range; false at the end.
+    fn load_next_page(&mut self) -> StorageResult<bool> {
+        while let Some(entry) = self.pages.next() {
+            let (key, page) = entry?;
+            let base = keys::trailing_record_id(&key).unwrap_or(0) << pages::PAGE_BITS;
+            let mut slots = pages::page_slots(&page)?;
+            slots.retain(|(slot, _)| (self.first..=self.last).contains(&(base + u64::from(*slot))));
+            if self.descending {
+                slots.reverse();
+            }
+            self.current
+                .extend(slots.into_iter().map(|(_, range)| (page.clone(), range)));
+            if !self.current.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl Iterator for PageRecords {
+    type Item = StorageResult<StoredRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.current.is_empty() {
+            match self.load_next_page() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(error) => return Some(Err(error)),
+            }
+        }
+        let (page, range) = self.current.pop_front()?;
+        Some(codec::decode(&page[range], "record"))
+    }
 }
 
 fn decode_journal_group(key: &[u8], bytes: &[u8]) -> StorageResult<JournalGroup> {

@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 use proptest::prelude::*;
 use tabula_storage::keys::{
-    self, encode_index_value, index_entry_key, index_field_prefix, index_value_prefix,
+    self, encode_index_value, index_field_prefix, index_group_key, index_value_prefix,
     trailing_record_id, unique_key,
 };
 use tabula_storage::store::prefix_successor;
@@ -207,7 +207,7 @@ proptest! {
     }
 
     #[test]
-    fn entries_sort_by_value_then_record_id(
+    fn bitmap_keys_sort_by_value_then_group(
         field_id in any::<u32>(),
         left in ordered_scalar(),
         left_id in any::<u64>(),
@@ -216,14 +216,14 @@ proptest! {
     ) {
         let expected = compare_index_values(&left, &right).then(left_id.cmp(&right_id));
         prop_assert_eq!(
-            index_entry_key(field_id, &left, left_id).cmp(&index_entry_key(field_id, &right, right_id)),
+            index_group_key(field_id, &left, left_id).cmp(&index_group_key(field_id, &right, right_id)),
             expected,
             "({:?}, {}) vs ({:?}, {})", left, left_id, right, right_id
         );
     }
 
     #[test]
-    fn entries_of_nested_values_sort_by_encoding_then_record_id(
+    fn bitmap_keys_of_nested_values_sort_by_encoding_then_group(
         left in comparable_value(),
         left_id in any::<u64>(),
         right in comparable_value(),
@@ -231,7 +231,7 @@ proptest! {
     ) {
         let expected = encoded(&left).cmp(&encoded(&right)).then(left_id.cmp(&right_id));
         prop_assert_eq!(
-            index_entry_key(9, &left, left_id).cmp(&index_entry_key(9, &right, right_id)),
+            index_group_key(9, &left, left_id).cmp(&index_group_key(9, &right, right_id)),
             expected
         );
     }
@@ -246,8 +246,8 @@ proptest! {
         right_id in any::<u64>(),
     ) {
         prop_assume!(left_field != right_field);
-        let left_key = index_entry_key(left_field, &left, left_id);
-        let right_key = index_entry_key(right_field, &right, right_id);
+        let left_key = index_group_key(left_field, &left, left_id);
+        let right_key = index_group_key(right_field, &right, right_id);
         prop_assert_eq!(left_key.cmp(&right_key), left_field.cmp(&right_field));
         // And each field's whole range lies below the next field's prefix.
         let (lower_field, lower_key) = if left_field < right_field {
@@ -259,12 +259,12 @@ proptest! {
     }
 
     #[test]
-    fn entry_keys_end_in_their_record_id(
+    fn bitmap_keys_end_in_their_group(
         field_id in any::<u32>(),
         value in comparable_value(),
         record_id in any::<u64>(),
     ) {
-        let key = index_entry_key(field_id, &value, record_id);
+        let key = index_group_key(field_id, &value, record_id);
         prop_assert!(key.starts_with(&index_value_prefix(field_id, &value)));
         prop_assert!(key.starts_with(&index_field_prefix(field_id)));
         prop_assert_eq!(key[0], keys::INDEX);
@@ -381,12 +381,12 @@ fn strings_with_nul_bytes_sort_between_their_neighbours() {
 }
 
 #[test]
-fn record_keys_sort_by_id() {
+fn page_and_trash_keys_sort_by_number() {
     let ids = [0u64, 1, 255, 256, 65_535, 1 << 32, u64::MAX - 1, u64::MAX];
     for pair in ids.windows(2) {
-        assert!(keys::record_key(pair[0]) < keys::record_key(pair[1]));
+        assert!(keys::page_key(pair[0]) < keys::page_key(pair[1]));
         assert!(keys::trash_key(pair[0]) < keys::trash_key(pair[1]));
     }
-    assert_eq!(trailing_record_id(&keys::record_key(42)), Some(42));
+    assert_eq!(trailing_record_id(&keys::page_key(42)), Some(42));
     assert_eq!(trailing_record_id(&[1, 2, 3]), None);
 }

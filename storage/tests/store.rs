@@ -8,7 +8,8 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use proptest::prelude::*;
-use tabula_storage::keys::{self, index_entry_key, index_value_prefix, trash_key, unique_key};
+use tabula_storage::keys::{self, index_value_prefix, trash_key, unique_key};
+use tabula_storage::pages;
 use tabula_storage::{StorageError, Store, StoredRecord, TableStore, Value, WriteBatch};
 
 use common::*;
@@ -19,10 +20,7 @@ fn create_record(table: &TableStore, record: &StoredRecord, field_id: u32) {
     batch
         .put_record(record)
         .expect("a sample record can be encoded");
-    batch.put(
-        index_entry_key(field_id, record.value(field_id), record.id),
-        Vec::new(),
-    );
+    batch.put_index_entry(field_id, record.value(field_id), record.id);
     batch.put_u64(keys::META_SEQUENCE, record.id);
     table.apply(batch).expect("apply a batch");
 }
@@ -63,7 +61,7 @@ fn removals_in_a_batch_apply_with_the_puts() {
     let table = store.table(1).expect("open a table");
     create_record(&table, &sample_record(1), 2);
     let mut batch = WriteBatch::new();
-    batch.remove(keys::record_key(1).to_vec());
+    batch.remove_record(1);
     batch.put_record(&sample_record(2)).expect("encode");
     table.apply(batch).expect("apply");
     assert_eq!(record_ids(&table, None, false), vec![2]);
@@ -175,13 +173,15 @@ fn a_damaged_record_is_an_error_not_a_panic() {
     let (_directory, store) = temporary_store();
     let table = store.table(1).expect("open a table");
     create_record(&table, &sample_record(1), 2);
+    let good = tabula_storage::codec::encode(&sample_record(1)).expect("encode");
+    let page = pages::encode_page([
+        (1u8, &good[..]),
+        (2, &[9u8, 1, 2, 3][..]),
+        (3, &[1u8, 0xFF, 0xFF, 0xFF][..]),
+    ]);
     table
         .tree()
-        .insert(keys::record_key(2), vec![9u8, 1, 2, 3])
-        .expect("write raw bytes");
-    table
-        .tree()
-        .insert(keys::record_key(3), vec![1u8, 0xFF, 0xFF, 0xFF])
+        .insert(keys::page_key(0), page)
         .expect("write raw bytes");
     assert!(matches!(
         table.get_record(2),
@@ -380,14 +380,14 @@ proptest! {
             // Distinct ids (37 and 41 are coprime), out of insertion order, across a byte
             // boundary.
             let record_id = u64::try_from(position).expect("small") * 37 % 41 + 250;
-            batch.put(index_entry_key(FIELD, &value, record_id), Vec::new());
+            batch.put_index_entry(FIELD, &value, record_id);
             entries.push((value, record_id));
         }
         // Entries of the neighbouring fields must never leak into the scan.
         for (position, value) in neighbours.iter().enumerate() {
             let record_id = u64::try_from(position).expect("small");
-            batch.put(index_entry_key(FIELD - 1, value, record_id), Vec::new());
-            batch.put(index_entry_key(FIELD + 1, value, record_id), Vec::new());
+            batch.put_index_entry(FIELD - 1, value, record_id);
+            batch.put_index_entry(FIELD + 1, value, record_id);
         }
         table.apply(batch).expect("apply");
 
@@ -421,7 +421,7 @@ fn an_equality_scan_returns_the_matching_ids_in_order() {
     for id in 1..=100u64 {
         let position = usize::try_from(id).expect("small") % statuses.len();
         let status = Value::Text(statuses[position].into());
-        batch.put(index_entry_key(2, &status, id), Vec::new());
+        batch.put_index_entry(2, &status, id);
     }
     table.apply(batch).expect("apply");
     let todo = index_value_prefix(2, &Value::Text("todo".into()));
@@ -445,10 +445,7 @@ fn an_empty_or_inverted_range_is_empty() {
     let table = store.table(1).expect("open a table");
     let mut batch = WriteBatch::new();
     for id in 1..=10u64 {
-        batch.put(
-            index_entry_key(2, &Value::Int(i64::try_from(id).expect("small")), id),
-            Vec::new(),
-        );
+        batch.put_index_entry(2, &Value::Int(i64::try_from(id).expect("small")), id);
     }
     table.apply(batch).expect("apply");
     let scan = |lower: Bound<Value>, upper: Bound<Value>| -> Vec<u64> {
@@ -533,7 +530,7 @@ fn a_batch_reads_back_its_own_writes_and_rolls_back_to_its_savepoint() {
         1u64.to_be_bytes().to_vec(),
     );
     batch.savepoint();
-    batch.remove(keys::record_key(1).to_vec());
+    batch.remove_record(1);
     batch.put(
         unique_key(2, &Value::Text("b@x.org".into())),
         2u64.to_be_bytes().to_vec(),
@@ -556,34 +553,4 @@ fn a_batch_reads_back_its_own_writes_and_rolls_back_to_its_savepoint() {
     );
     assert_eq!(batch.record(2).expect("decode"), None, "not in the batch");
     assert_eq!(batch.len(), 2);
-}
-
-/// A batch split into parts keeps every write, each once, in key order: the greatest key is in
-/// the last part, and no part is over the size asked for.
-#[test]
-fn a_batch_splits_into_ordered_parts() {
-    let mut batch = WriteBatch::new();
-    for number in (0u32..1_100).rev() {
-        let key = number.to_be_bytes().to_vec();
-        if number % 3 == 0 {
-            batch.remove(key);
-        } else {
-            batch.put(key, number.to_le_bytes().to_vec());
-        }
-    }
-    let parts = batch.into_chunks(512);
-    assert_eq!(
-        parts.iter().map(WriteBatch::len).collect::<Vec<_>>(),
-        vec![512, 512, 76]
-    );
-    let last = parts.last().expect("three parts");
-    assert_eq!(
-        last.get(&1_099u32.to_be_bytes()),
-        Some(Some(&sled::IVec::from(1_099u32.to_le_bytes().to_vec())))
-    );
-    assert_eq!(parts[0].get(&0u32.to_be_bytes()), Some(None), "a removal");
-    assert!(parts[0].get(&511u32.to_be_bytes()).is_some());
-    assert!(parts[1].get(&512u32.to_be_bytes()).is_some());
-    assert!(parts[2].get(&1_024u32.to_be_bytes()).is_some());
-    assert!(WriteBatch::new().into_chunks(512).is_empty());
 }

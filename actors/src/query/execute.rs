@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use tabula_storage::keys;
 use tabula_storage::store::prefix_successor;
-use tabula_storage::{codec, StorageError, StoredRecord, TableSchema, Value};
+use tabula_storage::{keys, pages};
+use tabula_storage::{StorageError, StoredRecord, TableSchema, Value};
 
 use crate::error::DomainResult;
 use crate::query::aggregate::{Accumulator, AggregateSpec, Aggregations, Group, Grouper};
@@ -208,41 +208,42 @@ fn key_range<'a, T: 'a>(
 }
 
 fn decode_trailing_id(key: &[u8], _value: &[u8]) -> DomainResult<u64> {
-    // Index and trash keys always end in an 8-byte record id.
+    // Trash keys always end in an 8-byte record id.
     Ok(keys::trailing_record_id(key).unwrap_or(0))
 }
 
-/// An index entry as (the key without its record id — the value group —, the record id).
-fn decode_index_entry(key: &[u8], _value: &[u8]) -> DomainResult<(Vec<u8>, u64)> {
-    let group_end = key.len().saturating_sub(8);
-    Ok((
-        key[..group_end].to_vec(),
-        keys::trailing_record_id(key).unwrap_or(0),
-    ))
+/// The record ids of the index bitmaps in `[start, end)`, in key order then id order.
+fn index_range_ids<'a>(
+    table: &TableShared,
+    start: Vec<u8>,
+    end: Vec<u8>,
+) -> Box<dyn Iterator<Item = DomainResult<u64>> + 'a> {
+    Box::new(
+        table
+            .store
+            .index_entries(start, end, false)
+            .map(|entry| storage(entry.map(|(_, id)| id))),
+    )
 }
 
-fn decode_record(_key: &[u8], value: &[u8]) -> DomainResult<StoredRecord> {
-    storage(codec::decode(value, "record"))
-}
-
-/// The key range `[start, end)` of the records with ids between two bounds.
-fn record_key_range(lower: Bound<u64>, upper: Bound<u64>) -> (Vec<u8>, Vec<u8>) {
-    let after_all = vec![keys::RECORD + 1];
-    let key_of_next = |id: u64| {
-        id.checked_add(1)
-            .map_or_else(|| after_all.clone(), |next| keys::record_key(next).to_vec())
-    };
-    let start = match lower {
-        Bound::Unbounded => vec![keys::RECORD],
-        Bound::Included(id) => keys::record_key(id).to_vec(),
-        Bound::Excluded(id) => key_of_next(id),
-    };
-    let end = match upper {
-        Bound::Unbounded => after_all.clone(),
-        Bound::Included(id) => key_of_next(id),
-        Bound::Excluded(id) => keys::record_key(id).to_vec(),
-    };
-    (start, end)
+/// The index entries in `[start, end)` as (the key without its group — the value group —,
+/// the record id), ascending or descending.
+fn index_range_entries<'a>(
+    table: &TableShared,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    descending: bool,
+) -> Box<dyn Iterator<Item = DomainResult<(Vec<u8>, u64)>> + 'a> {
+    Box::new(
+        table
+            .store
+            .index_entries(start, end, descending)
+            .map(|entry| {
+                let (key, id) = storage(entry)?;
+                // Bitmap keys always end in an 8-byte group number.
+                Ok((key[..key.len().saturating_sub(8)].to_vec(), id))
+            }),
+    )
 }
 
 /// Several ascending id streams merged into one ascending stream without duplicates.
@@ -555,8 +556,7 @@ impl<'a> Executor<'a> {
         let total = counts::cached_count(table, what, || {
             let mut total = 0u64;
             for (start, end) in ranges {
-                total +=
-                    self.count_admitted(key_range(table, start, end, false, decode_trailing_id))?;
+                total += self.count_admitted(index_range_ids(table, start, end))?;
             }
             Ok(total)
         })?;
@@ -604,10 +604,20 @@ impl<'a> Executor<'a> {
                         let prefix = keys::index_value_prefix(*field_id, &value);
                         let end = prefix_successor(prefix.clone());
                         let mut start = prefix;
-                        if let Some(after) = seek.filter(|_| by_id == Some(false)) {
-                            start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+                        match seek.filter(|_| by_id == Some(false)) {
+                            Some(after) => {
+                                // From the group of the next id on, without the ids up to
+                                // `after` that share its bitmap.
+                                let next = after.saturating_add(1);
+                                start.extend_from_slice(&pages::group_of(next).to_be_bytes());
+                                Box::new(
+                                    index_range_ids(table, start, end)
+                                        .filter(move |id| !matches!(id, Ok(id) if *id <= after)),
+                                )
+                                    as Box<dyn Iterator<Item = DomainResult<u64>>>
+                            }
+                            None => index_range_ids(table, start, end),
                         }
-                        key_range(table, start, end, false, decode_trailing_id)
                     })
                     .collect();
                 let merged = MergeAscending::new(streams);
@@ -627,8 +637,8 @@ impl<'a> Executor<'a> {
                 upper,
             } => {
                 let (start, end) = index_key_range(*field_id, lower, upper);
-                let mut ids = key_range(table, start, end, false, decode_trailing_id)
-                    .collect::<DomainResult<Vec<u64>>>()?;
+                let mut ids =
+                    index_range_ids(table, start, end).collect::<DomainResult<Vec<u64>>>()?;
                 if let Some(descending) = by_id {
                     ids.sort_unstable();
                     if descending {
@@ -645,8 +655,7 @@ impl<'a> Executor<'a> {
             } => {
                 let (start, end) = index_key_range(*field_id, lower, upper);
                 Stream::Ordered(Box::new(ValueGroups {
-                    entries: key_range(table, start, end, *descending, decode_index_entry)
-                        .peekable(),
+                    entries: index_range_entries(table, start, end, *descending).peekable(),
                 }))
             }
             AccessPath::Trash => {
@@ -684,9 +693,10 @@ impl<'a> Executor<'a> {
                     },
                     None => *lower,
                 };
-                let (start, end) = record_key_range(lower, *upper);
-                let records = key_range(table, start, end, *descending, decode_record)
-                    .map(|record| record.map(Candidate::Record));
+                let records = table
+                    .store
+                    .records_between(lower, *upper, *descending)
+                    .map(|record| storage(record).map(Candidate::Record));
                 if ordered {
                     Stream::Ordered(singles(records))
                 } else {
