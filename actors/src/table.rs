@@ -1196,13 +1196,15 @@ fn write_index_entries(
     new: Option<&StoredRecord>,
 ) {
     for field in schema.indexed_fields() {
-        let old_value = old.map(|record| record.value(field.id));
-        let new_value = new.map(|record| record.value(field.id));
-        if old_value != new_value {
-            if let (Some(record), Some(value)) = (old, old_value) {
+        // A unique field's live, non-empty value is indexed by its claim alone (the store
+        // merges claims into index reads: `TableStore::index_entries`); every other value of
+        // an indexed field by a bit in its bitmap.
+        let (old_bit, new_bit) = (bitmap_value(field, old), bitmap_value(field, new));
+        if old_bit != new_bit {
+            if let (Some(record), Some(value)) = (old, old_bit) {
                 batch.remove_index_entry(field.id, value, record.id);
             }
-            if let (Some(record), Some(value)) = (new, new_value) {
+            if let (Some(record), Some(value)) = (new, new_bit) {
                 batch.put_index_entry(field.id, value, record.id);
             }
         }
@@ -1228,6 +1230,15 @@ fn write_index_entries(
     // The full-text index (`F` keys) is not written here: its posting blocks are shared by many
     // records, so the caller gathers the batch's changes in a `SearchChanges` and writes the
     // blocks once.
+}
+
+/// The value under which a record is in a field's index bitmaps: every record's, except a
+/// unique field's live, non-empty value (indexed by its claim).
+fn bitmap_value<'r>(field: &FieldDef, record: Option<&'r StoredRecord>) -> Option<&'r Value> {
+    let claimed = field.unique && live_unique_value(record, field.id).is_some();
+    record
+        .filter(|_| !claimed)
+        .map(|record| record.value(field.id))
 }
 
 /// The value a record holds in a unique index: only live records with a non-empty value.

@@ -515,7 +515,7 @@ fn check_table(handle: &TableHandle) -> Result<(), String> {
         .shared
         .store
         .index_entries(vec![keys::INDEX], vec![keys::INDEX + 1], false)
-        .map(|entry| entry.map(|(key, id)| (key[..key.len() - 8].to_vec(), id)))
+        .map(|entry| entry.map(|(value_key, id)| (value_key.to_vec(), id)))
         .collect::<Result<_, _>>()
         .map_err(|error| error.to_string())?;
     // A bitmap with no id left is removed, never kept as zero.

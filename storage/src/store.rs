@@ -578,7 +578,8 @@ impl TableStore {
     }
 
     /// Moves an earlier version's records (one `R` key each) into pages and its index entries
-    /// (one `I` key each) into bitmaps, in atomic batches of a few hundred: each batch writes
+    /// (one `I` key each) into bitmaps (except those of live unique values, whose claims now
+    /// serve as their entries), in atomic batches of a few hundred: each batch writes
     /// the pages and bitmaps and removes the keys they replace, so a crash part-way leaves every
     /// record and entry in exactly one of the two forms and the next open goes on from there.
     /// Reads see only pages and bitmaps, so [`Store::table`] runs this before the table is
@@ -596,6 +597,8 @@ impl TableStore {
                     };
                     if prefix == keys::LEGACY_RECORD {
                         batch.records.insert(id, Some(value));
+                    } else if self.claimed_by(&key[1..key.len() - 8], id)? {
+                        // A live unique value: its claim is its index entry now.
                     } else {
                         let mut group_key = Vec::with_capacity(key.len());
                         group_key.push(keys::INDEX);
@@ -659,6 +662,18 @@ impl TableStore {
             .tree
             .get(keys::unique_key(field_id, value))?
             .and_then(|bytes| keys::trailing_record_id(&bytes)))
+    }
+
+    /// Whether the unique claim of `field_and_value` (the bytes after a `U` prefix) is held
+    /// by `record_id`.
+    fn claimed_by(&self, field_and_value: &[u8], record_id: u64) -> StorageResult<bool> {
+        let mut claim = Vec::with_capacity(field_and_value.len() + 1);
+        claim.push(keys::UNIQUE);
+        claim.extend_from_slice(field_and_value);
+        Ok(self
+            .tree
+            .get(claim)?
+            .is_some_and(|holder| keys::trailing_record_id(&holder) == Some(record_id)))
     }
 
     /// Records in id order with id in `(after, ∞)`, ascending, or descending when `reverse`.
@@ -744,33 +759,69 @@ impl TableStore {
             .map(|entry| entry.map(|(_, id)| id))
     }
 
-    /// The index entries whose bitmap keys lie in `[start, end)`, in key order then id order
-    /// (both reversed when `descending`): each as (its bitmap's key, the record id). The key
-    /// without its last 8 bytes is the entry's field and value.
+    /// The index entries whose keys lie in `[start, end)` (bounds on `X ++ field ++ value`
+    /// keys), in value order then id order (both reversed when `descending`): each as (its
+    /// field and value — the entry's key without a group —, the record id).
+    ///
+    /// A unique field's live, non-empty values are indexed by their claims (`U ++ field ++
+    /// value` → id) and have no bitmap, so the claims in the same range are merged in: one key
+    /// per such record instead of two.
     pub fn index_entries(
         &self,
         start: Vec<u8>,
         end: Vec<u8>,
         descending: bool,
     ) -> impl Iterator<Item = StorageResult<(IVec, u64)>> {
-        let bitmaps: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if start >= end {
+        let claims_range = claims_range(&start, &end);
+        let bitmaps = self.ordered_range(start, end, descending);
+        let bitmaps = bitmaps.flat_map(move |entry| {
+            let expanded: Box<dyn Iterator<Item = StorageResult<(IVec, u64)>>> =
+                match decode_bitmap_entry(entry) {
+                    Ok((key, group, bitmap)) => {
+                        let value_key = IVec::from(&key[..key.len().saturating_sub(8)]);
+                        Box::new(
+                            pages::bitmap_ids(group, bitmap, descending)
+                                .map(move |id| Ok((value_key.clone(), id))),
+                        )
+                    }
+                    Err(error) => Box::new(std::iter::once(Err(error))),
+                };
+            expanded
+        });
+        let claims: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = match claims_range {
+            Some((start, end)) => self.ordered_range(start, end, descending),
+            None => Box::new(std::iter::empty()),
+        };
+        let claims = claims.map(|entry| {
+            let (key, value) = entry?;
+            let mut value_key = key.to_vec();
+            value_key[0] = keys::INDEX;
+            Ok((
+                IVec::from(value_key),
+                keys::trailing_record_id(&value).unwrap_or(0),
+            ))
+        });
+        MergeEntries {
+            left: (Box::new(bitmaps) as EntryStream).peekable(),
+            right: (Box::new(claims) as EntryStream).peekable(),
+            descending,
+        }
+    }
+
+    /// The tree's entries in `[start, end)`, ascending or descending.
+    fn ordered_range(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> {
+        if start >= end {
             Box::new(std::iter::empty())
         } else if descending {
             Box::new(self.tree.range(start..end).rev())
         } else {
             Box::new(self.tree.range(start..end))
-        };
-        bitmaps.flat_map(move |entry| {
-            let expanded: Box<dyn Iterator<Item = StorageResult<(IVec, u64)>>> =
-                match decode_bitmap_entry(entry) {
-                    Ok((key, group, bitmap)) => Box::new(
-                        pages::bitmap_ids(group, bitmap, descending)
-                            .map(move |id| Ok((key.clone(), id))),
-                    ),
-                    Err(error) => Box::new(std::iter::once(Err(error))),
-                };
-            expanded
-        })
+        }
     }
 
     /// Ids of trashed records in id order.
@@ -912,6 +963,62 @@ pub struct JournalGroup {
     pub written: u64,
     /// Ids ascending, with their changes.
     pub entries: Vec<ChangeEntry>,
+}
+
+/// The unique claims (`U` keys) that match a range of index keys (`X` keys): the same bytes
+/// after the prefix. `None` when the range does not start among the index keys.
+fn claims_range(start: &[u8], end: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    if start.first() != Some(&keys::INDEX) {
+        return None;
+    }
+    let with_prefix = |key: &[u8]| {
+        let mut claim = key.to_vec();
+        claim[0] = keys::UNIQUE;
+        claim
+    };
+    let end = match end.first() {
+        Some(&keys::INDEX) => with_prefix(end),
+        _ => vec![keys::UNIQUE + 1],
+    };
+    Some((with_prefix(start), end))
+}
+
+type EntryStream = Box<dyn Iterator<Item = StorageResult<(IVec, u64)>>>;
+
+/// Two streams of index entries, each in (value, id) order, merged into one; an entry in both
+/// is handed out once.
+struct MergeEntries {
+    left: std::iter::Peekable<EntryStream>,
+    right: std::iter::Peekable<EntryStream>,
+    descending: bool,
+}
+
+impl Iterator for MergeEntries {
+    type Item = StorageResult<(IVec, u64)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.left.peek(), self.right.peek()) {
+            (None, None) => return None,
+            (Some(_), None) | (Some(Err(_)), _) => std::cmp::Ordering::Less,
+            (None, Some(_)) | (_, Some(Err(_))) => std::cmp::Ordering::Greater,
+            (Some(Ok(left)), Some(Ok(right))) => {
+                let order = (&left.0, left.1).cmp(&(&right.0, right.1));
+                if self.descending {
+                    order.reverse()
+                } else {
+                    order
+                }
+            }
+        };
+        match order {
+            std::cmp::Ordering::Less => self.left.next(),
+            std::cmp::Ordering::Greater => self.right.next(),
+            std::cmp::Ordering::Equal => {
+                self.right.next();
+                self.left.next()
+            }
+        }
+    }
 }
 
 /// One index bitmap entry as (its key, its group, its bits).

@@ -356,6 +356,21 @@ fn write_legacy(tree: &sled::Tree, records: &[StoredRecord]) {
             Vec::new(),
         )
         .expect("write a legacy index entry");
+        // Records 1..=10 hold live unique values of another field: their claims serve as
+        // their index entries from now on.
+        if record.id <= 10 {
+            let value = Value::Int(record.id as i64);
+            tree.insert(
+                keys::legacy_index_entry_key(FIELD + 1, &value, record.id),
+                Vec::new(),
+            )
+            .expect("write a legacy index entry");
+            tree.insert(
+                keys::unique_key(FIELD + 1, &value),
+                record.id.to_be_bytes().to_vec(),
+            )
+            .expect("write a claim");
+        }
     }
 }
 
@@ -414,6 +429,88 @@ fn an_earlier_versions_records_and_index_move_into_pages_and_bitmaps_at_open() {
             .collect();
         assert_eq!(ids, expected);
     }
+    assert_eq!(
+        table
+            .tree()
+            .scan_prefix(keys::index_field_prefix(FIELD + 1))
+            .count(),
+        0,
+        "no bitmap for a claimed value"
+    );
+    let claimed: Vec<u64> = table
+        .index_ids(FIELD + 1, Bound::Unbounded, Bound::Unbounded, false)
+        .collect::<Result<_, _>>()
+        .expect("scan");
+    assert_eq!(claimed, (1..=10).collect::<Vec<u64>>());
     // Opening again moves nothing.
     assert_eq!(table.upgrade_layout().expect("upgrade"), 0);
+}
+
+/// A unique field's live values are indexed by their claims alone: index reads merge the
+/// claims with the bitmaps in (value, id) order, an entry in both once.
+#[test]
+fn unique_claims_are_merged_into_index_reads() {
+    let (_directory, store) = temporary_store();
+    let table = store.table(1).expect("open a table");
+    let claim = |batch: &mut WriteBatch, field: u32, value: u8, id: u64| {
+        batch.put(
+            keys::unique_key(field, &index_value(value)),
+            id.to_be_bytes().to_vec(),
+        );
+    };
+    let mut batch = WriteBatch::new();
+    batch.put_index_entry(FIELD, &index_value(1), 5);
+    batch.put_index_entry(FIELD, &index_value(2), 100);
+    batch.put_index_entry(FIELD, &index_value(3), 2);
+    claim(&mut batch, FIELD, 1, 3);
+    claim(&mut batch, FIELD, 2, 7);
+    claim(&mut batch, FIELD, 4, 1);
+    // Another field's claims stay out; a claim that repeats a bitmap entry counts once.
+    claim(&mut batch, FIELD + 1, 1, 9);
+    claim(&mut batch, FIELD - 1, 9, 9);
+    batch.put_index_entry(FIELD, &index_value(4), 1);
+    table.apply(batch).expect("apply");
+
+    let scan = |lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>, back: bool| -> Vec<u64> {
+        table
+            .index_ids(FIELD, lower, upper, back)
+            .collect::<Result<_, _>>()
+            .expect("scan")
+    };
+    assert_eq!(
+        scan(Bound::Unbounded, Bound::Unbounded, false),
+        vec![3, 5, 7, 100, 2, 1]
+    );
+    assert_eq!(
+        scan(Bound::Unbounded, Bound::Unbounded, true),
+        vec![1, 2, 100, 7, 5, 3]
+    );
+    let two = index_value_prefix(FIELD, &index_value(2));
+    assert_eq!(
+        scan(
+            Bound::Included(two.clone()),
+            Bound::Included(two.clone()),
+            false
+        ),
+        vec![7, 100]
+    );
+    assert_eq!(
+        scan(Bound::Excluded(two.clone()), Bound::Unbounded, false),
+        vec![2, 1]
+    );
+    assert_eq!(
+        scan(Bound::Unbounded, Bound::Excluded(two), true),
+        vec![5, 3]
+    );
+    let groups: Vec<(Vec<u8>, u64)> = table
+        .index_entries(
+            keys::index_field_prefix(FIELD),
+            keys::index_field_prefix(FIELD + 1),
+            false,
+        )
+        .map(|entry| entry.map(|(value_key, id)| (value_key.to_vec(), id)))
+        .collect::<Result<_, _>>()
+        .expect("entries");
+    assert_eq!(groups[0], (index_value_prefix(FIELD, &index_value(1)), 3));
+    assert_eq!(groups[2], (index_value_prefix(FIELD, &index_value(2)), 7));
 }

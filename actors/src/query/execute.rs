@@ -226,8 +226,8 @@ fn index_range_ids<'a>(
     )
 }
 
-/// The index entries in `[start, end)` as (the key without its group — the value group —,
-/// the record id), ascending or descending.
+/// The index entries in `[start, end)` as (the field and value — the value group —, the
+/// record id), ascending or descending.
 fn index_range_entries<'a>(
     table: &TableShared,
     start: Vec<u8>,
@@ -239,9 +239,8 @@ fn index_range_entries<'a>(
             .store
             .index_entries(start, end, descending)
             .map(|entry| {
-                let (key, id) = storage(entry)?;
-                // Bitmap keys always end in an 8-byte group number.
-                Ok((key[..key.len().saturating_sub(8)].to_vec(), id))
+                let (value_key, id) = storage(entry)?;
+                Ok((value_key.to_vec(), id))
             }),
     )
 }
