@@ -131,10 +131,15 @@ impl Store {
             generation,
         };
         if first_open {
-            // Under the lock, so no other caller gets the table before it is upgraded.
-            let moved = store.upgrade_layout()?;
-            if moved > 0 {
-                tracing::info!(table_id, keys = moved, "records moved into pages");
+            // Under the lock, so no other caller gets the table before it is upgraded; a
+            // failed move is tried again by the next caller.
+            match store.upgrade_layout() {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(table_id, keys = moved, "records moved into pages"),
+                Err(error) => {
+                    generations.remove(&table_id);
+                    return Err(error);
+                }
             }
         }
         Ok(store)
