@@ -233,6 +233,11 @@ impl Store {
 /// batch ends, so one batch of a whole table or a whole day held hundreds of MiB at once.
 pub const PART_KEYS: usize = 512;
 
+/// Earlier-version keys moved per atomic batch by [`TableStore::upgrade_layout`]: large enough
+/// that sled's fixed price per batch is small beside the keys (a part removes this many keys
+/// and writes a few dozen pages or bitmaps).
+const UPGRADE_PART: usize = 4096;
+
 /// Writes to one tree that need not land atomically but are too many for one sled batch: they
 /// are applied in order, [`PART_KEYS`] keys per batch, so a key written last lands last (a
 /// marker that says the run is complete). The caller makes a crash between parts harmless.
@@ -584,7 +589,7 @@ impl TableStore {
 
     /// Moves an earlier version's records (one `R` key each) into pages and its index entries
     /// (one `I` key each) into bitmaps (except those of live unique values, whose claims now
-    /// serve as their entries), in atomic batches of a few hundred: each batch writes
+    /// serve as their entries), in atomic batches of [`UPGRADE_PART`] keys: each batch writes
     /// the pages and bitmaps and removes the keys they replace, so a crash part-way leaves every
     /// record and entry in exactly one of the two forms and the next open goes on from there.
     /// Reads see only pages and bitmaps, so [`Store::table`] runs this before the table is
@@ -594,7 +599,7 @@ impl TableStore {
         for prefix in [keys::LEGACY_RECORD, keys::LEGACY_INDEX] {
             loop {
                 let mut batch = WriteBatch::new();
-                for entry in self.tree.scan_prefix([prefix]).take(PART_KEYS / 2) {
+                for entry in self.tree.scan_prefix([prefix]).take(UPGRADE_PART) {
                     let (key, value) = entry?;
                     let Some(id) = keys::trailing_record_id(&key).filter(|_| key.len() >= 9) else {
                         batch.remove(key);
