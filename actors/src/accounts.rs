@@ -536,10 +536,12 @@ impl Accounts {
         Ok(Some(user))
     }
 
-    /// The live session of a session token with its (unbanned) user, sliding its expiry.
+    /// The live session of a session token with its (unbanned) user, sliding its expiry when
+    /// `renew`.
     fn live_session(
         &self,
         digest: &TokenDigest,
+        renew: bool,
     ) -> DomainResult<Option<(Arc<CachedSession>, Arc<User>)>> {
         let caches = &self.shared.caches;
         let cached = match caches.sessions.get(digest) {
@@ -572,7 +574,8 @@ impl Accounts {
         let ttl = self.shared.settings.session_ttl_ms;
         let step = (ttl / 100).clamp(1_000, MAX_RENEW_STEP_MS);
         let renewed = now.saturating_add(ttl);
-        if renewed.saturating_sub(expires_at) >= step
+        if renew
+            && renewed.saturating_sub(expires_at) >= step
             && cached
                 .expires_at
                 .compare_exchange(expires_at, renewed, Ordering::AcqRel, Ordering::Acquire)
@@ -617,20 +620,39 @@ impl Accounts {
     /// Who a bearer credential (session token or `tab_…` API key) belongs to; `None` when it is
     /// unknown, expired, revoked, or its account is banned or gone.
     pub fn authenticate(&self, credential: &str) -> DomainResult<Option<Principal>> {
+        self.principal_of(credential, true)
+    }
+
+    /// [`Accounts::authenticate`] again for a request that outlives its start (a realtime
+    /// stream), without sliding the session's expiry: an open stream alone does not keep a
+    /// session alive. `None` once the credential is revoked, expired, or its account banned or
+    /// removed; a changed role or key comes back as a new principal.
+    pub fn recheck(&self, credential: &str) -> DomainResult<Option<Principal>> {
+        self.principal_of(credential, false)
+    }
+
+    /// A number that moves on with every account write that ends, narrows or changes a
+    /// credential (sign-out, ban, removal, role or password change, key revocation): a holder of
+    /// a principal needs to [`Accounts::recheck`] it only when this moved (or time passed).
+    pub fn revocations(&self) -> u64 {
+        self.shared.caches.generation()
+    }
+
+    fn principal_of(&self, credential: &str, renew: bool) -> DomainResult<Option<Principal>> {
         if credential.starts_with(secrets::API_KEY_PREFIX) {
             return Ok(self
                 .live_api_key(credential)?
                 .map(|(key, user)| Principal::with_key(user, key)));
         }
         Ok(self
-            .live_session(&secrets::digest(credential))?
+            .live_session(&secrets::digest(credential), renew)?
             .map(|(_, user)| Principal::user(user)))
     }
 
     /// `GET /api/auth/get-session`: the session of `token` and its user.
     pub fn session(&self, token: &str) -> DomainResult<Option<(SessionRecord, Arc<User>)>> {
         Ok(self
-            .live_session(&secrets::digest(token))?
+            .live_session(&secrets::digest(token), true)?
             .map(|(cached, user)| {
                 (
                     SessionRecord {

@@ -12,6 +12,7 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
+use tabula_actors::accounts::Accounts;
 use tabula_actors::changes::{ChangeEvent, ChangeFeed};
 use tabula_actors::permissions::{self, Action, Principal, TableAccess};
 use tabula_actors::registry::Registry;
@@ -26,6 +27,11 @@ use crate::state::AppState;
 
 /// How often an idle stream gets a comment, so proxies and clients keep it open.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How often an open stream checks its credential again (a revocation also shows at the next
+/// event): a stream ends within this long of a sign-out, ban, removal, session expiry or key
+/// revocation, and a role change applies from then on.
+pub const RECHECK: Duration = Duration::from_millis(250);
 
 /// Frames buffered for a slow client before the stream stops reading the feed (it then
 /// catches up from the replay log).
@@ -55,6 +61,11 @@ pub fn change_payload(schema: &TableSchema, event: &ChangeEvent) -> serde_json::
 struct Subscriber {
     registry: Arc<Registry>,
     principal: Principal,
+    /// The credential the stream was opened with, while it identifies an account; checked
+    /// again as revocations happen ([`Subscriber::still_valid`]).
+    credential: Option<(Accounts, String)>,
+    /// [`Accounts::revocations`] when the credential was last checked.
+    revocations_seen: u64,
     /// The tables asked for, by id; `None`: every table the caller may read.
     tables: Option<HashSet<u32>>,
     /// The caller's access per table, computed once per schema version.
@@ -62,6 +73,30 @@ struct Subscriber {
 }
 
 impl Subscriber {
+    /// Whether the stream's credential still identifies its account, checked again when an
+    /// account write may have revoked or changed it, or always with `force` (time alone ends a
+    /// session or a key). A changed role or key replaces the principal, and every table's
+    /// access is computed again for it.
+    fn still_valid(&mut self, force: bool) -> bool {
+        let Some((accounts, credential)) = &self.credential else {
+            return true;
+        };
+        let revocations = accounts.revocations();
+        if !force && revocations == self.revocations_seen {
+            return true;
+        }
+        self.revocations_seen = revocations;
+        let Ok(Some(mut principal)) = accounts.recheck(credential) else {
+            return false;
+        };
+        principal.open = self.principal.open;
+        if !same_identity(&principal, &self.principal) {
+            self.principal = principal;
+            self.access.clear();
+        }
+        true
+    }
+
     /// The SSE frame for `event`, or `None` when the caller may not see it.
     fn frame(&mut self, event: &ChangeEvent) -> Option<Bytes> {
         if let Some(tables) = &self.tables {
@@ -93,6 +128,25 @@ impl Subscriber {
         )))
     }
 }
+
+/// Whether two principals are the same account with the same role through the same key.
+fn same_identity(left: &Principal, right: &Principal) -> bool {
+    let same_user = match (&left.user, &right.user) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || (a.id == b.id && a.role == b.role),
+        (None, None) => true,
+        _ => false,
+    };
+    let same_key = match (&left.key, &right.key) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    same_user && same_key
+}
+
+/// The frame that ends a stream whose credential was revoked or expired.
+const REVOKED: &[u8] =
+    b"event: revoked\ndata: {\"message\":\"The credential of this stream is no longer valid\"}\n\n";
 
 /// The event id the client last saw: the `Last-Event-ID` header (what `EventSource` sends on
 /// reconnect), else the `lastEventId` query parameter.
@@ -143,9 +197,15 @@ pub async fn stream_changes(
             table_names.push(access.schema.name.clone());
         }
     }
+    let credential = (caller.is_authenticated() && !caller.open)
+        .then(|| crate::auth::request_credential(&request))
+        .flatten()
+        .map(|credential| (state.accounts.clone(), credential));
     let subscriber = Subscriber {
         registry: Arc::clone(&state.registry),
         principal: Principal::clone(&caller),
+        revocations_seen: state.accounts.revocations(),
+        credential,
         tables: (!named.is_empty()).then_some(table_ids),
         access: HashMap::new(),
     };
@@ -204,12 +264,17 @@ async fn pump(
     }
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     loop {
         tokio::select! {
             received = receiver.recv() => match received {
                 Ok(event) => {
                     if event.sequence <= last_seen {
                         continue;
+                    }
+                    if !subscriber.still_valid(false) {
+                        end_revoked(&sender).await;
+                        return;
                     }
                     last_seen = event.sequence;
                     if let Some(frame) = subscriber.frame(&event) {
@@ -226,6 +291,12 @@ async fn pump(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            _ = recheck.tick() => {
+                if !subscriber.still_valid(true) {
+                    end_revoked(&sender).await;
+                    return;
+                }
+            }
             _ = heartbeat.tick() => {
                 if sender.send(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
                     return;
@@ -236,7 +307,13 @@ async fn pump(
     }
 }
 
-/// Sends what the replay log holds after `after`; `false` once the client is gone.
+/// Tells the client why its stream ends (the stream ends when the pump returns).
+async fn end_revoked(sender: &mpsc::Sender<Bytes>) {
+    let _ = sender.send(Bytes::from_static(REVOKED)).await;
+}
+
+/// Sends what the replay log holds after `after`; `false` once the client is gone (or its
+/// credential was revoked).
 async fn catch_up(
     feed: &ChangeFeed,
     after: u64,
@@ -252,6 +329,10 @@ async fn catch_up(
         }
     }
     for event in replay.events {
+        if !subscriber.still_valid(false) {
+            end_revoked(sender).await;
+            return false;
+        }
         *last_seen = (*last_seen).max(event.sequence);
         if let Some(frame) = subscriber.frame(&event) {
             if sender.send(frame).await.is_err() {

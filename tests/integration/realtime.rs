@@ -566,3 +566,251 @@ async fn webhooks_are_signed_retried_and_logged() {
     .await
     .assert_error(403, "FORBIDDEN");
 }
+
+/// Reads past `connected` (and any change) until the `revoked` frame; panics unless it comes
+/// within a second and the stream then ends.
+async fn assert_revoked(stream: &mut EventStream, what: &str) {
+    let started = Instant::now();
+    loop {
+        let event = stream
+            .next(Duration::from_secs(1).saturating_sub(started.elapsed()))
+            .await
+            .unwrap_or_else(|| panic!("{what}: the stream is told within a second"));
+        if event.event == "revoked" {
+            break;
+        }
+        assert_ne!(event.event, "change", "{what}: no change after revocation");
+    }
+    assert!(
+        stream.next(Duration::from_millis(500)).await.is_none(),
+        "{what}: the stream ends"
+    );
+}
+
+async fn open_stream<S, B>(service: &S, token: &str) -> EventStream
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: MessageBody + 'static,
+{
+    let mut stream =
+        EventStream::open(service, stream_request("/api/realtime?tables=posts", token))
+            .await
+            .expect("the stream opens");
+    let connected = stream
+        .next(Duration::from_secs(2))
+        .await
+        .expect("connected");
+    assert_eq!(connected.event, "connected");
+    stream
+}
+
+#[actix_web::test]
+async fn an_open_stream_ends_when_its_credential_is_revoked() {
+    let app = TestApp::from_toml(SCHEMA);
+    let admin = service!(app);
+    let anonymous = anonymous_service!(app);
+
+    // Ban.
+    let banned = app.token_for("banned@realtime.test", "member").await;
+    let mut stream = open_stream(&anonymous, &banned).await;
+    let user_id = app.user_id("banned@realtime.test");
+    let reply = send(
+        &admin,
+        Method::POST,
+        "/api/auth/admin/ban-user",
+        Some(json!({"userId": user_id})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    send(
+        &admin,
+        Method::POST,
+        "/api/tables/posts/records",
+        Some(json!({"title": "after the ban"})),
+    )
+    .await;
+    assert_revoked(&mut stream, "ban").await;
+
+    // Removal.
+    let removed = app.token_for("removed@realtime.test", "member").await;
+    let mut stream = open_stream(&anonymous, &removed).await;
+    let user_id = app.user_id("removed@realtime.test");
+    let reply = send(
+        &admin,
+        Method::POST,
+        "/api/auth/admin/remove-user",
+        Some(json!({"userId": user_id})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_revoked(&mut stream, "removal").await;
+
+    // Sign-out of the stream's own session.
+    let signed_out = app.token_for("signout@realtime.test", "member").await;
+    let mut stream = open_stream(&anonymous, &signed_out).await;
+    let reply = send_as(
+        &anonymous,
+        &signed_out,
+        Method::POST,
+        "/api/auth/sign-out",
+        None,
+    )
+    .await;
+    assert!(reply.status.is_success(), "{reply:?}");
+    assert_revoked(&mut stream, "sign-out").await;
+
+    // A password change from another session ends this one.
+    let email = "password@realtime.test";
+    let first = app.token_for(email, "member").await;
+    let second = app
+        .state
+        .accounts
+        .sign_in(email, crate::common::TEST_PASSWORD)
+        .await
+        .expect("a second session")
+        .session
+        .token;
+    let mut stream = open_stream(&anonymous, &first).await;
+    let reply = send_as(
+        &anonymous,
+        &second,
+        Method::POST,
+        "/api/auth/change-password",
+        Some(json!({"currentPassword": crate::common::TEST_PASSWORD, "newPassword": "another long password"})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_revoked(&mut stream, "password change").await;
+
+    // An API key deleted by its owner.
+    let owner = app.token_for("keys@realtime.test", "member").await;
+    let created = send_as(
+        &anonymous,
+        &owner,
+        Method::POST,
+        "/api/auth/api-keys",
+        Some(json!({"name": "stream", "scope": "read"})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let key = created.body["key"].as_str().expect("the key").to_owned();
+    let key_id = created.body["id"].as_str().expect("the key id").to_owned();
+    let mut stream = open_stream(&anonymous, &key).await;
+    let reply = send_as(
+        &anonymous,
+        &owner,
+        Method::DELETE,
+        &format!("/api/auth/api-keys/{key_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_revoked(&mut stream, "key deletion").await;
+}
+
+#[actix_web::test]
+async fn an_open_stream_ends_when_its_session_or_key_expires() {
+    let app = TestApp::from_toml(SCHEMA);
+    let anonymous = anonymous_service!(app);
+    let session = app.token_for("expiring@realtime.test", "member").await;
+    let expires_at = chrono::Utc::now() + chrono::Duration::hours(2);
+    let created = send_as(
+        &anonymous,
+        &session,
+        Method::POST,
+        "/api/auth/api-keys",
+        Some(json!({"name": "short", "scope": "read", "expiresAt": expires_at.to_rfc3339()})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let key = created.body["key"].as_str().expect("the key").to_owned();
+    let mut session_stream = open_stream(&anonymous, &session).await;
+    let mut key_stream = open_stream(&anonymous, &key).await;
+    // Nothing ends them while the credentials are valid.
+    assert!(session_stream
+        .next(Duration::from_millis(600))
+        .await
+        .is_none());
+    assert!(key_stream.next(Duration::from_millis(10)).await.is_none());
+    // Past both expiries (sessions last 168 h).
+    app.state.accounts.clock().advance(169 * 3_600_000);
+    assert_revoked(&mut session_stream, "session expiry").await;
+    assert_revoked(&mut key_stream, "key expiry").await;
+}
+
+#[actix_web::test]
+async fn an_open_stream_follows_a_role_change_from_the_next_event() {
+    let app = TestApp::from_toml(SCHEMA);
+    let admin = service!(app);
+    let anonymous = anonymous_service!(app);
+    let second_admin = app.token_for("second-admin@realtime.test", "admin").await;
+    let mut stream = EventStream::open(&anonymous, stream_request("/api/realtime", &second_admin))
+        .await
+        .expect("the stream opens");
+    assert_eq!(
+        stream
+            .next(Duration::from_secs(2))
+            .await
+            .expect("connected")
+            .event,
+        "connected"
+    );
+    send(
+        &admin,
+        Method::POST,
+        "/api/tables/vault/records",
+        Some(json!({"title": "V1"})),
+    )
+    .await;
+    assert_eq!(stream.change().await.data["table"], "vault");
+    send(
+        &admin,
+        Method::POST,
+        "/api/tables/posts/records",
+        Some(json!({"title": "A", "secret": "s1"})),
+    )
+    .await;
+    assert_eq!(
+        stream.change().await.data["record"]["fields"]["secret"],
+        "s1"
+    );
+
+    let user_id = app.user_id("second-admin@realtime.test");
+    let reply = send(
+        &admin,
+        Method::POST,
+        "/api/auth/admin/set-role",
+        Some(json!({"userId": user_id, "role": "member"})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    send(
+        &admin,
+        Method::POST,
+        "/api/tables/vault/records",
+        Some(json!({"title": "V2"})),
+    )
+    .await;
+    send(
+        &admin,
+        Method::POST,
+        "/api/tables/posts/records",
+        Some(json!({"title": "B", "secret": "s2"})),
+    )
+    .await;
+    let event = stream.change().await;
+    assert_eq!(
+        event.data["table"], "posts",
+        "the admin-only table's events stop: {event:?}"
+    );
+    assert_eq!(event.data["record"]["fields"]["title"], "B");
+    assert!(
+        event.data["record"]["fields"].get("secret").is_none(),
+        "a demoted subscriber no longer reads the admin-only field: {event:?}"
+    );
+    assert!(stream.next(Duration::from_millis(300)).await.is_none());
+}
