@@ -130,8 +130,9 @@ impl FromRequest for Caller {
     }
 }
 
-/// A caller that must be an admin (`/api/admin/*`, `/api/auth/admin/*`): 401 when anonymous,
-/// 403 for anyone else.
+/// A caller that must be an admin for what spans every table (`/api/admin/schema/*`, creating or
+/// cloning a table, `/api/auth/admin/*`): 401 when anonymous, 403 for anyone else, an API key
+/// limited to some tables included.
 pub struct AdminCaller(pub Caller);
 
 impl FromRequest for AdminCaller {
@@ -144,6 +145,27 @@ impl FromRequest for AdminCaller {
             .and_then(|caller| {
                 caller.require_admin()?;
                 Ok(AdminCaller(caller))
+            });
+        ready(outcome)
+    }
+}
+
+/// A caller that must be an admin for a route that works table by table (`DELETE
+/// /api/admin/tables/{t}`, adding a field, `/api/query`, the webhook delivery log): an admin
+/// API key limited to some tables passes, and the route sees only those
+/// ([`Principal::key_reaches`](tabula_actors::permissions::Principal::key_reaches)).
+pub struct TableAdminCaller(pub Caller);
+
+impl FromRequest for TableAdminCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<TableAdminCaller, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let outcome = Caller::from_request(request, payload)
+            .into_inner()
+            .and_then(|caller| {
+                caller.require_table_admin()?;
+                Ok(TableAdminCaller(caller))
             });
         ready(outcome)
     }

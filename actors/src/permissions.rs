@@ -209,26 +209,49 @@ impl Principal {
             .any(|table| *table == schema.name || *table == id)
     }
 
+    /// Whether the request's API key is limited to some tables (`tables` on the key).
+    pub fn key_is_table_limited(&self) -> bool {
+        self.key.as_deref().is_some_and(|key| key.tables.is_some())
+    }
+
     /// The account, or a 401.
     pub fn require_user(&self) -> DomainResult<&Arc<User>> {
         self.user.as_ref().ok_or_else(authentication_required)
     }
 
     /// The account for managing itself (password, API keys): signed in with a session, or with
-    /// an API key of scope `all` (else 403).
+    /// an API key of scope `all` that reaches every table (else 403: a key limited to some
+    /// tables could otherwise make itself a key without the limit).
     pub fn require_account_access(&self) -> DomainResult<&Arc<User>> {
         let user = self.require_user()?;
         match self.key.as_deref() {
-            Some(key) if key.scope != KeyScope::All => Err(DomainError::Forbidden(
-                "This API key may not manage the account".into(),
-            )),
+            Some(key) if key.scope != KeyScope::All || key.tables.is_some() => Err(
+                DomainError::Forbidden("This API key may not manage the account".into()),
+            ),
             _ => Ok(user),
         }
     }
 
-    /// An admin, for `/api/admin/*` and `/api/auth/admin/*`: 401 when anonymous, 403 for anyone
-    /// else (and for an admin's API key whose scope is not `all`). With auth off, everyone.
+    /// An admin for what spans every table (`/api/admin/schema/*`, creating or cloning a table,
+    /// `/api/auth/admin/*`, the analytics reports): 401 when anonymous, 403 for anyone else —
+    /// for an admin's API key whose scope is not `all`, and for one limited to some tables
+    /// (whose other tables do not exist for it). With auth off, everyone.
     pub fn require_admin(&self) -> DomainResult<()> {
+        self.require_table_admin()?;
+        if self.key_is_table_limited() {
+            return Err(DomainError::Forbidden(
+                "This API key is limited to some tables; this needs a credential for every table"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An admin for what is done table by table (`DELETE /api/admin/tables/{t}`, adding a
+    /// field, `/api/query`, the webhook delivery log): like [`Principal::require_admin`], but a
+    /// key limited to some tables passes — the route then treats every other table as missing
+    /// ([`Principal::key_reaches`]).
+    pub fn require_table_admin(&self) -> DomainResult<()> {
         if self.open {
             return Ok(());
         }
@@ -821,6 +844,41 @@ impl TableAccess {
         if let Some(after) = &mut change.after {
             after.retain(readable);
         }
+    }
+}
+
+/// The tables a new API key of `principal` is limited to, checked and stored by id (ids are
+/// never reused, so a table removed and another created under its name stays out of reach; a
+/// renamed table stays in reach). An entry that is not a table `principal` may read is the 400
+/// of a missing one, whether or not it exists.
+pub fn key_tables(
+    principal: &Principal,
+    registry: &Registry,
+    entries: &[String],
+) -> DomainResult<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut errors = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let readable = registry
+            .resolve(entry)
+            .filter(|handle| principal.reads_table(&handle.shared.schema()));
+        match readable {
+            Some(handle) => {
+                let id = handle.shared.id.to_string();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            None => errors.push(FieldError::new(
+                format!("tables[{index}]"),
+                format!("Table '{entry}' not found"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ids)
+    } else {
+        Err(DomainError::Validation(errors))
     }
 }
 

@@ -15,7 +15,7 @@ use tabula_storage::{FieldDef, Schema, TableSchema};
 use super::schema::{
     parse_schema_json, schema_outcome, version_json, SchemaApiError, SchemaApiResult,
 };
-use crate::auth::AdminCaller;
+use crate::auth::{AdminCaller, Caller, TableAdminCaller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -72,15 +72,24 @@ fn name_taken(what: &str, name: &str) -> SchemaError {
     })
 }
 
+/// The table `key` names, if the caller's API key reaches it (else the 404 of a missing one).
+fn reachable_table(state: &AppState, caller: &Caller, key: &str) -> SchemaApiResult<TableHandle> {
+    state
+        .registry
+        .resolve(key)
+        .filter(|handle| caller.key_reaches(&handle.shared.schema()))
+        .ok_or_else(|| SchemaApiError::api(ApiError::not_found(format!("Table '{key}' not found"))))
+}
+
 async fn change_schema(
     state: &AppState,
-    admin: &AdminCaller,
+    admin: &Caller,
     message: String,
     allow_destructive: bool,
     edit: tabula_actors::schema_publisher::SchemaEdit,
 ) -> SchemaApiResult<(SchemaVersion, Schema)> {
     let meta = PublishMeta {
-        user_id: admin.0.acting_user(),
+        user_id: admin.acting_user(),
         message: Some(message),
         allow_destructive,
         restored_from: None,
@@ -119,8 +128,14 @@ pub async fn create_table(
             Ok(())
         },
     );
-    let (version, snapshot) =
-        change_schema(&state, &admin, format!("Create table {name}"), false, edit).await?;
+    let (version, snapshot) = change_schema(
+        &state,
+        &admin.0,
+        format!("Create table {name}"),
+        false,
+        edit,
+    )
+    .await?;
     let id = snapshot
         .tables
         .iter()
@@ -150,18 +165,13 @@ pub struct DeleteTableQuery {
               (status = 404, description = "No such table")))]
 pub async fn delete_table(
     state: web::Data<AppState>,
-    admin: AdminCaller,
+    admin: TableAdminCaller,
     path: web::Path<String>,
     query: web::Query<DeleteTableQuery>,
 ) -> SchemaApiResult<HttpResponse> {
     let key = path.into_inner();
-    let removed = state
-        .registry
-        .resolve(&key)
-        .map(|handle| (handle.shared.id, handle.shared.schema().name.clone()))
-        .ok_or_else(|| {
-            SchemaApiError::api(ApiError::not_found(format!("Table '{key}' not found")))
-        })?;
+    let handle = reachable_table(&state, &admin.0, &key)?;
+    let removed = (handle.shared.id, handle.shared.schema().name.clone());
     let table_id = removed.0;
     let edit = Box::new(
         move |snapshot: &mut Schema, _: &mut tabula_actors::schema_publisher::IdAllocator| {
@@ -178,7 +188,7 @@ pub async fn delete_table(
     let allow_destructive = query.allow_destructive.unwrap_or(false);
     let (version, _) = change_schema(
         &state,
-        &admin,
+        &admin.0,
         format!("Delete table {}", removed.1),
         allow_destructive,
         edit,
@@ -201,14 +211,12 @@ pub async fn delete_table(
               (status = 409, description = "The table has a field with that name")))]
 pub async fn add_field(
     state: web::Data<AppState>,
-    admin: AdminCaller,
+    admin: TableAdminCaller,
     path: web::Path<String>,
     body: web::Json<Json>,
 ) -> SchemaApiResult<HttpResponse> {
     let key = path.into_inner();
-    let handle = state.registry.resolve(&key).ok_or_else(|| {
-        SchemaApiError::api(ApiError::not_found(format!("Table '{key}' not found")))
-    })?;
+    let handle = reachable_table(&state, &admin.0, &key)?;
     let table_id = handle.shared.id;
     let body = body.into_inner();
     let (field_json, prefix) = match body.get("field") {
@@ -239,7 +247,7 @@ pub async fn add_field(
     let table_name = handle.shared.schema().name.clone();
     let (version, _) = change_schema(
         &state,
-        &admin,
+        &admin.0,
         format!("Add field {field_name} to {table_name}"),
         false,
         edit,

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value as Json};
 use tabula_actors::accounts::{ApiKeyRecord, KeyScope, NewAccount, NewApiKey, SignedIn, User};
 use tabula_actors::clock;
+use tabula_actors::permissions;
 
 use crate::auth::{
     expired_session_cookie, request_credential, session_cookie, AdminCaller, Caller,
@@ -270,14 +271,26 @@ pub async fn remove_user(
     Ok(HttpResponse::Ok().json(json!({ "success": true })))
 }
 
-/// An API key as listed (no secret).
-fn api_key_json(key: &ApiKeyRecord) -> Json {
+/// An API key as listed (no secret); the tables it is limited to by their current names (a
+/// table removed since by its id).
+fn api_key_json(state: &AppState, key: &ApiKeyRecord) -> Json {
+    let tables = key.tables.as_ref().map(|tables| {
+        tables
+            .iter()
+            .map(|entry| {
+                state.registry.resolve(entry).map_or_else(
+                    || entry.clone(),
+                    |handle| handle.shared.schema().name.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
     json!({
         "id": key.id,
         "name": key.name,
         "prefix": key.prefix,
         "scope": key.scope.name(),
-        "tables": key.tables,
+        "tables": tables,
         "expiresAt": key.expires_at.map(clock::format_ms),
         "createdAt": clock::format_ms(key.created_at),
     })
@@ -338,9 +351,12 @@ pub async fn create_api_key(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let user = caller.require_account_access()?;
-    let request = new_api_key(&body_object(&body)?)?;
+    let mut request = new_api_key(&body_object(&body)?)?;
+    if let Some(entries) = &request.tables {
+        request.tables = Some(permissions::key_tables(&caller, &state.registry, entries)?);
+    }
     let created = state.accounts.create_api_key(&user.id, request).await?;
-    let mut body = api_key_json(&created.record);
+    let mut body = api_key_json(&state, &created.record);
     body["key"] = json!(created.key);
     Ok(HttpResponse::build(StatusCode::CREATED).json(body))
 }
@@ -355,7 +371,7 @@ pub async fn list_api_keys(state: web::Data<AppState>, caller: Caller) -> ApiRes
         .accounts
         .list_api_keys(&user.id)?
         .iter()
-        .map(api_key_json)
+        .map(|key| api_key_json(&state, key))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "apiKeys": keys })))
 }

@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value as Json};
 use tabula_actors::query::sql::run_sql;
 
-use crate::auth::AdminCaller;
+use crate::auth::TableAdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::from_value;
 use crate::routes::records::parse_json_body;
@@ -31,7 +31,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
               (status = 403, description = "Not an admin")))]
 pub async fn run_query(
     state: web::Data<AppState>,
-    caller: AdminCaller,
+    caller: TableAdminCaller,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let sql = match parse_json_body(&body)? {

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::auth::AdminCaller;
+use crate::auth::TableAdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::records::query_pairs;
 use crate::state::AppState;
@@ -35,7 +35,7 @@ fn number(pairs: &[(String, String)], name: &str, default: usize) -> ApiResult<u
               (status = 403, description = "Not an admin")))]
 pub async fn list_deliveries(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: TableAdminCaller,
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let pairs = query_pairs(&request)?;
@@ -53,6 +53,15 @@ pub async fn list_deliveries(
         .deliveries()
         .into_iter()
         .filter(|delivery| table.as_deref().is_none_or(|table| delivery.table == table))
+        .filter(|delivery| {
+            // A key limited to some tables sees only their deliveries (a table renamed or
+            // removed since is out of its reach).
+            !admin.0.key_is_table_limited()
+                || state
+                    .registry
+                    .resolve(&delivery.table)
+                    .is_some_and(|handle| admin.0.key_reaches(&handle.shared.schema()))
+        })
         .filter(|delivery| {
             status
                 .as_deref()

@@ -703,3 +703,182 @@ async fn writes_carry_the_acting_user() {
         .await
         .assert_error(401, "UNAUTHORIZED");
 }
+
+#[actix_web::test]
+async fn an_admin_key_limited_to_some_tables_cannot_leave_them_on_admin_routes() {
+    let app = TestApp::from_toml(&format!("[schema]\nedit_api = true\n{SCHEMA}"));
+    let service = anonymous_service!(app);
+    let admin = app.admin_token().await;
+    let created = send_as(
+        &service,
+        &admin,
+        Method::POST,
+        "/api/auth/api-keys",
+        Some(json!({"name": "vault admin", "scope": "all", "tables": ["vault"]})),
+    )
+    .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    assert_eq!(created.body["tables"], json!(["vault"]));
+    let key = created.body["key"].as_str().expect("key").to_owned();
+
+    // Its own table: the table-by-table admin operations work.
+    let added = send_as(
+        &service,
+        &key,
+        Method::POST,
+        "/api/admin/tables/vault/fields",
+        Some(json!({"field": {"name": "note", "type": "long-text"}})),
+    )
+    .await;
+    assert_eq!(added.status.as_u16(), 201, "{:?}", added.body);
+    let sql = send_as(
+        &service,
+        &key,
+        Method::POST,
+        "/api/query",
+        Some(json!({"sql": "SELECT COUNT(*) FROM vault"})),
+    )
+    .await;
+    assert_eq!(sql.status.as_u16(), 200, "{:?}", sql.body);
+
+    // Another table is missing for it, exactly as a table that does not exist.
+    for table in ["notes", "nosuch"] {
+        let field = send_as(
+            &service,
+            &key,
+            Method::POST,
+            &format!("/api/admin/tables/{table}/fields"),
+            Some(json!({"field": {"name": "leak", "type": "long-text"}})),
+        )
+        .await;
+        field.assert_error(404, "NOT_FOUND");
+        assert_eq!(field.body["message"], format!("Table '{table}' not found"));
+        send_as(
+            &service,
+            &key,
+            Method::DELETE,
+            &format!("/api/admin/tables/{table}"),
+            None,
+        )
+        .await
+        .assert_error(404, "NOT_FOUND");
+        let sql = send_as(
+            &service,
+            &key,
+            Method::POST,
+            "/api/query",
+            Some(json!({"sql": format!("SELECT * FROM {table}")})),
+        )
+        .await;
+        sql.assert_error(400, "VALIDATION_ERROR");
+        assert!(
+            sql.body
+                .to_string()
+                .contains(&format!("unknown table: {table}")),
+            "{:?}",
+            sql.body
+        );
+    }
+
+    // What spans every table, accounts and keys need an unlimited credential.
+    let refused: &[(Method, &str, Option<Json>)] = &[
+        (
+            Method::POST,
+            "/api/admin/tables",
+            Some(json!({"name": "escape", "fields": [{"name": "a", "type": "integer"}]})),
+        ),
+        (
+            Method::POST,
+            "/api/admin/tables/vault/clone",
+            Some(json!({"name": "vault_copy", "copyData": true})),
+        ),
+        (
+            Method::POST,
+            "/api/admin/tables/notes/clone",
+            Some(json!({"name": "notes_copy", "copyData": true})),
+        ),
+        (Method::GET, "/api/admin/schema/export?format=json", None),
+        (Method::GET, "/api/admin/schema/draft", None),
+        (Method::GET, "/api/admin/schema/versions", None),
+        (Method::GET, "/api/auth/admin/list-users", None),
+        (
+            Method::POST,
+            "/api/auth/admin/create-user",
+            Some(
+                json!({"email": "x@escape.test", "password": "a long password", "name": "X", "role": "admin"}),
+            ),
+        ),
+        (
+            Method::POST,
+            "/api/auth/api-keys",
+            Some(json!({"name": "wider", "scope": "all"})),
+        ),
+        (Method::GET, "/api/auth/api-keys", None),
+    ];
+    for (method, path, body) in refused {
+        let reply = send_as(&service, &key, method.clone(), path, body.clone()).await;
+        reply.assert_error(403, "FORBIDDEN");
+    }
+    let tables = send_as(&service, &admin, Method::GET, "/api/tables", None).await;
+    let names: Vec<&str> = tables.body["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter_map(|table| table["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["notes", "vault"],
+        "nothing was created or cloned"
+    );
+    let users = send_as(
+        &service,
+        &admin,
+        Method::GET,
+        "/api/auth/admin/list-users",
+        None,
+    )
+    .await;
+    assert!(!users.body.to_string().contains("x@escape.test"));
+    let notes = send_as(&service, &admin, Method::GET, "/api/tables/notes", None).await;
+    assert!(
+        !notes.body.to_string().contains("leak"),
+        "no field was added to notes"
+    );
+}
+
+#[actix_web::test]
+async fn a_new_key_names_only_tables_its_creator_may_read() {
+    let app = TestApp::from_toml(SCHEMA);
+    let service = anonymous_service!(app);
+    let member = app.token_for("keys@matrix.test", "member").await;
+    let mut answers = Vec::new();
+    for table in ["vault", "nosuch"] {
+        let reply = send_as(
+            &service,
+            &member,
+            Method::POST,
+            "/api/auth/api-keys",
+            Some(json!({"name": "k", "scope": "read", "tables": ["notes", table]})),
+        )
+        .await;
+        reply.assert_error(400, "VALIDATION_ERROR");
+        answers.push(reply.body.to_string().replace(table, "TABLE"));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a hidden table reads as a missing one"
+    );
+    // By id or name, stored by id: a rename keeps the key's reach, and the list shows names.
+    let admin = app.admin_token().await;
+    let created = send_as(
+        &service,
+        &admin,
+        Method::POST,
+        "/api/auth/api-keys",
+        Some(json!({"name": "both", "scope": "read", "tables": [2, "vault", "notes"]})),
+    )
+    .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    assert_eq!(created.body["tables"], json!(["vault", "notes"]));
+}
