@@ -164,7 +164,10 @@ pub fn import(args: &ImportArgs) -> Result<(), String> {
             let rows = parse_rows(format, &access.schema, &body)
                 .map_err(|errors| describe_errors("the file was not imported", &errors))?;
             let bar = progress_bar(Some(u64::try_from(rows.len()).unwrap_or(u64::MAX)), "rows");
-            let result = import_rows(&access, rows, None, &mut |done| bar.set_position(done)).await;
+            let result = import_rows(&state.registry, &access, rows, None, &mut |done| {
+                bar.set_position(done)
+            })
+            .await;
             bar.finish_and_clear();
             match result {
                 Ok(outcome) => report(&args.table, &outcome),

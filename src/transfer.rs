@@ -10,6 +10,7 @@ use serde_json::{json, Value as Json};
 use tabula_actors::permissions::TableAccess;
 use tabula_actors::query::export::{ExportPages, EXPORT_PAGE_SIZE};
 use tabula_actors::query::ListRequest;
+use tabula_actors::registry::Registry;
 use tabula_actors::table::CreateRecords;
 use tabula_actors::validate::{WriteMode, SYSTEM_ATTRIBUTES};
 use tabula_actors::{DomainError, FieldError};
@@ -547,6 +548,7 @@ fn chunk_errors(
 /// errors, a unique clash the batch's 409). More: each chunk commits or fails alone, and the
 /// outcome counts and lists the failures. `progress` is told the rows done after each chunk.
 pub async fn import_rows(
+    registry: &Registry,
     access: &TableAccess,
     rows: Vec<Vec<(String, Value)>>,
     user_id: Option<String>,
@@ -566,7 +568,7 @@ pub async fn import_rows(
         }
     }
     if let Err(DomainError::Forbidden(message)) =
-        access.check_write(&names, WriteMode::Create, None)
+        access.check_fields(&names, WriteMode::Create, None)
     {
         return Err(DomainError::Forbidden(message).into());
     }
@@ -578,7 +580,7 @@ pub async fn import_rows(
         let chunk: Vec<Vec<(String, Value)>> = remaining.by_ref().take(IMPORT_CHUNK_ROWS).collect();
         let size = chunk.len();
         let size_u64 = u64::try_from(size).unwrap_or(u64::MAX);
-        let result = match access.check_writes(&chunk, WriteMode::Create) {
+        let result = match access.check_writes(registry, &chunk, WriteMode::Create) {
             Ok(()) => access
                 .handle
                 .addr

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use tabula_storage::{Access, FieldDef, StoredRecord, TableSchema, Value, ViewDef};
+use tabula_storage::{Access, FieldDef, FieldType, StoredRecord, TableSchema, Value, ViewDef};
 
 use crate::accounts::{ApiKeyRecord, KeyScope, User};
 use crate::error::{DomainError, DomainResult, FieldError};
@@ -28,7 +28,7 @@ use crate::query::filter::{Attribute, Filter};
 use crate::query::search::{record_matches, run_search};
 use crate::query::{self, parse_expression_with, JsonParser, ListRequest, PageLimits, Variables};
 use crate::registry::{Registry, TableHandle};
-use crate::table::record_not_found;
+use crate::table::{missing_target_message, record_not_found};
 use crate::validate::{validate_write, WriteMode};
 
 /// The role that may do everything.
@@ -650,8 +650,21 @@ impl TableAccess {
 
     /// Checks what a write names: a field the caller cannot read is the "unknown field" 400
     /// (with every other problem, exactly as if it did not exist); a readable field it may not
-    /// write is a 403 naming it. `item` prefixes batch errors (`records[i].name`).
+    /// write is a 403 naming it; a relationship to a record the caller may not read is the 400
+    /// of a missing record ([`TableAccess::check_links`]).
     pub fn check_write(
+        &self,
+        registry: &Registry,
+        fields: &[(String, Value)],
+        mode: WriteMode,
+    ) -> DomainResult<()> {
+        self.check_fields(fields, mode, None)?;
+        self.check_links(registry, &[fields], mode, false)
+    }
+
+    /// The field part of [`TableAccess::check_write`] (hidden fields, fields it may not write);
+    /// `item` prefixes batch errors (`records[i].name`).
+    pub fn check_fields(
         &self,
         fields: &[(String, Value)],
         mode: WriteMode,
@@ -693,18 +706,80 @@ impl TableAccess {
         Ok(())
     }
 
-    /// [`TableAccess::check_write`] for every item of a batch.
+    /// [`TableAccess::check_write`] for every item of a batch (errors named `records[i].x`).
     pub fn check_writes(
         &self,
+        registry: &Registry,
         items: &[Vec<(String, Value)>],
         mode: WriteMode,
     ) -> DomainResult<()> {
         let mut errors = Vec::new();
         for (index, fields) in items.iter().enumerate() {
-            match self.check_write(fields, mode, Some(index)) {
+            match self.check_fields(fields, mode, Some(index)) {
                 Ok(()) => {}
                 Err(DomainError::Validation(item_errors)) => errors.extend(item_errors),
                 Err(other) => return Err(other),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        let items: Vec<&[(String, Value)]> = items.iter().map(Vec::as_slice).collect();
+        self.check_links(registry, &items, mode, true)
+    }
+
+    /// A caller under permissions may link only to records it may read: a relationship value
+    /// naming a record of a table it may not read, outside its row rule there, trashed or
+    /// missing is the 400 the table actor gives a missing record — the same message, the same
+    /// place among the other errors — so a hidden record cannot be told from a missing one,
+    /// nor pinned by a `restrict` link. Checked only when every item passes validation (with
+    /// its other problems, the write reports those alone, as the actor does); a batch reports
+    /// every item's links, named `records[i].x`, as the actor does.
+    fn check_links(
+        &self,
+        registry: &Registry,
+        items: &[&[(String, Value)]],
+        mode: WriteMode,
+        prefixed: bool,
+    ) -> DomainResult<()> {
+        if self.principal.unrestricted() {
+            return Ok(());
+        }
+        let schema = &self.full_schema;
+        let has_links = schema
+            .fields
+            .iter()
+            .any(|field| field.field_type == FieldType::Relationship);
+        if !has_links {
+            return Ok(());
+        }
+        let mut validated = Vec::with_capacity(items.len());
+        for fields in items {
+            match validate_write(schema, fields, mode) {
+                Ok(values) => validated.push(values),
+                Err(_) => return Ok(()),
+            }
+        }
+        let mut errors = Vec::new();
+        for (index, values) in validated.iter().enumerate() {
+            for field in &schema.fields {
+                if field.field_type != FieldType::Relationship {
+                    continue;
+                }
+                let Some(value) = values
+                    .get(&field.id)
+                    .filter(|value| !value.is_empty_value())
+                else {
+                    continue;
+                };
+                if !self.reads_target(registry, field, value)? {
+                    let name = if prefixed {
+                        format!("records[{index}].{}", field.name)
+                    } else {
+                        field.name.clone()
+                    };
+                    errors.push(FieldError::new(name, missing_target_message(value)));
+                }
             }
         }
         if errors.is_empty() {
@@ -712,6 +787,34 @@ impl TableAccess {
         } else {
             Err(DomainError::Validation(errors))
         }
+    }
+
+    /// Whether the record a relationship value names is a live record the caller may read.
+    fn reads_target(
+        &self,
+        registry: &Registry,
+        field: &FieldDef,
+        value: &Value,
+    ) -> DomainResult<bool> {
+        let Some(target) = field
+            .related_table
+            .as_deref()
+            .and_then(|related| registry.resolve(related))
+        else {
+            return Ok(false);
+        };
+        let Some(access) = table_access(&self.principal, target)? else {
+            return Ok(false);
+        };
+        let Some(record_id) = value.as_str().and_then(|text| text.parse::<u64>().ok()) else {
+            return Ok(false);
+        };
+        Ok(access
+            .handle
+            .shared
+            .store
+            .get_record(record_id)?
+            .is_some_and(|record| !record.is_deleted() && access.sees(&record)))
     }
 
     /// Merge fields of an upsert must be readable (matching on a hidden value would reveal it).

@@ -683,12 +683,7 @@ impl TableActor {
             None => None,
         }
         .is_some_and(|record| !record.is_deleted());
-        Ok((!found).then(|| {
-            format!(
-                "Related record '{}' does not exist in table '{related_table}'",
-                display_value(value)
-            )
-        }))
+        Ok((!found).then(|| missing_target_message(value)))
     }
 
     /// Validates and stages the creation of every item; `prefixed` names errors `records[i].x`.
@@ -1148,6 +1143,13 @@ fn name_items(item: Option<usize>, errors: Vec<FieldError>) -> Vec<FieldError> {
             .map(|error| FieldError::new(item_field(item, &error.field), error.message))
             .collect(),
     }
+}
+
+/// The error of a relationship value that names no live record — or, for a caller under
+/// permissions, no record it may read (`TableAccess::check_write`). It does not name the related
+/// table, which the caller may not be allowed to know.
+pub(crate) fn missing_target_message(value: &Value) -> String {
+    format!("Related record '{}' not found", display_value(value))
 }
 
 fn display_value(value: &Value) -> String {

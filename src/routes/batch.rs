@@ -142,7 +142,7 @@ pub async fn create_records(
         .enumerate()
         .map(|(index, item)| item_fields(item, index))
         .collect::<ApiResult<Vec<_>>>()?;
-    access.check_writes(&records, WriteMode::Create)?;
+    access.check_writes(&state.registry, &records, WriteMode::Create)?;
     let created = handle
         .addr
         .send(CreateRecords {
@@ -211,7 +211,7 @@ pub async fn update_records(
     }
     let fields: Vec<Vec<(String, Value)>> =
         patches.iter().map(|patch| patch.fields.clone()).collect();
-    access.check_writes(&fields, WriteMode::Update)?;
+    access.check_writes(&state.registry, &fields, WriteMode::Update)?;
     let ids: Vec<u64> = patches.iter().map(|patch| patch.record_id).collect();
     access.check_rows(&ids)?;
     let updated = handle
@@ -362,7 +362,7 @@ pub async fn upsert_records(
         .map(|(index, item)| item_fields(item, index))
         .collect::<ApiResult<Vec<_>>>()?;
     access.check_merge_fields(&merge_fields)?;
-    access.check_writes(&records, WriteMode::Update)?;
+    access.check_writes(&state.registry, &records, WriteMode::Update)?;
     let outcome = handle
         .addr
         .send(UpsertRecords {

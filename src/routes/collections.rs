@@ -10,6 +10,7 @@ use tabula_actors::lifecycle;
 use tabula_actors::operations::{self, Operation, OperationOutcome};
 use tabula_actors::permissions::{self, Action, TableAccess};
 use tabula_actors::query;
+use tabula_actors::registry::Registry;
 use tabula_actors::validate::WriteMode;
 use tabula_storage::{FieldType, StoredRecord, TableSchema};
 
@@ -301,15 +302,19 @@ fn operation_action(operation: &Operation) -> Action {
 
 /// Checks every operation against the caller's field and row permissions; validation errors of
 /// all operations are reported together, named `operations[i].field`.
-fn check_operations(access: &TableAccess, operations: &[Operation]) -> ApiResult<()> {
+fn check_operations(
+    registry: &Registry,
+    access: &TableAccess,
+    operations: &[Operation],
+) -> ApiResult<()> {
     let mut errors = Vec::new();
     let mut record_ids = Vec::new();
     for (index, operation) in operations.iter().enumerate() {
         let checked = match operation {
-            Operation::Create { fields } => access.check_write(fields, WriteMode::Create, None),
+            Operation::Create { fields } => access.check_write(registry, fields, WriteMode::Create),
             Operation::Update { record_id, fields } => {
                 record_ids.push(*record_id);
-                access.check_write(fields, WriteMode::Update, None)
+                access.check_write(registry, fields, WriteMode::Update)
             }
             Operation::Delete { record_id } => {
                 record_ids.push(*record_id);
@@ -368,7 +373,7 @@ pub async fn batch_collection(
             }
         }
     }
-    check_operations(&access, &operations)?;
+    check_operations(&state.registry, &access, &operations)?;
     let outcomes = operations::apply_operations(
         &state.registry,
         &access.handle,

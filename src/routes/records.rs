@@ -435,7 +435,7 @@ pub async fn create_one(
 ) -> ApiResult<(TableAccess, StoredRecord)> {
     let access = caller.table(state, table, Action::Create)?;
     let input = input()?;
-    access.check_write(&input.fields, WriteMode::Create, None)?;
+    access.check_write(&state.registry, &input.fields, WriteMode::Create)?;
     let record = access
         .handle
         .addr
@@ -459,7 +459,7 @@ pub async fn update_one(
     let access = caller.table(state, table, Action::Update)?;
     let record_id = parse_record_id(id)?;
     let input = input()?;
-    access.check_write(&input.fields, WriteMode::Update, None)?;
+    access.check_write(&state.registry, &input.fields, WriteMode::Update)?;
     access.check_rows(&[record_id])?;
     let record = access
         .handle

@@ -153,6 +153,13 @@ pub async fn import_records(
         .await
         .map_err(|error| ApiError::internal(error.to_string()))?
         .map_err(|errors| rows_failed(&errors))?;
-    let outcome = import_rows(&access, rows, caller.acting_user(), &mut |_| {}).await?;
+    let outcome = import_rows(
+        &state.registry,
+        &access,
+        rows,
+        caller.acting_user(),
+        &mut |_| {},
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(outcome.to_json()))
 }

@@ -882,3 +882,172 @@ async fn a_new_key_names_only_tables_its_creator_may_read() {
     assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
     assert_eq!(created.body["tables"], json!(["vault", "notes"]));
 }
+
+const LINKS_SCHEMA: &str = r#"
+[[tables]]
+id = 1
+name = "people"
+
+  [[tables.fields]]
+  id = 1
+  name = "name"
+  type = "single-line-text"
+
+  [[tables.fields]]
+  id = 2
+  name = "owner"
+  type = "user"
+  autofill = "current"
+
+  [tables.permissions]
+  read = "authenticated"
+  create = ["member"]
+  delete = ["member"]
+  rowFilter = "owner = @user.id"
+
+[[tables]]
+id = 2
+name = "classified"
+
+  [[tables.fields]]
+  id = 1
+  name = "name"
+  type = "single-line-text"
+
+  [tables.permissions]
+  read = ["admin"]
+
+[[tables]]
+id = 3
+name = "links"
+
+  [[tables.fields]]
+  id = 1
+  name = "person"
+  type = "relationship"
+  relatedTable = "people"
+  onDelete = "restrict"
+
+  [[tables.fields]]
+  id = 2
+  name = "hidden"
+  type = "relationship"
+  relatedTable = "classified"
+
+  [tables.permissions]
+  read = "authenticated"
+  create = ["member"]
+  update = ["member"]
+"#;
+
+#[actix_web::test]
+async fn a_link_can_only_name_a_record_the_caller_may_read() {
+    let app = TestApp::from_toml(LINKS_SCHEMA);
+    let service = anonymous_service!(app);
+    let admin = app.admin_token().await;
+    let alice = app.token_for("alice@links.test", "member").await;
+    let bob = app.token_for("bob@links.test", "member").await;
+    let create = |token: &str, table: &str, body: Json| {
+        let (token, path) = (token.to_owned(), format!("/api/tables/{table}/records"));
+        let service = &service;
+        async move { send_as(service, &token, Method::POST, &path, Some(body)).await }
+    };
+    let alices = create(&alice, "people", json!({"name": "Alice's"})).await;
+    assert_eq!(alices.status.as_u16(), 201, "{:?}", alices.body);
+    let alices_id = alices.body["id"].as_str().expect("id").to_owned();
+    let bobs = create(&bob, "people", json!({"name": "Bob's"})).await;
+    let bobs_id = bobs.body["id"].as_str().expect("id").to_owned();
+    let classified = create(&admin, "classified", json!({"name": "top"})).await;
+    assert_eq!(classified.status.as_u16(), 201, "{:?}", classified.body);
+    let classified_id = classified.body["id"].as_str().expect("id").to_owned();
+
+    // Bob links to what he may not read: answered exactly as a record that does not exist.
+    let missing_id = "999";
+    for (field, hidden_id) in [("person", &alices_id), ("hidden", &classified_id)] {
+        let hidden = create(&bob, "links", json!({ field: hidden_id })).await;
+        let missing = create(&bob, "links", json!({ field: missing_id })).await;
+        hidden.assert_error(400, "VALIDATION_ERROR");
+        missing.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(
+            hidden.body.to_string().replace(hidden_id.as_str(), "ID"),
+            missing.body.to_string().replace(missing_id, "ID"),
+            "{field}: a hidden target reads as a missing one"
+        );
+        for body in [&hidden.body, &missing.body] {
+            let text = body.to_string();
+            assert!(
+                !text.contains("people") && !text.contains("classified"),
+                "no table name: {text}"
+            );
+        }
+        // The same through a batch, a PATCH, the AYB batch and an import.
+        let batch = send_as(
+            &service,
+            &bob,
+            Method::POST,
+            "/api/tables/links/records/batch",
+            Some(json!({"records": [{"fields": {field: hidden_id}}]})),
+        )
+        .await;
+        batch.assert_error(400, "VALIDATION_ERROR");
+        let own = create(&bob, "links", json!({})).await;
+        let own_id = own.body["id"].as_str().expect("id").to_owned();
+        let patched = send_as(
+            &service,
+            &bob,
+            Method::PATCH,
+            &format!("/api/tables/links/records/{own_id}"),
+            Some(json!({ field: hidden_id })),
+        )
+        .await;
+        patched.assert_error(400, "VALIDATION_ERROR");
+        let operations = send_as(
+            &service,
+            &bob,
+            Method::POST,
+            "/api/collections/links/batch",
+            Some(json!({"operations": [{"method": "create", "body": { field: hidden_id }}]})),
+        )
+        .await;
+        operations.assert_error(400, "VALIDATION_ERROR");
+        let import = send_as(
+            &service,
+            &bob,
+            Method::POST,
+            "/api/tables/links/import",
+            Some(json!([{ field: hidden_id }])),
+        )
+        .await;
+        import.assert_error(400, "VALIDATION_ERROR");
+    }
+
+    // What he may read, he may link to; the admin links to anything.
+    let linked = create(&bob, "links", json!({"person": bobs_id})).await;
+    assert_eq!(linked.status.as_u16(), 201, "{:?}", linked.body);
+    let by_admin = create(&admin, "links", json!({"hidden": classified_id})).await;
+    assert_eq!(by_admin.status.as_u16(), 201, "{:?}", by_admin.body);
+
+    // Nothing pins Alice's record: she deletes it.
+    let deleted = send_as(
+        &service,
+        &alice,
+        Method::DELETE,
+        &format!("/api/tables/people/records/{alices_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status.as_u16(), 204, "{:?}", deleted.body);
+    let links = send_as(
+        &service,
+        &admin,
+        Method::GET,
+        "/api/tables/links/records?filter=person!=null",
+        None,
+    )
+    .await;
+    assert_eq!(
+        links.body["pagination"]["total"],
+        json!(1),
+        "only Bob's own link was made"
+    );
+}
