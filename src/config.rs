@@ -155,6 +155,8 @@ pub struct AuthSettings {
     pub secure_cookies: bool,
     /// How long a session lasts, in hours. Default 168 (7 days).
     pub session_ttl_hours: u64,
+    /// The most API keys one account may hold. Default 100.
+    pub max_api_keys: u32,
 }
 
 impl Default for AuthSettings {
@@ -165,6 +167,7 @@ impl Default for AuthSettings {
             default_role: "member".to_owned(),
             secure_cookies: false,
             session_ttl_hours: 168,
+            max_api_keys: 100,
         }
     }
 }
@@ -179,8 +182,10 @@ pub struct RateLimitSettings {
     pub sign_in: u32,
     /// Sign-ups per window. Default 20.
     pub sign_up: u32,
-    /// Password changes and resets per window. Default 10.
+    /// Password changes and resets per window, per account. Default 10.
     pub password: u32,
+    /// API keys created per window, per account. Default 10.
+    pub api_keys: u32,
     /// GET requests under `/api/tables` per window. Default 100.
     pub tables_get: u32,
     /// Writes (POST, PATCH, PUT, DELETE) under `/api/tables` per window. Default 50.
@@ -200,6 +205,7 @@ impl Default for RateLimitSettings {
             sign_in: 20,
             sign_up: 20,
             password: 10,
+            api_keys: 10,
             tables_get: 100,
             tables_post: 50,
             activity_get: 60,
@@ -672,6 +678,9 @@ fn check_settings(config: &Config, overrides: &Overrides) -> Vec<SettingProblem>
     }
     if config.auth.session_ttl_hours == 0 {
         report("auth.session_ttl_hours", "must be at least 1".to_owned());
+    }
+    if config.auth.max_api_keys == 0 {
+        report("auth.max_api_keys", "must be at least 1".to_owned());
     }
     if config.rate_limit.window_seconds == 0 {
         report("rate_limit.window_seconds", "must be at least 1".to_owned());

@@ -30,6 +30,7 @@ pub enum Group {
     SignIn,
     SignUp,
     Password,
+    ApiKeys,
     TablesGet,
     TablesWrite,
     ActivityGet,
@@ -66,6 +67,7 @@ pub fn group_of(method: &Method, path: &str) -> Option<Group> {
         "/api/auth/sign-in/email" => Some(Group::SignIn),
         "/api/auth/sign-up/email" => Some(Group::SignUp),
         "/api/auth/change-password" => Some(Group::Password),
+        "/api/auth/api-keys" => Some(Group::ApiKeys),
         "/api/analytics/collect" => Some(Group::AnalyticsCollect),
         _ => None,
     }
@@ -100,6 +102,7 @@ impl RateLimiter {
             Group::SignIn => (settings.sign_in, window),
             Group::SignUp => (settings.sign_up, window),
             Group::Password => (settings.password, window),
+            Group::ApiKeys => (settings.api_keys, window),
             Group::TablesGet => (settings.tables_get, window),
             Group::TablesWrite => (settings.tables_post, window),
             Group::ActivityGet => (settings.activity_get, window),
@@ -177,11 +180,13 @@ impl RateLimiter {
 /// The key a request is limited under: its account or API key, else its client IP. Sign-in and
 /// sign-up are always counted by IP: they are attempts to become someone, and keying them by a
 /// credential sent along would let one client multiply its guesses with accounts or keys of its
-/// own.
+/// own. Password changes and key creation are counted by account, whichever of its sessions or
+/// keys asks: a new key must not buy fresh guesses at the password.
 fn client_key(limiter: &RateLimiter, group: Group, request: &ServiceRequest) -> String {
     let by_identity = !matches!(group, Group::SignIn | Group::SignUp);
+    let by_account = matches!(group, Group::Password | Group::ApiKeys);
     if let Some(caller) = request.extensions().get::<Caller>().filter(|_| by_identity) {
-        if let Some(key) = caller.key.as_deref() {
+        if let Some(key) = caller.key.as_deref().filter(|_| !by_account) {
             return format!("key:{}", key.id);
         }
         if let Some(user_id) = caller.user_id() {

@@ -101,6 +101,7 @@ impl AppState {
             session_ttl_ms,
             default_role: config.auth.default_role.clone(),
             allow_sign_up: config.auth.allow_sign_up,
+            max_api_keys: config.auth.max_api_keys,
         };
         let accounts = Accounts::start(&store, account_settings, AccountsClock::system()).map_err(
             |error| StartError::Store {

@@ -72,6 +72,8 @@ pub struct AccountSettings {
     pub default_role: String,
     /// Whether anyone may sign up.
     pub allow_sign_up: bool,
+    /// The most API keys one account may hold.
+    pub max_api_keys: u32,
 }
 
 /// A session in the cache: its expiry slides in place.

@@ -370,3 +370,58 @@ async fn a_limit_of_zero_is_off() {
         }
     }
 }
+
+#[actix_web::test]
+async fn password_guesses_and_key_creation_are_counted_per_account() {
+    let app = app_with(|config| {
+        config.rate_limit.password = 3;
+        config.rate_limit.api_keys = 4;
+        config.auth.max_api_keys = 3;
+    });
+    let service = anonymous_service!(app);
+    let session = app.token_for("guesser@example.com", "member").await;
+    let request = |token: &str, path: &str, body: Json| {
+        from(
+            STRANGER,
+            TestRequest::post()
+                .uri(path)
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .set_json(body),
+        )
+    };
+    let new_key = |token: &str, name: &str| {
+        request(
+            token,
+            "/api/auth/api-keys",
+            json!({"name": name, "scope": "all"}),
+        )
+    };
+    let wrong_guess = |token: &str| {
+        request(
+            token,
+            "/api/auth/change-password",
+            json!({"currentPassword": "a wrong guess", "newPassword": "a new long password"}),
+        )
+    };
+    // Three keys: each would once have had a budget of its own.
+    let mut keys = Vec::new();
+    for index in 0..3 {
+        let created = send_request(&service, new_key(&session, &format!("k{index}"))).await;
+        assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+        keys.push(created.body["key"].as_str().expect("key").to_owned());
+    }
+    // The account holds the most keys allowed: a 409 until one is deleted.
+    let fourth = send_request(&service, new_key(&session, "k3")).await;
+    fourth.assert_error(409, "CONFLICT");
+    // A fifth creation in the window is refused whatever it would have done.
+    let fifth = send_request(&service, new_key(&keys[0], "k4")).await;
+    assert_limited(&fifth, 60);
+
+    // Three wrong guesses through three different credentials spend the account's budget.
+    for token in [&session, &keys[0], &keys[1]] {
+        let reply = send_request(&service, wrong_guess(token)).await;
+        reply.assert_error(400, "VALIDATION_ERROR");
+    }
+    let refused = send_request(&service, wrong_guess(&keys[2])).await;
+    assert_limited(&refused, 60);
+}

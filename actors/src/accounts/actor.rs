@@ -332,6 +332,16 @@ impl Handler<InsertApiKey> for AccountsActor {
     fn handle(&mut self, message: InsertApiKey, _context: &mut Context<Self>) -> Self::Result {
         let outcome = (|| {
             self.existing(&message.key.user_id)?;
+            let held = self.shared.store.api_keys_of(&message.key.user_id)?.len();
+            let most = usize::try_from(self.shared.settings.max_api_keys).unwrap_or(usize::MAX);
+            if held >= most {
+                return Err(DomainError::Conflict {
+                    message: format!(
+                        "This account already holds {most} API keys, the most allowed; delete one first"
+                    ),
+                    field: None,
+                });
+            }
             let mut batch = AccountBatch::default();
             batch.put_api_key(&message.digest, &message.key)?;
             Ok((self.commit(batch)?, ()))
