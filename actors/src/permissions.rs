@@ -523,10 +523,15 @@ fn narrowed_schema(principal: &Principal, schema: &Arc<TableSchema>) -> Arc<Tabl
         .retain(|field| principal.reads_field(schema, field));
     let readable = |name: &str| narrowed_has(schema, principal, name);
     narrowed.views.retain(|view| principal.reads_view(view));
+    let fields_only = TableSchema {
+        views: Vec::new(),
+        ..narrowed.clone()
+    };
     for view in &mut narrowed.views {
         if let Some(fields) = &mut view.fields {
             fields.retain(|name| readable(name));
         }
+        redact_hidden_references(&fields_only, view);
     }
     narrowed
         .permissions
@@ -537,6 +542,44 @@ fn narrowed_schema(principal: &Principal, schema: &Arc<TableSchema>) -> Arc<Tabl
         search.retain(|name| readable(name));
     }
     Arc::new(narrowed)
+}
+
+/// Leaves out of a view's description the filter, sort or grouping that names a field the
+/// caller may not read (they still apply when the caller uses the view: the view is applied from
+/// the live schema). `readable` is the table with only the caller's fields.
+fn redact_hidden_references(readable: &TableSchema, view: &mut ViewDef) {
+    let names_hidden = |probe: ViewDef| !query::views::check_view(readable, &probe).is_empty();
+    let bare = ViewDef {
+        filter: None,
+        sort: None,
+        fields: None,
+        group_by: None,
+        ..view.clone()
+    };
+    if view.filter.is_some()
+        && names_hidden(ViewDef {
+            filter: view.filter.clone(),
+            ..bare.clone()
+        })
+    {
+        view.filter = None;
+    }
+    if view.sort.is_some()
+        && names_hidden(ViewDef {
+            sort: view.sort.clone(),
+            ..bare.clone()
+        })
+    {
+        view.sort = None;
+    }
+    if view.group_by.is_some()
+        && names_hidden(ViewDef {
+            group_by: view.group_by.clone(),
+            ..bare
+        })
+    {
+        view.group_by = None;
+    }
 }
 
 fn narrowed_has(schema: &TableSchema, principal: &Principal, name: &str) -> bool {

@@ -3,9 +3,11 @@
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
+use tabula_actors::permissions;
 use tabula_storage::{FieldDef, FieldType, TableSchema};
 use utoipa::OpenApi;
 
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::routes;
 use crate::state::AppState;
@@ -193,8 +195,8 @@ fn table_schemas(table: &TableSchema) -> (String, serde_json::Value, String, ser
 
 /// The OpenAPI document, with the live tables' record schemas.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
-    responses((status = 200, description = "The OpenAPI 3.1 document")))]
-pub async fn get_openapi(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    responses((status = 200, description = "The OpenAPI 3.1 document; its per-table record schemas cover only the tables and fields the caller may read")))]
+pub async fn get_openapi(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let mut document = serde_json::to_value(ApiDoc::openapi())
         .map_err(|error| crate::error::ApiError::internal(error.to_string()))?;
     let components = document
@@ -203,8 +205,12 @@ pub async fn get_openapi(state: web::Data<AppState>) -> ApiResult<HttpResponse> 
         .and_then(|components| components.as_object_mut())
         .map(|components| components.entry("schemas").or_insert_with(|| json!({})));
     if let Some(serde_json::Value::Object(schemas)) = components {
+        // Only the tables and fields the caller may read (anonymous: the public tables).
         for handle in state.registry.all() {
-            let (fields_name, fields, record_name, record) = table_schemas(&handle.shared.schema());
+            let Some(access) = permissions::table_access(&caller, handle)? else {
+                continue;
+            };
+            let (fields_name, fields, record_name, record) = table_schemas(&access.schema);
             schemas.insert(fields_name, fields);
             schemas.insert(record_name, record);
         }

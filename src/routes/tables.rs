@@ -5,8 +5,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use tabula_actors::clock;
-use tabula_actors::permissions::{self, Action};
-use tabula_actors::registry::TableHandle;
+use tabula_actors::permissions::{self, Action, TableAccess};
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -19,28 +18,47 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(super::resource("/api/tables/{table}/permissions").get(get_table_permissions));
 }
 
-fn table_summary(handle: &TableHandle, field_count: usize) -> serde_json::Value {
-    let shared = &handle.shared;
-    let schema = shared.schema();
-    json!({
-        "id": shared.id,
-        "name": schema.name,
-        "fieldCount": field_count,
-        "recordCount": shared.live_count(),
-        "createdAt": clock::format_ms(shared.created_at()),
-        "updatedAt": clock::format_ms(shared.updated_at()),
-    })
+/// `recordCount` and `updatedAt` of a table as the caller may know them: a row rule hides other
+/// rows, so the table's own count and last write time (which would tell of them) are left out.
+fn table_activity(access: &TableAccess, into: &mut serde_json::Map<String, serde_json::Value>) {
+    if access.has_row_rule() {
+        return;
+    }
+    let shared = &access.handle.shared;
+    into.insert("recordCount".into(), json!(shared.live_count()));
+    into.insert(
+        "updatedAt".into(),
+        json!(clock::format_ms(shared.updated_at())),
+    );
 }
 
-/// Every table with its field and record counts.
+fn table_summary(access: &TableAccess) -> serde_json::Value {
+    let shared = &access.handle.shared;
+    let mut summary = serde_json::Map::new();
+    summary.insert("id".into(), json!(shared.id));
+    summary.insert("name".into(), json!(access.schema.name));
+    summary.insert("fieldCount".into(), json!(access.schema.fields.len()));
+    summary.insert(
+        "createdAt".into(),
+        json!(clock::format_ms(shared.created_at())),
+    );
+    table_activity(access, &mut summary);
+    serde_json::Value::Object(summary)
+}
+
+/// Every table the caller may read, with its field and record counts.
 #[utoipa::path(get, path = "/api/tables", tag = "tables",
-    responses((status = 200, description = "`{tables:[{id,name,fieldCount,recordCount,createdAt,updatedAt}]}`")))]
+    responses((status = 200, description = "`{tables:[{id,name,fieldCount,recordCount?,createdAt,updatedAt?}]}` (`recordCount` and `updatedAt` left out under a row rule)"),
+              (status = 401, description = "Anonymous, and no table is open to everyone")))]
 pub async fn list_tables(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let mut tables = Vec::new();
     for handle in state.registry.all() {
         if let Some(access) = permissions::table_access(&caller, handle)? {
-            tables.push(table_summary(&access.handle, access.schema.fields.len()));
+            tables.push(table_summary(&access));
         }
+    }
+    if tables.is_empty() && !caller.is_authenticated() && !caller.open {
+        return Err(permissions::authentication_required().into());
     }
     Ok(HttpResponse::Ok().json(json!({ "tables": tables })))
 }
@@ -48,7 +66,8 @@ pub async fn list_tables(state: web::Data<AppState>, caller: Caller) -> ApiResul
 /// One table's full definition: fields, views, permissions.
 #[utoipa::path(get, path = "/api/tables/{table}", tag = "tables",
     params(("table" = String, Path, description = "Table id or name")),
-    responses((status = 200, description = "`{table:{id,name,fields,views,permissions,createdAt,updatedAt}}`"),
+    responses((status = 200, description = "`{table:{id,name,fields,views,permissions,search,recordCount?,createdAt,updatedAt?}}` (`recordCount` and `updatedAt` left out under a row rule)"),
+              (status = 401, description = "Not signed in and the table is not public"),
               (status = 404, description = "No such table")))]
 pub async fn get_table(
     state: web::Data<AppState>,
@@ -58,19 +77,19 @@ pub async fn get_table(
     let access = caller.table(&state, &path, Action::Read)?;
     let shared = &access.handle.shared;
     let schema = &access.schema;
-    Ok(HttpResponse::Ok().json(json!({
-        "table": {
-            "id": shared.id,
-            "name": schema.name,
-            "fields": schema.fields,
-            "views": schema.views,
-            "permissions": schema.permissions,
-            "search": schema.search,
-            "recordCount": shared.live_count(),
-            "createdAt": clock::format_ms(shared.created_at()),
-            "updatedAt": clock::format_ms(shared.updated_at()),
-        }
-    })))
+    let mut table = json!({
+        "id": shared.id,
+        "name": schema.name,
+        "fields": schema.fields,
+        "views": schema.views,
+        "permissions": schema.permissions,
+        "search": schema.search,
+        "createdAt": clock::format_ms(shared.created_at()),
+    });
+    if let Some(object) = table.as_object_mut() {
+        table_activity(&access, object);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "table": table })))
 }
 
 /// What the caller may do with a table: `{table:{read, comment, create, update, delete, restore,
