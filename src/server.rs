@@ -176,7 +176,7 @@ async fn first_admin(state: &AppState) -> Result<(), String> {
     {
         tracing::warn!(
             bootstrap_token = %token,
-            "no account exists yet: claim the first admin within 1 hour with \
+            "no admin account exists yet: claim the first admin within 1 hour with \
              POST /api/admin/bootstrap/claim, header 'Authorization: Bearer <bootstrap_token>', \
              body {{\"email\",\"password\",\"name\"}} (or set {ENV_ADMIN_EMAIL}/{ENV_ADMIN_PASSWORD})"
         );

@@ -389,10 +389,17 @@ impl Accounts {
         Ok(self.shared.store.has_users()?)
     }
 
-    /// When no account exists: a new one-time bootstrap token, valid for an hour (the caller
-    /// logs it; SPEC §1). `None` once any account exists.
+    /// Whether an unbanned admin exists.
+    pub fn has_admin(&self) -> DomainResult<bool> {
+        Ok(self.shared.store.has_admin()?)
+    }
+
+    /// While no admin exists: a new one-time bootstrap token, valid for an hour (the caller
+    /// logs it; SPEC §1). Accounts that signed up before the first admin do not close it: a
+    /// public sign-up must not leave a server without a way to its first admin. `None` once
+    /// an admin exists.
     pub fn issue_bootstrap_token(&self) -> DomainResult<Option<String>> {
-        if self.has_users()? {
+        if self.has_admin()? {
             return Ok(None);
         }
         let token = secrets::new_bootstrap_token();
@@ -448,7 +455,7 @@ impl Accounts {
         account: NewAccount,
         default_role: &str,
         with_session: bool,
-        only_if_first: bool,
+        only_if_no_admin: bool,
     ) -> DomainResult<(User, Option<IssuedSession>)> {
         let (email, name, role) = checked_account(&account, default_role)?;
         let hash = hash_off_thread(account.password).await?;
@@ -461,7 +468,7 @@ impl Accounts {
                     .as_ref()
                     .map(|issued| (secrets::digest(&issued.token), issued.session.clone())),
                 record,
-                only_if_first,
+                only_if_no_admin,
             })
             .await
             .map_err(mailbox)??;
@@ -702,15 +709,15 @@ impl Accounts {
             .map_err(mailbox)?
     }
 
-    /// `POST /api/admin/bootstrap/claim`: the first admin, with the bootstrap token. Once any
-    /// account exists this is a 404; a wrong or expired token is a 401.
+    /// `POST /api/admin/bootstrap/claim`: the first admin, with the bootstrap token. Once an
+    /// admin exists this is a 404; a wrong or expired token is a 401.
     pub async fn claim_bootstrap(
         &self,
         token: &str,
         mut account: NewAccount,
     ) -> DomainResult<SignedIn> {
-        if self.has_users()? {
-            return Err(DomainError::NotFound("Route not found".into()));
+        if self.has_admin()? {
+            return Err(bootstrap_closed());
         }
         let outstanding = *self
             .shared
@@ -864,6 +871,14 @@ impl Accounts {
             .await
             .map_err(mailbox)?
     }
+}
+
+/// The 404 of the bootstrap claim once an admin exists.
+pub fn bootstrap_closed() -> DomainError {
+    DomainError::NotFound(
+        "The bootstrap claim is closed: an admin account exists (sign in as an admin instead)"
+            .into(),
+    )
 }
 
 fn mailbox(error: actix::MailboxError) -> DomainError {

@@ -1,11 +1,12 @@
 //! `POST /api/admin/bootstrap/claim` (SPEC §1): the first admin, created with the one-time token
-//! logged at start while no account exists; 404 once any account exists.
+//! logged at start while no admin exists; 404 once an admin exists (accounts that signed up
+//! before it do not close the claim).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::request_credential;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::routes::auth::{new_account, signed_in_response};
 use crate::routes::records::body_object;
 use crate::state::AppState;
@@ -21,14 +22,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
     responses((status = 201, description = "`{token, user}` of the new admin, and the session cookie"),
               (status = 400, description = "Invalid email or password"),
               (status = 401, description = "Missing, wrong or expired bootstrap token"),
-              (status = 404, description = "An account exists already")))]
+              (status = 404, description = "An admin exists already")))]
 pub async fn claim_bootstrap(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    if state.accounts.has_users()? {
-        return Err(ApiError::not_found("Route not found"));
+    if state.accounts.has_admin()? {
+        return Err(tabula_actors::accounts::bootstrap_closed().into());
     }
     let token = request_credential(&request).unwrap_or_default();
     let account = new_account(&body_object(&body)?, false)?;

@@ -196,7 +196,7 @@ fn admin_create_works_offline_and_no_secret_reaches_the_disk_or_the_log() {
         lines
             .iter()
             .all(|line| line.get("bootstrap_token").is_none()),
-        "an account exists, so no bootstrap token is issued"
+        "an admin exists, so no bootstrap token is issued"
     );
     let logged = std::fs::read(&log).expect("the log");
     let stored = all_bytes_under(&root.join("data"));

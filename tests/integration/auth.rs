@@ -770,3 +770,43 @@ async fn the_bootstrap_claim_needs_the_fresh_token_and_only_works_while_no_accou
         .expect("answered")
         .is_none());
 }
+
+#[actix_web::test]
+async fn the_bootstrap_claim_stays_open_while_no_admin_exists() {
+    let app = TestApp::demo();
+    let service = anonymous_service!(app);
+    // A public sign-up before anyone claimed the first admin.
+    let member = sign_up(&service, "early@example.com", "early bird password").await;
+    assert_eq!(member.status.as_u16(), 200, "{:?}", member.body);
+    assert_eq!(member.body["user"]["role"], json!("member"));
+    let token = app
+        .state
+        .accounts
+        .issue_bootstrap_token()
+        .expect("issued")
+        .expect("no admin yet, so a token is still issued");
+    let claim = || {
+        TestRequest::post()
+            .uri("/api/admin/bootstrap/claim")
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .set_json(
+                json!({"email": "root@example.com", "password": "root password", "name": "Root"}),
+            )
+    };
+    let claimed = send_request(&service, claim()).await;
+    assert_eq!(claimed.status.as_u16(), 201, "{:?}", claimed.body);
+    assert_eq!(claimed.body["user"]["role"], json!("admin"));
+    let closed = send_request(&service, claim()).await;
+    closed.assert_error(404, "NOT_FOUND");
+    assert_ne!(
+        closed.body["message"],
+        json!("Route not found"),
+        "the route exists"
+    );
+    assert!(app
+        .state
+        .accounts
+        .issue_bootstrap_token()
+        .expect("answered")
+        .is_none());
+}

@@ -15,13 +15,13 @@ use crate::accounts::Shared;
 use crate::error::{DomainError, DomainResult};
 
 /// Creates an account, with its first session when `session` is given. A taken email is a 409;
-/// with `only_if_first` (the bootstrap claim) any existing account makes it a 404.
+/// with `only_if_no_admin` (the bootstrap claim) an existing admin makes it a 404.
 #[derive(Message)]
 #[rtype(result = "DomainResult<()>")]
 pub struct InsertUser {
     pub record: UserRecord,
     pub session: Option<(TokenDigest, SessionRecord)>,
-    pub only_if_first: bool,
+    pub only_if_no_admin: bool,
 }
 
 /// Stores a new session of an existing, unbanned account.
@@ -179,8 +179,8 @@ impl Handler<InsertUser> for AccountsActor {
     fn handle(&mut self, message: InsertUser, _context: &mut Context<Self>) -> Self::Result {
         let outcome = (|| {
             let store = &self.shared.store;
-            if message.only_if_first && store.has_users()? {
-                return Err(DomainError::NotFound("Route not found".into()));
+            if message.only_if_no_admin && store.has_admin()? {
+                return Err(crate::accounts::bootstrap_closed());
             }
             if store.user_by_email(&message.record.user.email)?.is_some() {
                 return Err(DomainError::Conflict {

@@ -263,6 +263,13 @@ impl AccountStore {
         Ok(self.tree.scan_prefix([USER]).next().transpose()?.is_some())
     }
 
+    /// Whether an unbanned admin exists (while none does, the bootstrap claim stays open).
+    pub fn has_admin(&self) -> StorageResult<bool> {
+        Ok(self.users()?.iter().any(|record| {
+            record.user.role == crate::permissions::ADMIN_ROLE && !record.user.banned
+        }))
+    }
+
     pub fn session(&self, digest: &TokenDigest) -> StorageResult<Option<SessionRecord>> {
         match self.tree.get(session_key(digest))? {
             Some(bytes) => Ok(Some(codec::decode(&bytes, "session")?)),
