@@ -34,11 +34,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-/// A comment's author as shown with it (`null` while there are no accounts).
+/// A comment's author as shown with it: its id and the account's name (`null` once the account
+/// is removed; the email is not shown to other readers of the record).
 #[derive(Serialize)]
 struct CommentUser<'a> {
     id: &'a str,
-    name: Option<&'a str>,
+    name: Option<String>,
 }
 
 /// The comment JSON shape of SPEC §4.4.
@@ -56,20 +57,24 @@ struct CommentView<'a> {
 }
 
 impl<'a> CommentView<'a> {
-    fn of(table_id: u32, comment: &'a Comment) -> Self {
-        CommentView {
+    fn of(state: &AppState, table_id: u32, comment: &'a Comment) -> ApiResult<Self> {
+        let user = match comment.user_id.as_deref() {
+            Some(id) => Some(CommentUser {
+                id,
+                name: state.accounts.user(id)?.map(|user| user.name.clone()),
+            }),
+            None => None,
+        };
+        Ok(CommentView {
             id: comment.id.to_string(),
             record_id: comment.record_id.to_string(),
             table_id,
             content: &comment.content,
             user_id: comment.user_id.as_deref(),
-            user: comment
-                .user_id
-                .as_deref()
-                .map(|id| CommentUser { id, name: None }),
+            user,
             created_at: clock::format_ms(comment.created_at),
             updated_at: clock::format_ms(comment.updated_at),
-        }
+        })
     }
 }
 
@@ -148,8 +153,8 @@ pub async fn list_record_comments(
         comments: page
             .comments
             .iter()
-            .map(|comment| CommentView::of(handle.shared.id, comment))
-            .collect(),
+            .map(|comment| CommentView::of(&state, handle.shared.id, comment))
+            .collect::<ApiResult<_>>()?,
         pagination: CommentPagination {
             total: page.total,
             limit,
@@ -189,7 +194,7 @@ pub async fn create_comment(
         })
         .await??;
     Ok(HttpResponse::build(StatusCode::CREATED).json(CommentBody {
-        comment: CommentView::of(handle.shared.id, &comment),
+        comment: CommentView::of(&state, handle.shared.id, &comment)?,
     }))
 }
 
@@ -213,7 +218,7 @@ pub async fn get_record_comment(
     let comment_id = parse_comment_id(&comment_id)?;
     let comment = get_comment(&handle.shared, record_id, comment_id)?;
     Ok(HttpResponse::Ok().json(CommentBody {
-        comment: CommentView::of(handle.shared.id, &comment),
+        comment: CommentView::of(&state, handle.shared.id, &comment)?,
     }))
 }
 
@@ -250,7 +255,7 @@ pub async fn update_comment(
         })
         .await??;
     Ok(HttpResponse::Ok().json(CommentBody {
-        comment: CommentView::of(handle.shared.id, &comment),
+        comment: CommentView::of(&state, handle.shared.id, &comment)?,
     }))
 }
 

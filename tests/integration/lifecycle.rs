@@ -1145,10 +1145,13 @@ async fn comments_crud_and_counts() {
     assert_eq!(comment["recordId"], json!(id));
     assert_eq!(comment["tableId"], json!(2));
     assert_eq!(comment["content"], json!("First!"));
-    match comment["userId"].as_str() {
-        Some(user_id) => assert_eq!(comment["user"]["id"], json!(user_id)),
-        None => assert_eq!(comment["user"], json!(null)),
-    }
+    let author = app.user_id(crate::common::ADMIN_EMAIL);
+    assert_eq!(comment["userId"], json!(author));
+    assert_eq!(
+        comment["user"],
+        json!({"id": author, "name": "admin"}),
+        "the author's account name"
+    );
     assert!(comment["createdAt"].is_string() && comment["updatedAt"].is_string());
     let keys: Vec<&String> = comment.as_object().expect("an object").keys().collect();
     assert_eq!(keys.len(), 8, "{keys:?}");
