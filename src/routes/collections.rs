@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
-    self as records, parse_json_body, parse_record_id, query_pairs, readable_record, record_input,
+    self as records, one_record, parse_json_body, parse_record_id, query_pairs, record_input,
     render_record, rendered_page, RecordShape,
 };
 use crate::state::AppState;
@@ -145,22 +145,9 @@ pub async fn get_collection_record(
     let (table, id) = path.into_inner();
     let access = caller.table(&state, &table, Action::Read)?;
     let record_id = parse_record_id(&id)?;
-    let pairs: Vec<(String, String)> = query_pairs(&request)?
-        .into_iter()
-        .filter(|(key, _)| key == "fields" || key == "expand")
-        .collect();
-    let list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
-    let record = readable_record(&access, record_id, false)?;
-    let mut rendered = rendered_page(
-        &state.registry,
-        access.principal(),
-        &access.handle.shared.store,
-        &access.schema,
-        &list_request,
-        std::slice::from_ref(&record),
-        RecordShape::Flat,
-    )?;
-    Ok(HttpResponse::Ok().json(rendered.pop().unwrap_or(Json::Null)))
+    let pairs = query_pairs(&request)?;
+    let rendered = one_record(&state, &access, record_id, false, &pairs, RecordShape::Flat)?;
+    Ok(HttpResponse::Ok().json(rendered))
 }
 
 /// Partially updates a record → 200 the flat record.

@@ -474,12 +474,17 @@ pub async fn update_one(
     Ok((access, record))
 }
 
-/// One record; `includeDeleted=true` also finds a trashed one.
+/// One record; `includeDeleted=true` also finds a trashed one; `fields=` and `expand=` as on
+/// the list.
 #[utoipa::path(get, path = "/api/tables/{table}/records/{id}", tag = "records",
     params(("table" = String, Path, description = "Table id or name"),
            ("id" = String, Path, description = "Record id"),
-           ("includeDeleted" = Option<bool>, Query, description = "Find a trashed record too")),
+           ("includeDeleted" = Option<bool>, Query, description = "Find a trashed record too"),
+           ("fields" = Option<String>, Query, description = "Fields to return (comma-separated)"),
+           ("expand" = Option<String>, Query, description = "Relationships to expand")),
     responses((status = 200, description = "The record"),
+              (status = 400, description = "Unknown field in `fields` or `expand`, or a malformed `expand`"),
+              (status = 401, description = "Not signed in and the table is not public"),
               (status = 404, description = "No such record")))]
 pub async fn get_record(
     state: web::Data<AppState>,
@@ -489,16 +494,48 @@ pub async fn get_record(
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
     let access = caller.table(&state, &table, Action::Read)?;
-    let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
-    let include_deleted = flag(&query_pairs(&request)?, "includeDeleted");
-    let record = readable_record(&access, record_id, include_deleted)?;
-    Ok(record_response(
-        StatusCode::OK,
-        &handle.shared.store,
+    let pairs = query_pairs(&request)?;
+    let include_deleted = flag(&pairs, "includeDeleted");
+    let rendered = one_record(
+        &state,
+        &access,
+        record_id,
+        include_deleted,
+        &pairs,
+        RecordShape::Nested,
+    )?;
+    Ok(HttpResponse::Ok().json(rendered))
+}
+
+/// One record as `GET …/{id}` renders it in `shape`: the `fields=` projection and `expand=` of
+/// the query (checked as on the list: an unknown name is a 400, before the record is looked
+/// up), what the caller may not read left out.
+pub fn one_record(
+    state: &AppState,
+    access: &TableAccess,
+    record_id: u64,
+    include_deleted: bool,
+    pairs: &[(String, String)],
+    shape: RecordShape,
+) -> ApiResult<serde_json::Value> {
+    let shaping: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(key, _)| key == "fields" || key == "expand")
+        .cloned()
+        .collect();
+    let list_request = access.list_request(&shaping, state.page_limits(), parse_value)?;
+    let record = readable_record(access, record_id, include_deleted)?;
+    let mut rendered = rendered_page(
+        &state.registry,
+        access.principal(),
+        &access.handle.shared.store,
         &access.schema,
-        &record,
-    ))
+        &list_request,
+        std::slice::from_ref(&record),
+        shape,
+    )?;
+    Ok(rendered.pop().unwrap_or(serde_json::Value::Null))
 }
 
 /// The record `record_id` if the caller may see it (a trashed one only with

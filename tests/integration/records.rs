@@ -456,3 +456,49 @@ async fn records_survive_a_restart() {
     let tables = get(&service, "/api/tables").await;
     assert_eq!(tables.body["tables"][0]["recordCount"], json!(3));
 }
+
+#[actix_web::test]
+async fn one_record_takes_fields_and_expand_like_the_list() {
+    let app = TestApp::demo();
+    let service = service!(app);
+    let task = post(
+        &service,
+        "/api/tables/tasks/records",
+        json!({"title": "Call", "status": "doing"}),
+    )
+    .await;
+    let task_id = task.body["id"].as_str().expect("id").to_owned();
+    let contact = post(
+        &service,
+        "/api/tables/contacts/records",
+        json!({"name": "Ada", "email": "ada@example.com", "primaryTask": task_id}),
+    )
+    .await;
+    assert_eq!(contact.status.as_u16(), 201, "{:?}", contact.body);
+    let id = contact.body["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/tables/contacts/records/{id}");
+
+    let projected = get(&service, &format!("{path}?fields=name")).await;
+    assert_eq!(projected.status.as_u16(), 200, "{:?}", projected.body);
+    assert_eq!(projected.body["fields"], json!({"name": "Ada"}));
+    assert_eq!(projected.body["id"], json!(id), "system attributes stay");
+
+    let expanded = get(&service, &format!("{path}?expand=primaryTask")).await;
+    assert_eq!(expanded.body["expand"]["primaryTask"]["id"], json!(task_id));
+    assert_eq!(
+        expanded.body["expand"]["primaryTask"]["fields"]["title"],
+        json!("Call")
+    );
+
+    for query in ["fields=nosuch", "expand=nosuch", "expand=a..b"] {
+        let reply = get(&service, &format!("{path}?{query}")).await;
+        reply.assert_error(400, "VALIDATION_ERROR");
+    }
+    // Checked before the record is looked up, as on the list.
+    get(&service, "/api/tables/contacts/records/999?fields=nosuch")
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    let plain = get(&service, &path).await;
+    assert!(plain.body.get("expand").is_none());
+    assert_eq!(plain.body["commentCount"], json!(0));
+}
