@@ -98,10 +98,17 @@ pub fn record_input(body: serde_json::Value, take_token: bool) -> ApiResult<Reco
         None
     };
     let fields_object = if wrapped {
-        match object.remove("fields") {
+        let mut fields = match object.remove("fields") {
             Some(serde_json::Value::Object(fields)) => fields,
             _ => serde_json::Map::new(),
+        };
+        // Anything else beside `fields` is checked as a field would be (a system attribute is
+        // the readonly error, anything else an unknown field), as in the flat form: nothing in
+        // a body is silently dropped.
+        for (name, value) in object {
+            fields.entry(name).or_insert(value);
         }
+        fields
     } else {
         object
     };

@@ -502,3 +502,62 @@ async fn one_record_takes_fields_and_expand_like_the_list() {
     assert!(plain.body.get("expand").is_none());
     assert_eq!(plain.body["commentCount"], json!(0));
 }
+
+#[actix_web::test]
+async fn the_wrapped_body_refuses_what_the_flat_one_refuses() {
+    let app = TestApp::demo();
+    let service = service!(app);
+    for (body, field) in [
+        (json!({"fields": {"title": "A"}, "id": "5"}), "id"),
+        (
+            json!({"fields": {"title": "A"}, "createdBy": "someone"}),
+            "createdBy",
+        ),
+        (json!({"fields": {"title": "A"}, "nosuch": 1}), "nosuch"),
+    ] {
+        let reply = post(&service, "/api/tables/tasks/records", body.clone()).await;
+        reply.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(reply.error_fields(), vec![field.to_owned()], "{body}");
+        let flat = {
+            let mut flat = body["fields"].clone();
+            flat[field] = body[field].clone();
+            flat
+        };
+        let reply = post(&service, "/api/tables/tasks/records", flat).await;
+        assert_eq!(
+            reply.error_fields(),
+            vec![field.to_owned()],
+            "the flat form agrees"
+        );
+    }
+    let listed = get(&service, "/api/tables/tasks/records").await;
+    assert_eq!(
+        listed.body["pagination"]["total"],
+        json!(0),
+        "nothing was written"
+    );
+    // `updatedAt` beside `fields` stays the optimistic-concurrency token.
+    let created = post(
+        &service,
+        "/api/tables/tasks/records",
+        json!({"fields": {"title": "A"}}),
+    )
+    .await;
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let stamp = created.body["updatedAt"].clone();
+    let path = format!("/api/tables/tasks/records/{id}");
+    let updated = patch(
+        &service,
+        &path,
+        json!({"fields": {"title": "B"}, "updatedAt": stamp}),
+    )
+    .await;
+    assert_eq!(updated.status.as_u16(), 200, "{:?}", updated.body);
+    patch(
+        &service,
+        &path,
+        json!({"fields": {"title": "C"}, "updatedAt": stamp}),
+    )
+    .await
+    .assert_error(409, "CONFLICT");
+}
