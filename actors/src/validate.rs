@@ -328,9 +328,15 @@ fn check_length(field: &FieldDef, text: &str, max_length: u32) -> Result<(), Str
     Ok(())
 }
 
+/// Every character Unicode counts as a line break (UAX #14's mandatory breaks): a "single line"
+/// shown by any client must not be broken by one of them.
+const LINE_BREAKS: [char; 7] = [
+    '\n', '\r', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
+];
+
 fn normalise_single_line_text(field: &FieldDef, value: &Value) -> Result<Value, String> {
     let text = expect_text(field, value)?;
-    if text.contains(['\n', '\r']) {
+    if text.contains(LINE_BREAKS) {
         return Err(format!(
             "Field '{}' must be a single line (no line breaks)",
             field.name

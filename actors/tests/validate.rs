@@ -119,6 +119,10 @@ fn single_line_text_refuses_newlines_length_and_wrong_types() {
         "{message}"
     );
     assert!(refused(&title, text("carriage\rreturn")).contains("line break"));
+    for separator in ['\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}'] {
+        let message = refused(&title, text(&format!("one{separator}two")));
+        assert!(message.contains("line break"), "{separator:?}: {message}");
+    }
     let message = refused(&title, text(&"a".repeat(256)));
     assert_eq!(
         message,

@@ -561,3 +561,21 @@ async fn the_wrapped_body_refuses_what_the_flat_one_refuses() {
     .await
     .assert_error(409, "CONFLICT");
 }
+
+#[actix_web::test]
+async fn single_line_text_refuses_every_unicode_line_break() {
+    let app = TestApp::demo();
+    let service = service!(app);
+    for separator in [
+        "\u{2028}", "\u{2029}", "\u{85}", "\u{0B}", "\u{0C}", "\n", "\r",
+    ] {
+        let reply = post(
+            &service,
+            "/api/tables/tasks/records",
+            json!({"title": format!("one{separator}two")}),
+        )
+        .await;
+        reply.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(reply.error_fields(), vec!["title".to_owned()]);
+    }
+}
