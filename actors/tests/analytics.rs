@@ -1358,27 +1358,28 @@ fn excluded_path_globs() {
 fn user_agents_are_classified_and_cached() {
     let classifier = ClientClassifier::default();
     let cases = [
-        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "desktop", "Chrome"),
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "mobile", "Safari"),
-        ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1", "tablet", "Safari"),
-        ("Mozilla/5.0 (Linux; Android 13; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "tablet", "Chrome"),
-        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36", "mobile", "Chrome"),
-        ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "desktop", "Firefox"),
-        ("Googlebot/2.1 (+http://www.google.com/bot.html)", "other", "misc crawler"),
-        ("", "other", "Unknown"),
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "desktop", "Chrome", "Windows 10"),
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "mobile", "Safari", "iOS"),
+        ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1", "tablet", "Safari", "iOS"),
+        ("Mozilla/5.0 (Linux; Android 13; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "tablet", "Chrome", "Android"),
+        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36", "mobile", "Chrome", "Android"),
+        ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "desktop", "Firefox", "Linux"),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15", "desktop", "Safari", "macOS"),
+        ("Googlebot/2.1 (+http://www.google.com/bot.html)", "other", "misc crawler", "Unknown"),
+        ("", "other", "Unknown", "Unknown"),
     ];
     let mut ids = Vec::new();
-    for (user_agent, device, browser) in cases {
+    for (user_agent, device, browser, os) in cases {
         let class = classifier.classify(user_agent);
         let value = classifier.classes().name(class).expect("a class given out");
         let parts: Vec<&str> = value.split(SEPARATOR).collect();
-        assert_eq!((parts[0], parts[1]), (device, browser), "{user_agent}");
+        assert_eq!((parts[0], parts[1], parts[2]), (device, browser, os), "{user_agent}");
         assert_eq!(classifier.classify(user_agent), class, "cached");
         assert_eq!(classifier.classes().id_of(&value), class, "{value}");
         ids.push(class);
     }
     // One id per distinct classification: the two Chrome desktops would share one, these
-    // eight are all different.
+    // nine are all different.
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), cases.len());

@@ -495,8 +495,12 @@ async fn reports_have_the_shapes_of_the_spec() {
         json!({"name": "Chrome", "count": 3, "percentage": 75.0})
     );
     assert_eq!(
-        devices.body["operatingSystems"].as_array().unwrap().len(),
-        2
+        devices.body["operatingSystems"],
+        json!([
+            {"name": "Linux", "count": 3, "percentage": 75.0},
+            {"name": "iOS", "count": 1, "percentage": 25.0},
+        ]),
+        "an iPhone runs iOS"
     );
 
     let campaigns = get(&service, &format!("/api/analytics/campaigns?{}", range())).await;

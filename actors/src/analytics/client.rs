@@ -164,7 +164,7 @@ impl Client {
         Client {
             device,
             browser: known(result.name),
-            os: known(result.os),
+            os: operating_system_family(&known(result.os)),
         }
     }
 
@@ -185,6 +185,16 @@ impl Client {
         let browser = parts.next().unwrap_or("Unknown");
         let os = parts.next().unwrap_or("Unknown");
         (device, browser, os)
+    }
+}
+
+/// The operating system as users name it: woothee names Apple's mobile systems after the device
+/// (`iPhone`, `iPad`, `iPod`), and macOS by an old name (`Mac OSX`).
+fn operating_system_family(name: &str) -> String {
+    match name {
+        "iPhone" | "iPad" | "iPod" => "iOS".to_owned(),
+        "Mac OSX" => "macOS".to_owned(),
+        other => other.to_owned(),
     }
 }
 
