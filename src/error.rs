@@ -135,7 +135,7 @@ impl ApiError {
     }
 
     /// The envelope body.
-    fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         let mut body = json!({
             "success": false,
             "message": self.message,

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connection_guard;
 pub mod error;
 pub mod json;
 pub mod memory;

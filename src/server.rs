@@ -2,16 +2,19 @@
 //! final flush. One [`create_app`] serves main, the tests and the benches.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
+use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use tabula_storage::Schema;
 
 use crate::auth;
 use crate::cli::ServeArgs;
 use crate::config::{self, ConfigSource};
+use crate::connection_guard::GuardedStream;
 use crate::rate_limit;
 use crate::routes;
 use crate::state::AppState;
@@ -54,10 +57,44 @@ pub fn create_app(
 /// Serves HTTP on `listener` until SIGINT/SIGTERM, drains in-flight requests, then flushes.
 /// On the signal the change feed is closed first, so that realtime streams (which never end by
 /// themselves) finish and do not hold up the drain.
+///
+/// actix-web's `HttpServer` is assembled here from its parts (actix-server, actix-http's
+/// `HttpService`, the same timeouts) so that each connection can be wrapped in a
+/// [`GuardedStream`]: a request refused at the protocol level then gets the error envelope.
 pub async fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<()> {
     let app_state = state.clone();
-    let server = HttpServer::new(move || create_app(app_state.clone()))
-        .listen(listener)?
+    let local = listener.local_addr()?;
+    let builder = actix_server::Server::build();
+    let graceful_shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .listen("tabula-http", listener, move || {
+            let shutdown = graceful_shutdown.clone();
+            let http = actix_http::HttpService::build()
+                .keep_alive(actix_http::KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(local)
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .finish(actix_service::map_config(
+                    create_app(app_state.clone())
+                        .into_factory()
+                        .map_err(|error| actix_web::Error::from(error).error_response()),
+                    move |_| AppConfig::default(),
+                ));
+            actix_service::fn_service(|stream: tokio::net::TcpStream| async move {
+                let peer = stream.peer_addr().ok();
+                Ok::<_, actix_http::error::DispatchError>((
+                    GuardedStream::new(stream),
+                    actix_http::Protocol::Http1,
+                    peer,
+                ))
+            })
+            .and_then(http)
+        })?
         .shutdown_timeout(30)
         .disable_signals()
         .run();

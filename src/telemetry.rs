@@ -67,7 +67,7 @@ fn acceptable_incoming_id(value: &HeaderValue) -> Option<String> {
     acceptable.then(|| text.to_owned())
 }
 
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     // 16 lower-case hex digits, written without the formatting machinery (every request).
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut value = rand::random::<u64>();

@@ -1373,7 +1373,11 @@ fn user_agents_are_classified_and_cached() {
         let class = classifier.classify(user_agent);
         let value = classifier.classes().name(class).expect("a class given out");
         let parts: Vec<&str> = value.split(SEPARATOR).collect();
-        assert_eq!((parts[0], parts[1], parts[2]), (device, browser, os), "{user_agent}");
+        assert_eq!(
+            (parts[0], parts[1], parts[2]),
+            (device, browser, os),
+            "{user_agent}"
+        );
         assert_eq!(classifier.classify(user_agent), class, "cached");
         assert_eq!(classifier.classes().id_of(&value), class, "{value}");
         ids.push(class);

@@ -428,3 +428,75 @@ fn a_realtime_stream_over_a_socket_sees_changes_and_does_not_hold_up_shutdown() 
         "an open stream does not hold the drain up to its timeout"
     );
 }
+
+/// Sends `request` as raw bytes and reads the whole answer until the server closes.
+fn raw_exchange(base: &str, request: &[u8]) -> String {
+    use std::io::Write;
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("a connection");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    stream.write_all(request).expect("the request is sent");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn requests_refused_at_the_protocol_level_get_the_envelope() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(directory.path(), &[]);
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let many_headers = format!(
+        "GET /api/health HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..100)
+            .map(|i| format!("X-Field-{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let cases: [(&str, Vec<u8>, u16, &str); 4] = [
+        ("long request target", long_target.into_bytes(), 414, "PAYLOAD_TOO_LARGE"),
+        ("too many header fields", many_headers.into_bytes(), 431, "PAYLOAD_TOO_LARGE"),
+        (
+            "Content-Length with Transfer-Encoding",
+            b"POST /api/auth/sign-in/email HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        ("a malformed request line", b"NOT HTTP AT ALL\r\n\r\n".to_vec(), 400, "VALIDATION_ERROR"),
+    ];
+    for (label, request, status, code) in cases {
+        let answer = raw_exchange(&server.base, &request);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{label}: {head}"
+        );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{label}: {head}"
+        );
+        assert!(head.contains("x-request-id: "), "{label}: {head}");
+        let envelope: Json =
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("{label}: a JSON body: {body:?}"));
+        assert_eq!(envelope["success"], json!(false), "{label}");
+        assert_eq!(envelope["code"], json!(code), "{label}");
+    }
+    // Requests before a refused one on the same connection are answered first, in order.
+    let pipelined = [
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"BROKEN\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    let answer = raw_exchange(&server.base, &pipelined);
+    let first = answer.find("HTTP/1.1 200 OK").expect("the health answer");
+    let second = answer
+        .find("HTTP/1.1 400 Bad Request")
+        .expect("the refusal");
+    assert!(first < second, "{answer}");
+    // And the server keeps serving.
+    let (status, _) = get_json(&server.base, "/api/health", "unused");
+    assert_eq!(status, 200);
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(), Some(0));
+}
