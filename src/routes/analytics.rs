@@ -509,17 +509,34 @@ pub async fn get_tracker_script(state: web::Data<AppState>) -> ApiResult<HttpRes
         .body(TRACKER_SCRIPT))
 }
 
-/// `from`, `to` (required), `granularity`, `limit` of every report.
+/// A report's time buckets, as the OpenAPI document describes `granularity` (the handler
+/// reads the text itself, so that a wrong value is reported with the others).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Granularity {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+/// `from`, `to` (required), `granularity`, `limit` of every report. Every member is optional
+/// here so that the handler reports every missing or wrong one together.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// Start: RFC 3339 or `YYYY-MM-DD` (the hour holding it is included).
+    #[param(required = true, value_type = String)]
     from: Option<String>,
     /// End: RFC 3339 (exclusive, to the hour) or `YYYY-MM-DD` (that whole day included).
+    #[param(required = true, value_type = String)]
     to: Option<String>,
     /// `hour`, `day` (default), `week` (ISO, Monday) or `month`.
+    #[param(inline, value_type = Option<Granularity>)]
     granularity: Option<String>,
     /// Rows per list, 1–1000, default 10.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 

@@ -249,9 +249,7 @@ pub async fn delete_records(
 ) -> ApiResult<HttpResponse> {
     let access = caller.table(&state, &path, Action::Delete)?;
     let mut object = body_object(&body)?;
-    let in_query = query_pairs(&request)?
-        .iter()
-        .any(|(key, value)| key == "permanent" && (value == "true" || value == "1"));
+    let in_query = super::records::flag(&query_pairs(&request)?, "permanent")?;
     let permanent = flag_member(&object, "permanent")?.unwrap_or(false) || in_query;
     let ids = batch_ids(&mut object, &state)?;
     if permanent {

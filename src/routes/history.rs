@@ -11,7 +11,7 @@ use tabula_actors::permissions::Action;
 use tabula_storage::Value;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::routes::records::{parse_record_id, query_pairs};
 use crate::state::AppState;
 
@@ -75,14 +75,9 @@ struct HistoryBody<'a> {
     pagination: HistoryPagination,
 }
 
-/// A non-negative integer query parameter (else 400 naming it).
+/// A count query parameter (a non-negative `int64`, else 400 naming it).
 pub fn number_parameter(pairs: &[(String, String)], name: &str) -> ApiResult<Option<u64>> {
-    match pairs.iter().find(|(key, _)| key == name) {
-        None => Ok(None),
-        Some((_, text)) => text.trim().parse::<u64>().map(Some).map_err(|_| {
-            ApiError::validation(name, format!("'{name}' must be a non-negative integer"))
-        }),
-    }
+    Ok(tabula_actors::query::count_parameter(pairs, name)?)
 }
 
 /// The history of a record (live or trashed), newest first: `{history, pagination}`.

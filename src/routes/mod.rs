@@ -12,6 +12,7 @@ pub mod comments;
 pub mod health;
 pub mod history;
 pub mod openapi;
+pub mod openapi_responses;
 pub mod query;
 pub mod realtime;
 pub mod records;

@@ -193,12 +193,27 @@ fn table_schemas(table: &TableSchema) -> (String, serde_json::Value, String, ser
     (fields_name, fields, record_name, record)
 }
 
+/// The document of the routes, completed with what every operation of its kind answers
+/// (`openapi_responses`): the same for every request, so made once.
+fn static_document() -> ApiResult<&'static serde_json::Value> {
+    static DOCUMENT: std::sync::OnceLock<Result<serde_json::Value, String>> =
+        std::sync::OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let mut document =
+                serde_json::to_value(ApiDoc::openapi()).map_err(|error| error.to_string())?;
+            super::openapi_responses::complete_document(&mut document);
+            Ok(document)
+        })
+        .as_ref()
+        .map_err(|error| crate::error::ApiError::internal(error.clone()))
+}
+
 /// The OpenAPI document, with the live tables' record schemas.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document; its per-table record schemas cover only the tables and fields the caller may read")))]
 pub async fn get_openapi(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let mut document = serde_json::to_value(ApiDoc::openapi())
-        .map_err(|error| crate::error::ApiError::internal(error.to_string()))?;
+    let mut document = static_document()?.clone();
     let components = document
         .as_object_mut()
         .map(|object| object.entry("components").or_insert_with(|| json!({})))

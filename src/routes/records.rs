@@ -45,11 +45,10 @@ pub fn query_pairs(request: &HttpRequest) -> ApiResult<Vec<(String, String)>> {
         .map_err(|error| ApiError::validation("query", format!("Invalid query string: {error}")))
 }
 
-/// Whether the query sets `name` to `true` (or `1`).
-pub fn flag(pairs: &[(String, String)], name: &str) -> bool {
-    pairs
-        .iter()
-        .any(|(key, value)| key == name && (value == "true" || value == "1"))
+/// Whether the query sets `name` to `true` (or `1`); `false`/`0` or absent is `false`, any
+/// other value the 400 naming it.
+pub fn flag(pairs: &[(String, String)], name: &str) -> ApiResult<bool> {
+    Ok(query::flag_parameter(pairs, name)?)
 }
 
 /// The body as a JSON object (else 400 naming `body`).
@@ -503,7 +502,7 @@ pub async fn get_record(
     let access = caller.table(&state, &table, Action::Read)?;
     let record_id = parse_record_id(&id)?;
     let pairs = query_pairs(&request)?;
-    let include_deleted = flag(&pairs, "includeDeleted");
+    let include_deleted = flag(&pairs, "includeDeleted")?;
     let rendered = one_record(
         &state,
         &access,
@@ -651,7 +650,7 @@ pub async fn delete_record(
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (table, id) = path.into_inner();
-    let permanent = flag(&query_pairs(&request)?, "permanent");
+    let permanent = flag(&query_pairs(&request)?, "permanent")?;
     delete_one(&state, &caller, &table, &id, permanent).await?;
     Ok(if permanent {
         HttpResponse::Ok().json(json!({ "success": true }))

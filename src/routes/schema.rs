@@ -268,6 +268,56 @@ fn table_not_in_draft(key: &str) -> SchemaError {
 }
 
 /// The drift and draft state.
+/// The request bodies as the OpenAPI document describes them. Nothing constructs these types:
+/// the handlers read a body member by member, so that each problem is reported with its path.
+#[allow(dead_code)]
+pub(crate) mod bodies {
+    use utoipa::ToSchema;
+
+    #[derive(ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ReplaceDraft {
+        /// `{tables:[…]}`: every table of SPEC §3 in its camelCase JSON form.
+        #[schema(value_type = Object)]
+        pub snapshot: serde_json::Value,
+        /// The active version the draft starts from (a stale one is a 409).
+        #[schema(minimum = 0)]
+        pub base_version: Option<u64>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Publish {
+        /// The active version the draft is based on (a stale one is a 409).
+        #[schema(minimum = 0)]
+        pub base_version: u64,
+        pub message: Option<String>,
+        /// Erase the data of removed fields and tables.
+        pub allow_destructive: Option<bool>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct AddTable {
+        /// A table of SPEC §3: `{name, fields:[…], permissions?, views?, search?}`.
+        #[schema(value_type = Object)]
+        pub table: serde_json::Value,
+    }
+
+    #[derive(ToSchema)]
+    pub struct PatchTable {
+        /// Objects merge, arrays replace, `null` removes.
+        #[schema(value_type = Object)]
+        pub patch: serde_json::Value,
+    }
+
+    #[derive(ToSchema)]
+    pub struct Prune {
+        /// How many of the newest versions to keep (the active one always stays).
+        #[schema(minimum = 0)]
+        pub keep: u64,
+    }
+}
+
 #[utoipa::path(get, path = "/api/admin/schema/status", tag = "schema",
     responses((status = 200, description = "`{activeVersion, activeChecksum, draftDirty, draftBaseVersion, draftStale, driftStatus: in-sync|drifted-from-file|file-ahead, fileChecksum}`"),
               (status = 401, description = "Anonymous"), (status = 403, description = "Not an admin"),
@@ -362,7 +412,7 @@ pub async fn get_draft(
 
 /// Replaces the draft.
 #[utoipa::path(put, path = "/api/admin/schema/draft", tag = "schema",
-    request_body(content = Object, description = "`{snapshot:{tables:[…]}, baseVersion}`"),
+    request_body(content = inline(bodies::ReplaceDraft), description = "`{snapshot:{tables:[…]}, baseVersion?}`"),
     responses((status = 200, description = "`{snapshot, baseVersion, dirty, updatedAt}`"),
               (status = 400, description = "Malformed snapshot: `errors[{path, message}]`"),
               (status = 409, description = "Stale baseVersion: `details:{expected, actual}`")))]
@@ -426,7 +476,7 @@ pub async fn validate_draft(
 
 /// Publishes the draft: it becomes the next version and goes live.
 #[utoipa::path(post, path = "/api/admin/schema/draft/publish", tag = "schema",
-    request_body(content = Object, description = "`{baseVersion, message?, allowDestructive?}`"),
+    request_body(content = inline(bodies::Publish), description = "`{baseVersion, message?, allowDestructive?}`"),
     responses((status = 200, description = "`{version:{versionNumber, checksum, createdAt, createdBy, message, restoredFromVersion?}, activeVersion}`"),
               (status = 400, description = "Invalid draft: `errors[{path, message}]`"),
               (status = 409, description = "Stale: `details:{expected, actual}`")))]
@@ -445,14 +495,26 @@ pub async fn publish_draft(
     })?;
     let meta = PublishMeta {
         user_id: admin.0.acting_user(),
-        message: body
-            .get("message")
-            .and_then(Json::as_str)
-            .map(str::to_owned),
-        allow_destructive: body
-            .get("allowDestructive")
-            .and_then(Json::as_bool)
-            .unwrap_or(false),
+        message: match body.get("message") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(message)) => Some(message.clone()),
+            Some(_) => {
+                return Err(SchemaApiError::api(ApiError::validation(
+                    "message",
+                    "message must be a string",
+                )))
+            }
+        },
+        allow_destructive: match body.get("allowDestructive") {
+            None | Some(Json::Null) => false,
+            Some(Json::Bool(flag)) => *flag,
+            Some(_) => {
+                return Err(SchemaApiError::api(ApiError::validation(
+                    "allowDestructive",
+                    "allowDestructive must be true or false",
+                )))
+            }
+        },
         restored_from: None,
     };
     let version = schema_outcome(
@@ -482,7 +544,7 @@ pub async fn rebase_draft(
 
 /// Adds a table to the draft.
 #[utoipa::path(post, path = "/api/admin/schema/draft/tables", tag = "schema",
-    request_body(content = Object, description = "`{table:{name, fields, …}}`"),
+    request_body(content = inline(bodies::AddTable), description = "`{table:{name, fields, …}}`"),
     responses((status = 200, description = "`{draft, changed}`"),
               (status = 400, description = "Malformed table"),
               (status = 409, description = "A table with that name is already in the draft")))]
@@ -511,7 +573,7 @@ pub async fn add_draft_table(
 /// Deep-merges a patch into one table of the draft.
 #[utoipa::path(patch, path = "/api/admin/schema/draft/tables/{table}", tag = "schema",
     params(("table" = String, Path, description = "Table id or name (in the draft)")),
-    request_body(content = Object, description = "`{patch:{…}}`: objects merge, arrays replace, null removes"),
+    request_body(content = inline(bodies::PatchTable), description = "`{patch:{…}}`: objects merge, arrays replace, null removes"),
     responses((status = 200, description = "`{draft, changed}`"), (status = 404, description = "No such table in the draft")))]
 pub async fn patch_draft_table(
     state: web::Data<AppState>,
@@ -658,7 +720,7 @@ pub async fn restore_version(
 
 /// Drops old versions.
 #[utoipa::path(post, path = "/api/admin/schema/prune", tag = "schema",
-    request_body(content = Object, description = "`{keep: N}`: keep the newest N versions (the active one always stays)"),
+    request_body(content = inline(bodies::Prune), description = "`{keep: N}`: keep the newest N versions (the active one always stays)"),
     responses((status = 200, description = "`{deleted}`"), (status = 400, description = "keep is not a non-negative integer")))]
 pub async fn prune_versions(
     state: web::Data<AppState>,

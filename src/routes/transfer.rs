@@ -57,12 +57,7 @@ pub async fn export_records(
         Some(text) => Format::parse(text)?,
         None => Format::Json,
     };
-    let max_records = match parameter(&pairs, "limit") {
-        None => None,
-        Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
-            ApiError::validation("limit", "'limit' must be a non-negative integer")
-        })?),
-    };
+    let max_records = super::history::number_parameter(&pairs, "limit")?;
     // The list parser would clamp `limit` to a page; the export reads it itself.
     let list_pairs: Vec<(String, String)> = pairs
         .iter()

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::auth::TableAdminCaller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::routes::records::query_pairs;
 use crate::state::AppState;
 use crate::webhooks::DELIVERY_LOG;
@@ -16,12 +16,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// A non-negative integer query parameter, `default` when absent.
 fn number(pairs: &[(String, String)], name: &str, default: usize) -> ApiResult<usize> {
-    match pairs.iter().find(|(key, _)| key == name) {
-        None => Ok(default),
-        Some((_, value)) => value.trim().parse::<usize>().map_err(|_| {
-            ApiError::validation(name, format!("'{name}' must be a non-negative integer"))
+    Ok(
+        super::history::number_parameter(pairs, name)?.map_or(default, |number| {
+            usize::try_from(number).unwrap_or(usize::MAX)
         }),
-    }
+    )
 }
 
 /// The last deliveries (at most 1000 are kept), newest first; `table`, `status` narrow them.

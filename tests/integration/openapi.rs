@@ -45,3 +45,286 @@ async fn the_document_covers_every_mounted_route_and_every_table() {
         json!(["todo", "doing", "done"])
     );
 }
+
+/// Every operation of the document (but the realtime stream, which never ends), with its path
+/// parameters filled in.
+fn operations(document: &serde_json::Value) -> Vec<(String, String, serde_json::Value)> {
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        if path == "/api/realtime" {
+            continue;
+        }
+        for (method, operation) in item.as_object().expect("an item") {
+            operations.push((method.to_ascii_uppercase(), path.clone(), operation.clone()));
+        }
+    }
+    operations
+}
+
+fn filled(path: &str, values: &[(&str, &str)]) -> String {
+    let mut filled = path.to_owned();
+    for (name, value) in values {
+        filled = filled.replace(&format!("{{{name}}}"), value);
+    }
+    filled
+}
+
+#[actix_web::test]
+async fn every_status_an_operation_answers_is_documented() {
+    use actix_web::http::Method;
+    use actix_web::test::TestRequest;
+
+    use crate::anonymous_service;
+    use crate::common::{post, send_request};
+
+    let mut config = crate::common::demo_config(&tempfile::tempdir().expect("a directory").keep());
+    config.schema.edit_api = true;
+    crate::common::without_rate_limits(&mut config);
+    let app = TestApp::with_config(config, tempfile::tempdir().expect("a directory"));
+    let admin_service = service!(app);
+    let anonymous = anonymous_service!(app);
+    let admin = app.admin_token().await;
+    let member = app.token_for("member@openapi.test", "member").await;
+    post(
+        &admin_service,
+        "/api/tables/tasks/records",
+        json!({"title": "one"}),
+    )
+    .await;
+    let document = get(&admin_service, "/api/openapi.json").await.body;
+    let existing = [
+        ("table", "tasks"),
+        ("id", "1"),
+        ("view", "open"),
+        ("comment", "1"),
+        ("version", "1"),
+    ];
+    let missing = [
+        ("table", "nosuch"),
+        ("id", "999"),
+        ("view", "nosuch"),
+        ("comment", "999"),
+        ("version", "999"),
+    ];
+    let malformed = [
+        ("table", "%20"),
+        ("id", "abc"),
+        ("view", "%20"),
+        ("comment", "abc"),
+        ("version", "abc"),
+    ];
+    let mut undocumented = Vec::new();
+    for (method, path, operation) in operations(&document) {
+        let documented: Vec<String> = operation["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .cloned()
+            .collect();
+        let query: Vec<String> = operation["parameters"]
+            .as_array()
+            .map(|parameters| {
+                parameters
+                    .iter()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let has_body = operation.get("requestBody").is_some();
+        let method = Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut requests: Vec<(String, TestRequest)> = Vec::new();
+        for (label, values) in [
+            ("existing", &existing),
+            ("missing", &missing),
+            ("malformed", &malformed),
+        ] {
+            let uri = filled(&path, values);
+            for (who, token) in [
+                ("anonymous", None),
+                ("member", Some(&member)),
+                ("admin", Some(&admin)),
+            ] {
+                let mut request = TestRequest::default().method(method.clone()).uri(&uri);
+                if let Some(token) = token {
+                    request = request.insert_header(("Authorization", format!("Bearer {token}")));
+                }
+                if has_body {
+                    request = request
+                        .insert_header(("content-type", "application/json"))
+                        .set_payload("{}");
+                }
+                requests.push((format!("{label} path, {who}, empty object"), request));
+            }
+            if has_body {
+                for (kind, payload) in [("malformed JSON", "{"), ("an array", "[]")] {
+                    let request = TestRequest::default()
+                        .method(method.clone())
+                        .uri(&uri)
+                        .insert_header(("Authorization", format!("Bearer {admin}")))
+                        .insert_header(("content-type", "application/json"))
+                        .set_payload(payload);
+                    requests.push((format!("{label} path, admin, {kind}"), request));
+                }
+            }
+            for name in &query {
+                for value in ["x", "-1", "99999999999999999999"] {
+                    let separator = if uri.contains('?') { '&' } else { '?' };
+                    let request = TestRequest::default()
+                        .method(method.clone())
+                        .uri(&format!(
+                            "{uri}{separator}{}={value}",
+                            name.replace('[', "%5B")
+                                .replace(']', "%5D")
+                                .replace('$', "%24")
+                        ))
+                        .insert_header(("Authorization", format!("Bearer {admin}")));
+                    requests.push((format!("{label} path, admin, {name}={value}"), request));
+                }
+            }
+        }
+        for (label, request) in requests {
+            let reply = send_request(&anonymous, request).await;
+            let status = reply.status.as_u16().to_string();
+            if !documented.contains(&status) {
+                undocumented.push(format!(
+                    "{method} {path} ({label}) answered {status}: {}",
+                    reply.body
+                ));
+            }
+            if reply.status.as_u16() >= 400 {
+                assert_eq!(
+                    reply.body["success"],
+                    json!(false),
+                    "{method} {path} ({label}): the envelope"
+                );
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "{} undocumented answers:\n{}",
+        undocumented.len(),
+        undocumented.join("\n")
+    );
+}
+
+/// The names `schema` (an object schema, or a `$ref` to one) requires.
+fn required_members(document: &serde_json::Value, schema: &serde_json::Value) -> Vec<String> {
+    let schema = match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            &document["components"]["schemas"][name]
+        }
+        None => schema,
+    };
+    schema["required"]
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|name| name.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn what_an_operation_requires_is_marked_required() {
+    use actix_web::http::Method;
+    use actix_web::test::TestRequest;
+
+    use crate::anonymous_service;
+    use crate::common::{post, send_request};
+
+    let mut config = crate::common::demo_config(&tempfile::tempdir().expect("a directory").keep());
+    config.schema.edit_api = true;
+    crate::common::without_rate_limits(&mut config);
+    let app = TestApp::with_config(config, tempfile::tempdir().expect("a directory"));
+    let admin_service = service!(app);
+    let anonymous = anonymous_service!(app);
+    let admin = app.admin_token().await;
+    post(
+        &admin_service,
+        "/api/tables/tasks/records",
+        json!({"title": "one"}),
+    )
+    .await;
+    let document = get(&admin_service, "/api/openapi.json").await.body;
+    let existing = [
+        ("table", "tasks"),
+        ("id", "1"),
+        ("view", "open"),
+        ("comment", "1"),
+        ("version", "1"),
+    ];
+    let mut unmarked = Vec::new();
+    for (method, path, operation) in operations(&document) {
+        // Operations that remove what the others need are left for last by skipping them here.
+        if method == "DELETE"
+            || path.ends_with("/clone")
+            || path.contains("remove-user")
+            || path.contains("ban-user")
+        {
+            continue;
+        }
+        let uri = filled(&path, &existing);
+        let parameters = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let required_query: Vec<String> = parameters
+            .iter()
+            .filter(|p| p["in"] == "query" && p["required"] == json!(true))
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect();
+        let query_names: Vec<String> = parameters
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect();
+        let body_schema = operation["requestBody"]["content"]["application/json"]["schema"].clone();
+        let body_required = required_members(&document, &body_schema);
+        let mut request = TestRequest::default()
+            .method(Method::from_bytes(method.as_bytes()).expect("a method"))
+            .uri(&uri)
+            .insert_header(("Authorization", format!("Bearer {admin}")));
+        let json_body = operation["requestBody"]["content"]
+            .get("application/json")
+            .is_some();
+        if json_body {
+            request = request
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{}");
+        }
+        let reply = send_request(&anonymous, request).await;
+        if reply.status.as_u16() != 400 {
+            continue;
+        }
+        for field in reply.error_fields() {
+            let named = field
+                .split(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned();
+            if query_names.contains(&named) {
+                if !required_query.contains(&named) {
+                    unmarked.push(format!(
+                        "{method} {path}: query parameter {named} is required but not marked"
+                    ));
+                }
+            } else if json_body
+                && named != "body"
+                && !named.is_empty()
+                && !body_required.contains(&named)
+            {
+                unmarked.push(format!(
+                    "{method} {path}: body member {named} is required but not marked ({})",
+                    reply.body
+                ));
+            }
+        }
+    }
+    assert!(unmarked.is_empty(), "{}", unmarked.join("\n"));
+}

@@ -25,6 +25,9 @@ pub use execute::{list, list_by_scan, ListPage, ListRequest, SortKey, TrashMode}
 pub use expand::{expand, Expanded, ExpandedRecord, FullAccess, ReadAccess};
 pub use expression::{parse_expression, parse_expression_with, print_expression, Variables};
 pub use filter::{Attribute, CompareOp, Filter};
-pub use params::{parse_list_query, parse_view_query, JsonParser, PageLimits};
+pub use params::{
+    count_parameter, flag_parameter, parse_list_query, parse_view_query, JsonParser, PageLimits,
+    MAX_COUNT_PARAMETER,
+};
 pub use search::{SearchQuery, SEARCH};
 pub use views::{apply_view, check_view, compile_view_filter, find_view};

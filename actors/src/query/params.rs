@@ -46,22 +46,45 @@ fn parameters<'a>(pairs: &'a [(String, String)], name: &'a str) -> impl Iterator
         .map(|(_, value)| value.as_str())
 }
 
-fn number_parameter(pairs: &[(String, String)], name: &str) -> DomainResult<Option<u64>> {
+/// The largest count a query parameter may give (`offset`, `limit`, `page`, …): an `int64`, as
+/// the OpenAPI document declares them.
+pub const MAX_COUNT_PARAMETER: u64 = i64::MAX.unsigned_abs();
+
+/// A count query parameter: a non-negative integer of at most [`MAX_COUNT_PARAMETER`] (else the
+/// 400 naming it). `None` when absent.
+pub fn count_parameter(pairs: &[(String, String)], name: &str) -> DomainResult<Option<u64>> {
     match parameter(pairs, name) {
         None => Ok(None),
         Some(text) => text
             .trim()
             .trim_matches('"')
             .parse::<u64>()
+            .ok()
+            .filter(|number| *number <= MAX_COUNT_PARAMETER)
             .map(Some)
-            .map_err(|_| {
-                DomainError::bad_request(name, format!("'{name}' must be a non-negative integer"))
+            .ok_or_else(|| {
+                DomainError::bad_request(
+                    name,
+                    format!(
+                        "'{name}' must be a non-negative integer of at most {MAX_COUNT_PARAMETER}"
+                    ),
+                )
             }),
     }
 }
 
-fn flag(pairs: &[(String, String)], name: &str) -> bool {
-    parameter(pairs, name).is_some_and(|value| value == "true" || value == "1")
+/// A boolean query parameter: `true`/`1` or `false`/`0` (else the 400 naming it); absent is
+/// `false`.
+pub fn flag_parameter(pairs: &[(String, String)], name: &str) -> DomainResult<bool> {
+    match parameter(pairs, name).map(str::trim) {
+        None => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(DomainError::bad_request(
+            name,
+            format!("'{name}' must be true or false"),
+        )),
+    }
 }
 
 /// Parses every list parameter, including `view=<id|name>` (an unknown view is a 404).
@@ -104,19 +127,20 @@ fn parse_request(
         limit: limits.default_page_size.min(limits.max_page_size),
         ..ListRequest::default()
     };
-    let per_page = number_parameter(pairs, "perPage")?;
-    if let Some(limit) = number_parameter(pairs, "limit")?.or(per_page) {
+    let per_page = count_parameter(pairs, "perPage")?;
+    if let Some(limit) = count_parameter(pairs, "limit")?.or(per_page) {
         request.limit = limit.min(limits.max_page_size);
     }
-    request.offset = number_parameter(pairs, "offset")?.unwrap_or(0);
-    if let Some(page) = number_parameter(pairs, "page")? {
+    request.offset = count_parameter(pairs, "offset")?.unwrap_or(0);
+    if let Some(page) = count_parameter(pairs, "page")? {
         request.offset = page.saturating_sub(1).saturating_mul(request.limit);
     }
-    request.skip_total = flag(pairs, "skipTotal");
-    request.after = number_parameter(pairs, "after")?;
-    request.trash = if flag(pairs, "deleted") {
+    request.skip_total = flag_parameter(pairs, "skipTotal")?;
+    request.after = count_parameter(pairs, "after")?;
+    let include_deleted = flag_parameter(pairs, "includeDeleted")?;
+    request.trash = if flag_parameter(pairs, "deleted")? {
         TrashMode::Trashed
-    } else if flag(pairs, "includeDeleted") {
+    } else if include_deleted {
         TrashMode::All
     } else {
         TrashMode::Live
