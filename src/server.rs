@@ -82,7 +82,7 @@ pub async fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::
                 .finish(actix_service::map_config(
                     create_app(app_state.clone())
                         .into_factory()
-                        .map_err(|error| actix_web::Error::from(error).error_response()),
+                        .map_err(|error| error.error_response()),
                     move |_| AppConfig::default(),
                 ));
             actix_service::fn_service(|stream: tokio::net::TcpStream| async move {
