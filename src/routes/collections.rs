@@ -14,6 +14,7 @@ use tabula_actors::validate::WriteMode;
 use tabula_storage::{FieldType, StoredRecord, TableSchema};
 
 use crate::auth::Caller;
+use crate::blocking::{json_bytes, json_response, off_the_workers};
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
@@ -63,7 +64,7 @@ fn flat(access: &TableAccess, record: &StoredRecord) -> Json {
            ("expand" = Option<String>, Query, description = "Relationships to expand"),
            ("skipTotal" = Option<bool>, Query, description = "Skip the count")),
     responses((status = 200, description = "`{items:[flat records], page, perPage, totalItems, totalPages}`"),
-              (status = 400, description = "Bad query parameter"),
+              (status = 400, description = "Bad query parameter, or the query did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`)"),
               (status = 401, description = "Authentication required"),
               (status = 404, description = "No such table")))]
 pub async fn list_collection(
@@ -74,35 +75,40 @@ pub async fn list_collection(
 ) -> ApiResult<HttpResponse> {
     let access = caller.table(&state, &path, Action::Read)?;
     let pairs = query_pairs(&request)?;
-    let list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
-    let page = query::list(&access.handle.shared, &list_request)?;
-    let items = rendered_page(
-        &state.registry,
-        access.principal(),
-        &access.handle.shared.store,
-        &access.schema,
-        &list_request,
-        &page.records,
-        RecordShape::Flat,
-    )?;
-    let limit = list_request.limit;
-    let (total_items, total_pages) = match page.total {
-        Some(total) => {
-            let pages = if limit == 0 { 0 } else { total.div_ceil(limit) };
-            (
-                i64::try_from(total).unwrap_or(i64::MAX),
-                i64::try_from(pages).unwrap_or(i64::MAX),
-            )
-        }
-        None => (-1, -1),
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "items": items,
-        "page": list_request.offset.checked_div(limit).map_or(1, |page| page + 1),
-        "perPage": limit,
-        "totalItems": total_items,
-        "totalPages": total_pages,
-    })))
+    let bytes = off_the_workers(move || {
+        let mut list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
+        list_request.budget = state.query_budget();
+        let page = query::list(&access.handle.shared, &list_request)?;
+        let items = rendered_page(
+            &state.registry,
+            access.principal(),
+            &access.handle.shared.store,
+            &access.schema,
+            &list_request,
+            &page.records,
+            RecordShape::Flat,
+        )?;
+        let limit = list_request.limit;
+        let (total_items, total_pages) = match page.total {
+            Some(total) => {
+                let pages = if limit == 0 { 0 } else { total.div_ceil(limit) };
+                (
+                    i64::try_from(total).unwrap_or(i64::MAX),
+                    i64::try_from(pages).unwrap_or(i64::MAX),
+                )
+            }
+            None => (-1, -1),
+        };
+        json_bytes(&json!({
+            "items": items,
+            "page": list_request.offset.checked_div(limit).map_or(1, |page| page + 1),
+            "perPage": limit,
+            "totalItems": total_items,
+            "totalPages": total_pages,
+        }))
+    })
+    .await?;
+    Ok(json_response(bytes))
 }
 
 /// Creates a record from a flat object (or `{fields:{…}}`) → 201 the flat record.
@@ -148,18 +154,24 @@ pub async fn get_collection_record(
         .into_iter()
         .filter(|(key, _)| key == "fields" || key == "expand")
         .collect();
-    let list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
-    let record = readable_record(&access, record_id, false)?;
-    let mut rendered = rendered_page(
-        &state.registry,
-        access.principal(),
-        &access.handle.shared.store,
-        &access.schema,
-        &list_request,
-        std::slice::from_ref(&record),
-        RecordShape::Flat,
-    )?;
-    Ok(HttpResponse::Ok().json(rendered.pop().unwrap_or(Json::Null)))
+    // An expansion can read many related records: off the workers, within the budget.
+    let bytes = off_the_workers(move || {
+        let mut list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
+        list_request.budget = state.query_budget();
+        let record = readable_record(&access, record_id, false)?;
+        let mut rendered = rendered_page(
+            &state.registry,
+            access.principal(),
+            &access.handle.shared.store,
+            &access.schema,
+            &list_request,
+            std::slice::from_ref(&record),
+            RecordShape::Flat,
+        )?;
+        json_bytes(&rendered.pop().unwrap_or(Json::Null))
+    })
+    .await?;
+    Ok(json_response(bytes))
 }
 
 /// Partially updates a record → 200 the flat record.

@@ -93,7 +93,11 @@ fn assert_budget_envelope(status: u16, body: &Json, field: &str, limit_ms: u64, 
     assert_eq!(body["success"], json!(false), "{what}: {body}");
     assert_eq!(body["code"], json!("VALIDATION_ERROR"), "{what}: {body}");
     assert_eq!(body["errors"][0]["field"], json!(field), "{what}: {body}");
-    assert_eq!(body["details"]["timeoutMs"], json!(limit_ms), "{what}: {body}");
+    assert_eq!(
+        body["details"]["timeoutMs"],
+        json!(limit_ms),
+        "{what}: {body}"
+    );
     let message = body["message"].as_str().unwrap_or_default();
     assert!(
         message.contains(&format!("{limit_ms} ms")),
@@ -109,8 +113,11 @@ fn health_stays_fast_while_hostile_filters_run() {
     const ROUNDS: usize = 6;
     let directory = tempfile::tempdir().expect("a temporary directory");
     let config = directory.path().join("config.toml");
-    std::fs::write(&config, table_toml(&format!("query_timeout_ms = {LIMIT_MS}")))
-        .expect("write the config");
+    std::fs::write(
+        &config,
+        table_toml(&format!("query_timeout_ms = {LIMIT_MS}")),
+    )
+    .expect("write the config");
     let config = config.to_str().expect("a UTF-8 path");
     let server = Server::start(directory.path(), &["--config", config]);
     let base = server.base.clone();
@@ -261,10 +268,7 @@ async fn every_list_path_the_export_and_sql_answer_the_budget_envelope() {
         }
     }
     let admin = app.admin_token().await;
-    let sql = format!(
-        "SELECT id FROM pages WHERE {}",
-        hostile_condition(128)
-    );
+    let sql = format!("SELECT id FROM pages WHERE {}", hostile_condition(128));
     let reply = send_as(
         &service,
         &admin,

@@ -65,12 +65,7 @@ fn listed_ids(reply: &Reply, pointer: &str) -> Vec<String> {
         .collect()
 }
 
-async fn search_as<S, B>(
-    service: &S,
-    reader: Reader<'_>,
-    path: &str,
-    search: &str,
-) -> Reply
+async fn search_as<S, B>(service: &S, reader: Reader<'_>, path: &str, search: &str) -> Reply
 where
     S: actix_web::dev::Service<
         actix_http::Request,
@@ -126,7 +121,10 @@ where
     for (path, pointer) in paths {
         for search in ["gamma", "gamma or delta", "delta -epsilon or gamma"] {
             let found = search_as(service, reader, path, search).await;
-            orders.push((format!("{path} search={search}"), listed_ids(&found, pointer)));
+            orders.push((
+                format!("{path} search={search}"),
+                listed_ids(&found, pointer),
+            ));
         }
     }
     orders
@@ -149,7 +147,11 @@ async fn exclusions_phrases_and_alternatives_see_only_readable_fields() {
     // The admin reads `body`: its words count, exclusions included.
     for (path, pointer) in SEARCH_PATHS {
         let excluded = search_as(&service, Reader::Member(&admin), path, "alpha -secret").await;
-        assert_eq!(listed_ids(&excluded, pointer), vec![plain.clone()], "{path}");
+        assert_eq!(
+            listed_ids(&excluded, pointer),
+            vec![plain.clone()],
+            "{path}"
+        );
     }
 
     for reader in [Reader::Member(&member), Reader::Anonymous] {
