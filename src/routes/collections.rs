@@ -140,6 +140,7 @@ pub async fn create_collection_record(
            ("fields" = Option<String>, Query, description = "Fields to return"),
            ("expand" = Option<String>, Query, description = "Relationships to expand")),
     responses((status = 200, description = "The record, flat"),
+              (status = 400, description = "Bad `fields` or `expand`, or the expansion did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`)"),
               (status = 404, description = "No such record")))]
 pub async fn get_collection_record(
     state: web::Data<AppState>,

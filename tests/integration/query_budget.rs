@@ -185,9 +185,11 @@ fn health_stays_fast_while_hostile_filters_run() {
         .collect();
     for (status, took) in &health {
         assert_eq!(*status, 200, "{health:?}");
+        // Generous, for a machine shared with the rest of the suite: a worker held by a
+        // hostile filter holds health for as long as the filter runs (many seconds here).
         assert!(
-            *took < Duration::from_millis(500),
-            "/api/health answered within 500 ms while hostile filters ran: {health:?}"
+            *took < Duration::from_secs(1),
+            "/api/health answered within 1 s while hostile filters ran: {health:?}"
         );
     }
     assert!(health.len() >= 5, "health was probed meanwhile: {health:?}");

@@ -243,6 +243,17 @@ impl ShiftAnd {
     fn find_end(&self, text: &str) -> Option<usize> {
         if self.words == 1 {
             let mut state = 0u64;
+            if text.is_ascii() {
+                // One byte is one character: the table lookup alone.
+                for (at, byte) in text.bytes().enumerate() {
+                    let mask = self.ascii.get(usize::from(byte)).copied().unwrap_or(0);
+                    state = ((state << 1) | 1) & mask;
+                    if state & self.last_bit != 0 {
+                        return Some(at + 1);
+                    }
+                }
+                return None;
+            }
             for (at, character) in text.char_indices() {
                 let mask = self.mask(character).first().copied().unwrap_or(0);
                 state = ((state << 1) | 1) & mask;
