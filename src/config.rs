@@ -48,7 +48,7 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `[rate_limit]`: per-client request budgets.
     pub rate_limit: RateLimitSettings,
-    /// `[limits]`: paging and batch sizes.
+    /// `[limits]`: paging and batch sizes, query time budgets.
     pub limits: LimitSettings,
     /// `[analytics]`: the cookie-free analytics collector (SPEC §7).
     pub analytics: AnalyticsSettings,
@@ -225,6 +225,13 @@ pub struct LimitSettings {
     pub max_page_size: u64,
     /// The most operations in one batch or upsert request. Default 1000.
     pub max_batch: u64,
+    /// How long one list query (records, views, trash, the dialects, one page of an export)
+    /// may read, in milliseconds, before it stops with a 400 naming `query`. At least 1.
+    /// Default 5000.
+    pub query_timeout_ms: u64,
+    /// How long one `POST /api/query` may read, in milliseconds, before it stops with a 400
+    /// naming `sql`. At least 1. Default 30000.
+    pub sql_timeout_ms: u64,
 }
 
 impl Default for LimitSettings {
@@ -233,6 +240,8 @@ impl Default for LimitSettings {
             default_page_size: 10,
             max_page_size: 1000,
             max_batch: 1000,
+            query_timeout_ms: 5000,
+            sql_timeout_ms: 30_000,
         }
     }
 }
@@ -700,6 +709,12 @@ fn check_settings(config: &Config, overrides: &Overrides) -> Vec<SettingProblem>
     if config.limits.max_batch == 0 {
         report("limits.max_batch", "must be at least 1".to_owned());
     }
+    if config.limits.query_timeout_ms == 0 {
+        report("limits.query_timeout_ms", "must be at least 1".to_owned());
+    }
+    if config.limits.sql_timeout_ms == 0 {
+        report("limits.sql_timeout_ms", "must be at least 1".to_owned());
+    }
     if config.analytics.retention_days == 0 {
         report("analytics.retention_days", "must be at least 1".to_owned());
     }
@@ -913,6 +928,8 @@ mod tests {
         assert_eq!(config.limits.default_page_size, 10);
         assert_eq!(config.limits.max_page_size, 1000);
         assert_eq!(config.limits.max_batch, 1000);
+        assert_eq!(config.limits.query_timeout_ms, 5000);
+        assert_eq!(config.limits.sql_timeout_ms, 30_000);
         let analytics = &config.analytics;
         assert!(analytics.enabled);
         assert_eq!(analytics.retention_days, 365);

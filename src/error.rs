@@ -120,6 +120,18 @@ impl ApiError {
         }
     }
 
+    /// The 400 of a query that used up its time budget (`limits.query_timeout_ms`,
+    /// `limits.sql_timeout_ms`): `errors[{field}]` names what to narrow, `details.timeoutMs` the
+    /// limit. A 400 rather than a 503: the same query takes as long the next time, so retrying
+    /// it would only spend the time again.
+    pub fn query_timed_out(field: &str, limit_ms: u64, advice: &str) -> Self {
+        ApiError::validation(
+            field,
+            format!("The query did not finish within {limit_ms} ms; {advice}"),
+        )
+        .with_details(json!({ "timeoutMs": limit_ms }))
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError::new(ErrorCode::ServiceUnavailable, message)
     }
@@ -229,6 +241,12 @@ impl From<DomainError> for ApiError {
             DomainError::Unavailable(message) => {
                 ApiError::unavailable(message).with_header(header::RETRY_AFTER, "1")
             }
+            DomainError::QueryTimedOut { limit_ms } => ApiError::query_timed_out(
+                "query",
+                limit_ms,
+                "narrow it (filter on an indexed field, use shorter patterns, ask for a smaller \
+                 page) and try again",
+            ),
         }
     }
 }

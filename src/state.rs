@@ -2,10 +2,11 @@
 //! the accounts and the rate limiter.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tabula_actors::accounts::{AccountSettings, Accounts, AccountsClock};
 use tabula_actors::analytics::{Analytics, AnalyticsClock};
-use tabula_actors::query::PageLimits;
+use tabula_actors::query::{PageLimits, QueryBudget};
 use tabula_actors::registry::{Registry, TableHandle};
 use tabula_actors::schema_publisher::{SchemaPublisher, SchemaPublisherHandle};
 use tabula_storage::{Schema, Store};
@@ -135,6 +136,16 @@ impl AppState {
             default_page_size: self.config.limits.default_page_size,
             max_page_size: self.config.limits.max_page_size,
         }
+    }
+
+    /// The budget of one list query (`limits.query_timeout_ms`), starting now.
+    pub fn query_budget(&self) -> QueryBudget {
+        QueryBudget::starting_now(Duration::from_millis(self.config.limits.query_timeout_ms))
+    }
+
+    /// The budget of one SQL query (`limits.sql_timeout_ms`), starting now.
+    pub fn sql_budget(&self) -> QueryBudget {
+        QueryBudget::starting_now(Duration::from_millis(self.config.limits.sql_timeout_ms))
     }
 
     /// Flushes everything to disk; called once the HTTP server has drained.

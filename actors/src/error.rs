@@ -67,6 +67,10 @@ pub enum DomainError {
     /// The component that should answer is restarting or gone.
     #[error("{0}")]
     Unavailable(String),
+    /// A query used up its time budget (`query::budget`) and stopped; the same query would take
+    /// as long again, so it is the caller's to narrow.
+    #[error("The query did not finish within {limit_ms} ms")]
+    QueryTimedOut { limit_ms: u64 },
 }
 
 impl DomainError {

@@ -24,8 +24,8 @@ use crate::accounts::{ApiKeyRecord, KeyScope, User};
 use crate::error::{DomainError, DomainResult, FieldError};
 use crate::history::NamedChange;
 use crate::query::expand::ReadAccess;
-use crate::query::filter::{Attribute, Filter};
-use crate::query::search::{record_matches, run_search};
+use crate::query::filter::Filter;
+use crate::query::search::SearchScope;
 use crate::query::{self, parse_expression_with, JsonParser, ListRequest, PageLimits, Variables};
 use crate::registry::{Registry, TableHandle};
 use crate::table::{missing_target_message, record_not_found};
@@ -932,7 +932,8 @@ impl TableAccess {
         query::apply_view(&self.full_schema, view, request, parse_json)
     }
 
-    /// ANDs the row rule into a request and keeps its search to the fields the caller reads.
+    /// ANDs the row rule into a request and keeps its search (matches and ranking) to the
+    /// fields and rows the caller reads.
     pub fn restrict(&self, request: &mut ListRequest) -> DomainResult<()> {
         if self.principal.unrestricted() {
             return Ok(());
@@ -940,36 +941,22 @@ impl TableAccess {
         if let Some(projection) = &mut request.projection {
             projection.retain(|id| self.schema.field_by_id(*id).is_some());
         }
-        if let Some(search) = &request.search {
+        if request.search.is_some() {
             let full: Vec<u32> = query::search::search_fields(&self.full_schema)
                 .iter()
-                .map(|f| f.id)
+                .map(|field| field.id)
                 .collect();
             let readable: Vec<u32> = query::search::search_fields(&self.schema)
                 .iter()
-                .map(|f| f.id)
+                .map(|field| field.id)
                 .collect();
-            if full != readable {
-                let mut ids = Vec::new();
-                for record_id in run_search(&self.handle.shared, search)?.ids() {
-                    if let Some(record) = self.handle.shared.store.get_record(*record_id)? {
-                        if record_matches(&self.schema, search, &record) {
-                            ids.push(Value::Int(i64::try_from(record.id).unwrap_or(i64::MAX)));
-                        }
-                    }
-                }
-                let only_readable_matches = if ids.is_empty() {
-                    Filter::Or(Vec::new())
-                } else {
-                    Filter::In {
-                        attribute: Attribute::Id,
-                        values: ids,
-                    }
-                };
-                request.filter = Some(Filter::and_into(
-                    request.filter.take(),
-                    only_readable_matches,
-                ));
+            if full != readable || self.row_filter.is_some() {
+                // The index covers every field and row; the search (and its ranking) must see
+                // only what this caller reads.
+                request.search_scope = Some(SearchScope {
+                    fields: readable,
+                    rows: self.row_filter.clone(),
+                });
             }
         }
         if let Some(row_filter) = &self.row_filter {

@@ -407,7 +407,7 @@ fn leaf() -> impl Strategy<Value = Filter> {
         ("\\PC{0,4}", "\\PC{0,4}", any::<bool>()).prop_map(|(before, after, negated)| {
             Filter::Like {
                 attribute: Attribute::Field(TITLE),
-                pattern: format!("{before}%{after}").replace('\\', ""),
+                pattern: format!("{before}%{after}").replace('\\', "").into(),
                 negated,
             }
         }),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use tabula_actors::query::aggregate::AggregateSpec;
 use tabula_actors::query::filter::{Attribute, CompareOp, Filter};
-use tabula_actors::query::search::parse_search;
+use tabula_actors::query::search::{parse_search, SearchScope};
 use tabula_actors::query::{
     list, list_by_scan, parse_list_query, ListPage, ListRequest, SortKey, TrashMode,
 };
@@ -30,6 +30,7 @@ const CODE: u32 = 5;
 const TAGS: u32 = 6;
 const DUE: u32 = 7;
 const DONE: u32 = 8;
+const NOTES: u32 = 9;
 
 const WORDS: &[&str] = &["alpha", "beta", "gamma", "delta", "omega"];
 
@@ -235,6 +236,15 @@ fn request() -> impl Strategy<Value = ListRequest> {
             "omega",
         ]),
     );
+    // A caller who reads only some search fields, or is under a row rule.
+    let scopes = prop::option::weighted(
+        0.3,
+        (
+            prop::sample::select(vec![vec![TITLE], vec![NOTES], vec![TITLE, NOTES], vec![]]),
+            prop::option::weighted(0.5, leaf()),
+        )
+            .prop_map(|(fields, rows)| SearchScope { fields, rows }),
+    );
     let aggregates = prop::option::weighted(
         0.15,
         Just(AggregateSpec {
@@ -260,7 +270,7 @@ fn request() -> impl Strategy<Value = ListRequest> {
             TrashMode::All,
             TrashMode::Trashed,
         ]),
-        searches,
+        (searches, scopes),
         aggregates,
         prop::option::weighted(0.15, prop::sample::select(vec![STATUS, TAGS, PRIORITY])),
     )
@@ -270,7 +280,7 @@ fn request() -> impl Strategy<Value = ListRequest> {
                 sort,
                 (offset, limit, after, skip_total),
                 trash,
-                search,
+                (search, search_scope),
                 aggregate,
                 group_by,
             )| ListRequest {
@@ -282,6 +292,7 @@ fn request() -> impl Strategy<Value = ListRequest> {
                 skip_total,
                 trash,
                 search: search.and_then(|text| parse_search(text).ok().flatten()),
+                search_scope,
                 aggregate,
                 group_by,
                 ..ListRequest::default()

@@ -394,11 +394,24 @@ fn paging_parameters() {
     );
     assert_eq!(request(&[("includeDeleted", "true")]).trash, TrashMode::All);
     assert_eq!(request(&[("deleted", "true")]).trash, TrashMode::Trashed);
+    assert_eq!(request(&[("deleted", "0")]).trash, TrashMode::Live);
+    assert_eq!(
+        failure(&[("offset", "9223372036854775808")]).0,
+        "offset",
+        "an offset past int64 is refused"
+    );
+    assert_eq!(
+        failure(&[("skipTotal", "yes")]),
+        (
+            "skipTotal".into(),
+            "'skipTotal' must be true or false".into()
+        )
+    );
     assert_eq!(
         failure(&[("limit", "ten")]),
         (
             "limit".into(),
-            "'limit' must be a non-negative integer".into()
+            "'limit' must be a non-negative integer of at most 9223372036854775807".into()
         )
     );
 }

@@ -15,6 +15,7 @@ use tabula_actors::validate::WriteMode;
 use tabula_storage::{FieldType, StoredRecord, TableSchema};
 
 use crate::auth::Caller;
+use crate::blocking::{json_bytes, json_response, off_the_workers};
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
@@ -64,7 +65,7 @@ fn flat(access: &TableAccess, record: &StoredRecord) -> Json {
            ("expand" = Option<String>, Query, description = "Relationships to expand"),
            ("skipTotal" = Option<bool>, Query, description = "Skip the count")),
     responses((status = 200, description = "`{items:[flat records], page, perPage, totalItems, totalPages}`"),
-              (status = 400, description = "Bad query parameter"),
+              (status = 400, description = "Bad query parameter, or the query did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`)"),
               (status = 401, description = "Authentication required"),
               (status = 404, description = "No such table")))]
 pub async fn list_collection(
@@ -75,35 +76,40 @@ pub async fn list_collection(
 ) -> ApiResult<HttpResponse> {
     let access = caller.table(&state, &path, Action::Read)?;
     let pairs = query_pairs(&request)?;
-    let list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
-    let page = query::list(&access.handle.shared, &list_request)?;
-    let items = rendered_page(
-        &state.registry,
-        access.principal(),
-        &access.handle.shared.store,
-        &access.schema,
-        &list_request,
-        &page.records,
-        RecordShape::Flat,
-    )?;
-    let limit = list_request.limit;
-    let (total_items, total_pages) = match page.total {
-        Some(total) => {
-            let pages = if limit == 0 { 0 } else { total.div_ceil(limit) };
-            (
-                i64::try_from(total).unwrap_or(i64::MAX),
-                i64::try_from(pages).unwrap_or(i64::MAX),
-            )
-        }
-        None => (-1, -1),
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "items": items,
-        "page": list_request.offset.checked_div(limit).map_or(1, |page| page + 1),
-        "perPage": limit,
-        "totalItems": total_items,
-        "totalPages": total_pages,
-    })))
+    let bytes = off_the_workers(move || {
+        let mut list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
+        list_request.budget = state.query_budget();
+        let page = query::list(&access.handle.shared, &list_request)?;
+        let items = rendered_page(
+            &state.registry,
+            access.principal(),
+            &access.handle.shared.store,
+            &access.schema,
+            &list_request,
+            &page.records,
+            RecordShape::Flat,
+        )?;
+        let limit = list_request.limit;
+        let (total_items, total_pages) = match page.total {
+            Some(total) => {
+                let pages = if limit == 0 { 0 } else { total.div_ceil(limit) };
+                (
+                    i64::try_from(total).unwrap_or(i64::MAX),
+                    i64::try_from(pages).unwrap_or(i64::MAX),
+                )
+            }
+            None => (-1, -1),
+        };
+        json_bytes(&json!({
+            "items": items,
+            "page": list_request.offset.checked_div(limit).map_or(1, |page| page + 1),
+            "perPage": limit,
+            "totalItems": total_items,
+            "totalPages": total_pages,
+        }))
+    })
+    .await?;
+    Ok(json_response(bytes))
 }
 
 /// Creates a record from a flat object (or `{fields:{…}}`) → 201 the flat record.
@@ -135,6 +141,7 @@ pub async fn create_collection_record(
            ("fields" = Option<String>, Query, description = "Fields to return"),
            ("expand" = Option<String>, Query, description = "Relationships to expand")),
     responses((status = 200, description = "The record, flat"),
+              (status = 400, description = "Bad `fields` or `expand`, or the expansion did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`)"),
               (status = 404, description = "No such record")))]
 pub async fn get_collection_record(
     state: web::Data<AppState>,
@@ -146,8 +153,15 @@ pub async fn get_collection_record(
     let access = caller.table(&state, &table, Action::Read)?;
     let record_id = parse_record_id(&id)?;
     let pairs = query_pairs(&request)?;
-    let rendered = one_record(&state, &access, record_id, false, &pairs, RecordShape::Flat)?;
-    Ok(HttpResponse::Ok().json(rendered))
+    one_record(
+        state.into_inner(),
+        access,
+        record_id,
+        false,
+        pairs,
+        RecordShape::Flat,
+    )
+    .await
 }
 
 /// Partially updates a record → 200 the flat record.

@@ -1,21 +1,21 @@
 //! `POST /api/query {sql}` (SPEC §9): read-only SQL for admins, compiled onto the query engine
-//! (`tabula_actors::query::sql`), run off the HTTP workers under a 30 s deadline. See docs/sql.md.
+//! (`tabula_actors::query::sql`), run off the HTTP workers within `limits.sql_timeout_ms` (the
+//! budget is checked as the query reads, so a query over it stops). See docs/sql.md.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value as Json};
 use tabula_actors::query::sql::run_sql;
+use tabula_actors::DomainError;
 
 use crate::auth::TableAdminCaller;
+use crate::blocking::off_the_workers;
 use crate::error::{ApiError, ApiResult};
 use crate::json::from_value;
 use crate::routes::records::parse_json_body;
 use crate::state::AppState;
-
-/// How long a query may run before the caller gets its 400.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config.service(super::resource("/api/query").post(run_query));
@@ -26,7 +26,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 #[utoipa::path(post, path = "/api/query", tag = "query",
     request_body(content = serde_json::Value, description = "`{sql}`: one SELECT (columns, *, COUNT(*), SUM/AVG/MIN/MAX) FROM one table [WHERE] [GROUP BY one column] [ORDER BY] [LIMIT] [OFFSET]"),
     responses((status = 200, description = "`{rows, fields:[{name,type}], rowCount, duration}`"),
-              (status = 400, description = "Syntax error, anything but a supported SELECT (named in the message), unknown table or column, or over the 30 s limit"),
+              (status = 400, description = "Syntax error, anything but a supported SELECT (named in the message), unknown table or column, or over `limits.sql_timeout_ms` (`errors[{field:\"sql\"}]`, `details.timeoutMs`)"),
               (status = 401, description = "Authentication required"),
               (status = 403, description = "Not an admin")))]
 pub async fn run_query(
@@ -50,20 +50,17 @@ pub async fn run_query(
     let registry = Arc::clone(&state.registry);
     let principal = Arc::clone(&caller.0 .0);
     let started = Instant::now();
-    let work = web::block(move || run_sql(&registry, &principal, &sql));
-    let result = match tokio::time::timeout(QUERY_TIMEOUT, work).await {
-        Ok(joined) => joined.map_err(|error| ApiError::internal(error.to_string()))??,
-        Err(_) => {
-            return Err(ApiError::validation(
+    let result = off_the_workers(move || {
+        run_sql(&registry, &principal, &sql, &state.sql_budget()).map_err(|error| match error {
+            DomainError::QueryTimedOut { limit_ms } => ApiError::query_timed_out(
                 "sql",
-                format!(
-                    "The query did not finish within {} seconds; narrow it with WHERE on an \
-                     indexed field or a smaller LIMIT",
-                    QUERY_TIMEOUT.as_secs()
-                ),
-            ))
-        }
-    };
+                limit_ms,
+                "narrow it with WHERE on an indexed field or a smaller LIMIT",
+            ),
+            other => other.into(),
+        })
+    })
+    .await?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let rows: Vec<Json> = result
         .rows

@@ -1,5 +1,6 @@
 //! Records CRUD and listing (SPEC §4.1, §4.2): handlers parse the request, send one message to
-//! the table's actor (or read the store for reads) and render the reply.
+//! the table's actor (or read the store for reads) and render the reply. A list is parsed, run
+//! and rendered off the HTTP workers (`crate::blocking`), within `limits.query_timeout_ms`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -19,6 +20,7 @@ use tabula_actors::validate::WriteMode;
 use tabula_storage::{StoredRecord, TableSchema, TableStore, Value};
 
 use crate::auth::Caller;
+use crate::blocking::{json_bytes, json_response, off_the_workers};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{from_value, parse_value, to_value, FlatRecordView, RecordView};
 use crate::state::AppState;
@@ -311,7 +313,14 @@ pub fn rendered_page(
     let expansions = if request.expand.is_empty() {
         Vec::new()
     } else {
-        query::expand::expand(registry, schema, records, &request.expand, reader)?
+        query::expand::expand_within(
+            registry,
+            schema,
+            records,
+            &request.expand,
+            reader,
+            &request.budget,
+        )?
     };
     Ok(records
         .iter()
@@ -330,14 +339,14 @@ pub fn rendered_page(
 /// Renders a list page: `{records, pagination}` plus `aggregations` / `groups` when asked, the
 /// `fields=` projection, and `expand` under each record that has expanded relations (what
 /// `reader` may not read left out).
-pub fn list_response(
+pub fn list_body(
     registry: &Registry,
     reader: &dyn ReadAccess,
     store: &TableStore,
     schema: &TableSchema,
     request: &ListRequest,
     page: &ListPage,
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<serde_json::Value> {
     let records = rendered_page(
         registry,
         reader,
@@ -366,7 +375,33 @@ pub fn list_response(
             })
             .collect();
     }
-    Ok(HttpResponse::Ok().json(body))
+    Ok(body)
+}
+
+/// Answers a list request of the main API off the HTTP workers: parses it as `access` may make
+/// it (`parse`: the list or the view request, adjusted by `adjust`), runs it within
+/// `limits.query_timeout_ms`, renders `{records, pagination, …}`.
+pub async fn answer_list(
+    state: web::Data<AppState>,
+    access: TableAccess,
+    parse: impl FnOnce(&TableAccess, &AppState) -> ApiResult<ListRequest> + Send + 'static,
+) -> ApiResult<HttpResponse> {
+    let bytes = off_the_workers(move || {
+        let mut list_request = parse(&access, &state)?;
+        list_request.budget = state.query_budget();
+        let page = query::list(&access.handle.shared, &list_request)?;
+        let body = list_body(
+            &state.registry,
+            access.principal(),
+            &access.handle.shared.store,
+            &access.schema,
+            &list_request,
+            &page,
+        )?;
+        json_bytes(&body)
+    })
+    .await?;
+    Ok(json_response(bytes))
 }
 
 /// Lists records with paging, sorting and filters.
@@ -381,7 +416,7 @@ pub fn list_response(
            ("includeDeleted" = Option<bool>, Query, description = "Include trashed records"),
            ("deleted" = Option<bool>, Query, description = "Only trashed records")),
     responses((status = 200, description = "`{records, pagination}`"),
-              (status = 400, description = "Bad query parameter"),
+              (status = 400, description = "Bad query parameter, or the query did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`)"),
               (status = 404, description = "No such table")))]
 pub async fn list_records(
     state: web::Data<AppState>,
@@ -390,18 +425,11 @@ pub async fn list_records(
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let access = caller.table(&state, &path, Action::Read)?;
-    let (handle, schema) = (&access.handle, &access.schema);
     let pairs = query_pairs(&request)?;
-    let list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
-    let page = query::list(&handle.shared, &list_request)?;
-    list_response(
-        &state.registry,
-        access.principal(),
-        &handle.shared.store,
-        schema,
-        &list_request,
-        &page,
-    )
+    answer_list(state, access, move |access, state| {
+        Ok(access.list_request(&pairs, state.page_limits(), parse_value)?)
+    })
+    .await
 }
 
 /// Creates a record from `{fields:{…}}` or a flat object.
@@ -503,45 +531,50 @@ pub async fn get_record(
     let record_id = parse_record_id(&id)?;
     let pairs = query_pairs(&request)?;
     let include_deleted = flag(&pairs, "includeDeleted")?;
-    let rendered = one_record(
-        &state,
-        &access,
+    one_record(
+        state.into_inner(),
+        access,
         record_id,
         include_deleted,
-        &pairs,
+        pairs,
         RecordShape::Nested,
-    )?;
-    Ok(HttpResponse::Ok().json(rendered))
+    )
+    .await
 }
 
 /// One record as `GET …/{id}` renders it in `shape`: the `fields=` projection and `expand=` of
 /// the query (checked as on the list: an unknown name is a 400, before the record is looked
-/// up), what the caller may not read left out.
-pub fn one_record(
-    state: &AppState,
-    access: &TableAccess,
+/// up), what the caller may not read left out. An expansion can read many related records, so
+/// this runs off the workers, within the query budget.
+pub async fn one_record(
+    state: std::sync::Arc<AppState>,
+    access: TableAccess,
     record_id: u64,
     include_deleted: bool,
-    pairs: &[(String, String)],
+    pairs: Vec<(String, String)>,
     shape: RecordShape,
-) -> ApiResult<serde_json::Value> {
-    let shaping: Vec<(String, String)> = pairs
-        .iter()
-        .filter(|(key, _)| key == "fields" || key == "expand")
-        .cloned()
-        .collect();
-    let list_request = access.list_request(&shaping, state.page_limits(), parse_value)?;
-    let record = readable_record(access, record_id, include_deleted)?;
-    let mut rendered = rendered_page(
-        &state.registry,
-        access.principal(),
-        &access.handle.shared.store,
-        &access.schema,
-        &list_request,
-        std::slice::from_ref(&record),
-        shape,
-    )?;
-    Ok(rendered.pop().unwrap_or(serde_json::Value::Null))
+) -> ApiResult<HttpResponse> {
+    let bytes = off_the_workers(move || {
+        let shaping: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter(|(key, _)| key == "fields" || key == "expand")
+            .collect();
+        let mut list_request = access.list_request(&shaping, state.page_limits(), parse_value)?;
+        list_request.budget = state.query_budget();
+        let record = readable_record(&access, record_id, include_deleted)?;
+        let mut rendered = rendered_page(
+            &state.registry,
+            access.principal(),
+            &access.handle.shared.store,
+            &access.schema,
+            &list_request,
+            std::slice::from_ref(&record),
+            shape,
+        )?;
+        json_bytes(&rendered.pop().unwrap_or(serde_json::Value::Null))
+    })
+    .await?;
+    Ok(json_response(bytes))
 }
 
 /// The record `record_id` if the caller may see it (a trashed one only with

@@ -13,6 +13,7 @@ use tabula_actors::query;
 use tabula_storage::StoredRecord;
 
 use crate::auth::Caller;
+use crate::blocking::{json_bytes, json_response, off_the_workers};
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::{
@@ -69,7 +70,7 @@ fn data_input(body: &[u8], take_token: bool) -> ApiResult<RecordInput> {
            ("limit" = Option<u64>, Query, description = "Page size"),
            ("offset" = Option<u64>, Query, description = "Records to skip")),
     responses((status = 200, description = "`{data:[flat records], total, executionTime}`"),
-              (status = 400, description = "Bad query parameter"),
+              (status = 400, description = "Bad query parameter, or the query did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`)"),
               (status = 401, description = "Authentication required"),
               (status = 404, description = "No such table")))]
 pub async fn list_sonic_records(
@@ -81,25 +82,30 @@ pub async fn list_sonic_records(
     let started = Instant::now();
     let access = caller.table(&state, &path, Action::Read)?;
     let pairs = query_pairs(&request)?;
-    let list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
-    let page = query::list(&access.handle.shared, &list_request)?;
-    let data = rendered_page(
-        &state.registry,
-        access.principal(),
-        &access.handle.shared.store,
-        &access.schema,
-        &list_request,
-        &page.records,
-        RecordShape::Flat,
-    )?;
-    let total = page
-        .total
-        .map_or(-1, |total| i64::try_from(total).unwrap_or(i64::MAX));
-    Ok(HttpResponse::Ok().json(json!({
-        "data": data,
-        "total": total,
-        "executionTime": execution_time(started),
-    })))
+    let bytes = off_the_workers(move || {
+        let mut list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
+        list_request.budget = state.query_budget();
+        let page = query::list(&access.handle.shared, &list_request)?;
+        let data = rendered_page(
+            &state.registry,
+            access.principal(),
+            &access.handle.shared.store,
+            &access.schema,
+            &list_request,
+            &page.records,
+            RecordShape::Flat,
+        )?;
+        let total = page
+            .total
+            .map_or(-1, |total| i64::try_from(total).unwrap_or(i64::MAX));
+        json_bytes(&json!({
+            "data": data,
+            "total": total,
+            "executionTime": execution_time(started),
+        }))
+    })
+    .await?;
+    Ok(json_response(bytes))
 }
 
 /// One record → `{data: flat record, executionTime}`.

@@ -42,7 +42,7 @@ const PAGES_IN_FLIGHT: usize = 4;
            ("fields" = Option<String>, Query, description = "The fields to export (`id` always is)"),
            ("limit" = Option<u64>, Query, description = "At most this many records (default: all)")),
     responses((status = 200, description = "CSV (header `id,<fields…>`, RFC 4180) or a JSON array of records in the API shape, streamed"),
-              (status = 400, description = "Unknown format, bad filter/sort/fields"),
+              (status = 400, description = "Unknown format, bad filter/sort/fields, or the first page did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`; a later page over it cuts the body short)"),
               (status = 401, description = "Authentication required"),
               (status = 404, description = "No such table")))]
 pub async fn export_records(
@@ -64,13 +64,30 @@ pub async fn export_records(
         .filter(|(key, _)| !matches!(key.as_str(), "format" | "limit"))
         .cloned()
         .collect();
-    let list_request = access.list_request(&list_pairs, state.page_limits(), parse_value)?;
+    let mut list_request = access.list_request(&list_pairs, state.page_limits(), parse_value)?;
+    // Each page gets the budget anew (`ExportPages`).
+    list_request.budget = state.query_budget();
     let shared = Arc::clone(&access.handle.shared);
     let schema = Arc::clone(&access.schema);
     let table_name = access.full_schema.name.clone();
     let (sender, receiver) =
         tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(PAGES_IN_FLIGHT);
+    // Whether the first page could be read: until then no status is sent, so a query that
+    // fails from the start (over its budget, a storage error) is an envelope, not a cut body.
+    let (first_page_sender, first_page) = tokio::sync::oneshot::channel::<ApiResult<()>>();
     actix_web::rt::task::spawn_blocking(move || {
+        let mut pages =
+            ExportPages::with_limit(&shared, &list_request, EXPORT_PAGE_SIZE, max_records);
+        let first = match pages.next().transpose() {
+            Ok(first) => first,
+            Err(error) => {
+                let _ = first_page_sender.send(Err(error.into()));
+                return;
+            }
+        };
+        if first_page_sender.send(Ok(())).is_err() {
+            return;
+        }
         let mut writer = ExportWriter::new(format, &schema, list_request.projection.as_deref());
         let send = |chunk: std::io::Result<Vec<u8>>| match chunk {
             Ok(bytes) if bytes.is_empty() => true,
@@ -83,8 +100,7 @@ pub async fn export_records(
         if !send(writer.start()) {
             return;
         }
-        let pages = ExportPages::with_limit(&shared, &list_request, EXPORT_PAGE_SIZE, max_records);
-        for page in pages {
+        for page in first.map(Ok).into_iter().chain(pages) {
             let chunk = match page {
                 Ok(records) => writer.page(&records),
                 Err(error) => {
@@ -101,6 +117,9 @@ pub async fn export_records(
         }
         send(Ok(writer.finish()));
     });
+    first_page
+        .await
+        .map_err(|_| ApiError::internal("the export stopped before its first page"))??;
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     });

@@ -6,12 +6,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use tabula_actors::lifecycle;
 use tabula_actors::permissions::Action;
-use tabula_actors::query::{self, TrashMode};
+use tabula_actors::query::TrashMode;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::json::parse_value;
-use crate::routes::records::{list_response, parse_record_id, query_pairs, CountedRecord};
+use crate::routes::records::{answer_list, parse_record_id, query_pairs, CountedRecord};
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -28,7 +28,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
            ("sort" = Option<String>, Query, description = "`priority:desc` or `-priority`"),
            ("filter" = Option<String>, Query, description = "Any filter spelling of GET /records")),
     responses((status = 200, description = "`{records, pagination}` of trashed records"),
-              (status = 400, description = "Bad query parameter"),
+              (status = 400, description = "Bad query parameter, or the query did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`)"),
               (status = 404, description = "No such table")))]
 pub async fn list_trash(
     state: web::Data<AppState>,
@@ -37,19 +37,13 @@ pub async fn list_trash(
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let access = caller.table(&state, &path, Action::Read)?;
-    let (handle, schema) = (&access.handle, &access.schema);
     let pairs = query_pairs(&request)?;
-    let mut list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
-    list_request.trash = TrashMode::Trashed;
-    let page = query::list(&handle.shared, &list_request)?;
-    list_response(
-        &state.registry,
-        access.principal(),
-        &handle.shared.store,
-        schema,
-        &list_request,
-        &page,
-    )
+    answer_list(state, access, move |access, state| {
+        let mut list_request = access.list_request(&pairs, state.page_limits(), parse_value)?;
+        list_request.trash = TrashMode::Trashed;
+        Ok(list_request)
+    })
+    .await
 }
 
 /// Restores a trashed record, and the records a cascade took with it → `{success:true, record}`.

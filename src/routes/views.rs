@@ -8,7 +8,7 @@ use tabula_actors::query;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::json::parse_value;
-use crate::routes::records::{list_response, query_pairs};
+use crate::routes::records::{answer_list, query_pairs};
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -57,7 +57,7 @@ pub async fn get_view(
     params(("table" = String, Path, description = "Table id or name"),
            ("view" = String, Path, description = "View id or name")),
     responses((status = 200, description = "`{records, pagination}`"),
-              (status = 400, description = "Bad query parameter"),
+              (status = 400, description = "Bad query parameter, or the query did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`)"),
               (status = 404, description = "No such table or view")))]
 pub async fn list_view_records(
     state: web::Data<AppState>,
@@ -67,16 +67,9 @@ pub async fn list_view_records(
 ) -> ApiResult<HttpResponse> {
     let (table, view) = path.into_inner();
     let access = caller.table(&state, &table, Action::Read)?;
-    let (handle, schema) = (&access.handle, &access.schema);
     let pairs = query_pairs(&request)?;
-    let list_request = access.view_request(&view, &pairs, state.page_limits(), parse_value)?;
-    let page = query::list(&handle.shared, &list_request)?;
-    list_response(
-        &state.registry,
-        access.principal(),
-        &handle.shared.store,
-        schema,
-        &list_request,
-        &page,
-    )
+    answer_list(state, access, move |access, state| {
+        Ok(access.view_request(&view, &pairs, state.page_limits(), parse_value)?)
+    })
+    .await
 }

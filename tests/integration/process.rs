@@ -135,7 +135,7 @@ pub(crate) fn get_json(base: &str, path: &str, token: &str) -> (u16, Json) {
 }
 
 /// Signs up (the demo tables are for signed-in members) and returns the session token.
-fn sign_up(base: &str, email: &str) -> String {
+pub(crate) fn sign_up(base: &str, email: &str) -> String {
     let (status, body) = post_json(
         base,
         "/api/auth/sign-up/email",

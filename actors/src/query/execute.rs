@@ -13,10 +13,11 @@ use tabula_storage::{StorageError, StoredRecord, TableSchema, Value};
 
 use crate::error::DomainResult;
 use crate::query::aggregate::{Accumulator, AggregateSpec, Aggregations, Group, Grouper};
+use crate::query::budget::QueryBudget;
 use crate::query::counts;
 use crate::query::filter::{compare_values, Attribute, Filter};
 use crate::query::plan::{self, AccessPath, Delivery, Order, Plan};
-use crate::query::search::{self, SearchQuery, SearchResults};
+use crate::query::search::{self, SearchQuery, SearchResults, SearchScope};
 use crate::registry::TableShared;
 
 /// One sort key; ties are always broken by id ascending.
@@ -66,6 +67,9 @@ pub struct ListRequest {
     pub projection: Option<Vec<u32>>,
     /// `search=`.
     pub search: Option<SearchQuery>,
+    /// What the search may see when its caller may not read every search field or every row
+    /// (`None`: the whole index). Set by `TableAccess::restrict`.
+    pub search_scope: Option<SearchScope>,
     /// `expand=`: relation paths, each one or two names (`["project", "client"]`). Resolved
     /// against the registry by `query::expand::expand`.
     pub expand: Vec<Vec<String>>,
@@ -75,6 +79,9 @@ pub struct ListRequest {
     pub group_by: Option<u32>,
     /// The id of the view applied (`view=` or `/views/{v}/records`), for permission checks.
     pub view: Option<String>,
+    /// How long the request may read (checked for every record read, and while patterns read
+    /// long texts); unlimited by default.
+    pub budget: QueryBudget,
 }
 
 /// One page of a list.
@@ -156,6 +163,9 @@ struct Executor<'a> {
     /// The search's matches (shared with the ranked stream, which sorts only what it hands out).
     hits: Option<Arc<SearchResults>>,
 }
+
+/// How many index keys a count reads between two looks at the budget (each key is cheap).
+const KEYS_PER_BUDGET_CHECK: usize = 4096;
 
 fn storage<T>(result: Result<T, StorageError>) -> DomainResult<T> {
     result.map_err(Into::into)
@@ -372,15 +382,14 @@ impl<'a> Collector<'a> {
     }
 
     /// Whether the record is visible and matches; counts and aggregates it if so.
-    fn accept(&mut self, record: &StoredRecord) -> bool {
-        if !self.request.trash.admits(record)
-            || !self
-                .request
-                .filter
-                .as_ref()
-                .is_none_or(|filter| filter.matches(record))
-        {
-            return false;
+    fn accept(&mut self, record: &StoredRecord) -> DomainResult<bool> {
+        if !self.request.trash.admits(record) {
+            return Ok(false);
+        }
+        if let Some(filter) = &self.request.filter {
+            if !filter.matches_within(record, &self.request.budget)? {
+                return Ok(false);
+            }
         }
         self.matched += 1;
         if let (Some(spec), Some(accumulator)) = (&self.request.aggregate, &mut self.accumulator) {
@@ -389,7 +398,7 @@ impl<'a> Collector<'a> {
         if let Some(grouper) = &mut self.grouper {
             grouper.add(self.request.aggregate.as_ref(), record);
         }
-        true
+        Ok(true)
     }
 
     fn is_pageable(&self, record: &StoredRecord) -> bool {
@@ -470,7 +479,10 @@ impl<'a> Executor<'a> {
         ids: impl Iterator<Item = DomainResult<u64>>,
     ) -> DomainResult<u64> {
         let mut count = 0u64;
-        for id in ids {
+        for (read, id) in ids.enumerate() {
+            if read % KEYS_PER_BUDGET_CHECK == 0 {
+                self.request.budget.check()?;
+            }
             if self.admits_id(id?)? {
                 count += 1;
             }
@@ -705,7 +717,9 @@ impl<'a> Executor<'a> {
         })
     }
 
+    /// The record of a candidate, once the budget allows reading one more.
     fn resolve(&self, candidate: Candidate) -> DomainResult<Option<StoredRecord>> {
+        self.request.budget.check()?;
         match candidate {
             Candidate::Record(record) => Ok(Some(record)),
             Candidate::Id(id) => Ok(self.table.store.get_record(id)?),
@@ -715,7 +729,13 @@ impl<'a> Executor<'a> {
     fn run(mut self) -> DomainResult<ListPage> {
         if self.plan.access == AccessPath::Search {
             let hits = match &self.request.search {
-                Some(query) => search::run_search(self.table, query)?,
+                Some(query) => search::run_search_within(
+                    self.table,
+                    self.schema,
+                    query,
+                    self.request.search_scope.as_ref(),
+                    &self.request.budget,
+                )?,
                 None => SearchResults::default(),
             };
             self.hits = Some(Arc::new(hits));
@@ -745,7 +765,7 @@ impl<'a> Executor<'a> {
                             continue;
                         }
                         if let Some(record) = self.resolve(candidate)? {
-                            if collector.accept(&record) {
+                            if collector.accept(&record)? {
                                 records.push(record);
                             }
                         }
@@ -771,7 +791,7 @@ impl<'a> Executor<'a> {
                     let Some(record) = self.resolve(candidate)? else {
                         continue;
                     };
-                    if !collector.accept(&record) || !collector.is_pageable(&record) {
+                    if !collector.accept(&record)? || !collector.is_pageable(&record) {
                         continue;
                     }
                     collector.pageable += 1;
@@ -822,17 +842,12 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// The values of an `IN`, each once.
+/// The values of an `IN`, each once, in value order (sorted, so a long list costs
+/// O(n log n), not a comparison of every pair).
 fn distinct_values(values: &[Value]) -> Vec<Value> {
-    let mut distinct: Vec<Value> = Vec::with_capacity(values.len());
-    for value in values {
-        if !distinct
-            .iter()
-            .any(|seen| compare_values(seen, value) == Ordering::Equal)
-        {
-            distinct.push(value.clone());
-        }
-    }
+    let mut distinct = values.to_vec();
+    distinct.sort_by(compare_values);
+    distinct.dedup_by(|later, earlier| compare_values(later, earlier) == Ordering::Equal);
     distinct
 }
 
@@ -843,19 +858,31 @@ pub fn list_by_scan(table: &TableShared, request: &ListRequest) -> DomainResult<
     let schema = table.schema();
     let order = plan::effective_order(request);
     let scores: Option<SearchResults> = match &request.search {
-        Some(query) => Some(search::run_search(table, query)?),
+        Some(query) => Some(search::run_search_within(
+            table,
+            &schema,
+            query,
+            request.search_scope.as_ref(),
+            &request.budget,
+        )?),
         None => None,
     };
     let mut collector = Collector::new(request, true);
     let mut matching = Vec::new();
     for record in table.store.records(None, false) {
+        request.budget.check()?;
         let record = record?;
         if let Some(query) = &request.search {
-            if !search::record_matches(&schema, query, &record) {
+            if !search::scoped_record_matches(
+                &schema,
+                request.search_scope.as_ref(),
+                query,
+                &record,
+            ) {
                 continue;
             }
         }
-        if collector.accept(&record) {
+        if collector.accept(&record)? {
             matching.push(record);
         }
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tabula_storage::{FieldDef, FieldType, StoredRecord, TableSchema, Value};
 
 use crate::error::{DomainError, DomainResult};
+use crate::query::budget::QueryBudget;
 use crate::query::filter::Filter;
 use crate::query::plan::indexable_field;
 use crate::registry::{Registry, TableHandle};
@@ -191,8 +192,27 @@ pub fn expand(
     paths: &[Vec<String>],
     access: &dyn ReadAccess,
 ) -> DomainResult<Vec<BTreeMap<String, Expanded>>> {
+    expand_within(
+        registry,
+        schema,
+        records,
+        paths,
+        access,
+        &QueryBudget::unlimited(),
+    )
+}
+
+/// [`expand`] within a query's budget, checked for every related record read.
+pub fn expand_within(
+    registry: &Registry,
+    schema: &TableSchema,
+    records: &[StoredRecord],
+    paths: &[Vec<String>],
+    access: &dyn ReadAccess,
+    budget: &QueryBudget,
+) -> DomainResult<Vec<BTreeMap<String, Expanded>>> {
     let nodes = resolve_tree(registry, schema, paths, access)?;
-    expand_level(records, &nodes, access)
+    expand_level(records, &nodes, access, budget)
 }
 
 fn related_id(value: &Value) -> Option<u64> {
@@ -221,6 +241,7 @@ fn expand_level(
     records: &[StoredRecord],
     nodes: &[ExpandNode],
     access: &dyn ReadAccess,
+    budget: &QueryBudget,
 ) -> DomainResult<Vec<BTreeMap<String, Expanded>>> {
     let mut out: Vec<BTreeMap<String, Expanded>> = vec![BTreeMap::new(); records.len()];
     for node in nodes {
@@ -236,13 +257,14 @@ fn expand_level(
                 wanted.dedup();
                 let mut found = Vec::new();
                 for id in wanted {
+                    budget.check()?;
                     if let Some(related) = target.shared.store.get_record(id)? {
                         if shown(&related, rule.as_ref()) {
                             found.push(readable(&target_schema, related, access));
                         }
                     }
                 }
-                let nested = expand_level(&found, &node.children, access)?;
+                let nested = expand_level(&found, &node.children, access, budget)?;
                 let by_id: HashMap<u64, ExpandedRecord> = found
                     .into_iter()
                     .zip(nested)
@@ -285,6 +307,7 @@ fn expand_level(
                             if list.len() >= MAX_EXPANDED_CHILDREN {
                                 break;
                             }
+                            budget.check()?;
                             if let Some(record) = child.shared.store.get_record(id?)? {
                                 if shown(&record, rule.as_ref()) {
                                     list.push(record);
@@ -295,6 +318,7 @@ fn expand_level(
                     }
                 } else {
                     for record in child.shared.store.records(None, false) {
+                        budget.check()?;
                         let record = record?;
                         if !shown(&record, rule.as_ref()) {
                             continue;
@@ -315,7 +339,7 @@ fn expand_level(
                     .cloned()
                     .map(|record| readable(&child_schema, record, access))
                     .collect();
-                let nested = expand_level(&flat, &node.children, access)?;
+                let nested = expand_level(&flat, &node.children, access, budget)?;
                 let mut expanded_by_id: HashMap<u64, ExpandedRecord> = flat
                     .into_iter()
                     .zip(nested)

@@ -5,7 +5,7 @@
 //! In id order the cursor is the engine's own `after`; in any other order it is a
 //! [`Filter::After`] on the sort keys AND-ed into the request, plus — when the first sort key is
 //! an indexed field sorted ascending — a `>=` bound on it so that the planner walks the index
-//! from the cursor instead of from the start.
+//! from the cursor instead of from the start. Each page has the request's time budget anew.
 
 use tabula_storage::StoredRecord;
 
@@ -80,6 +80,9 @@ impl<'a> ExportPages<'a> {
 
     fn page_request(&self) -> ListRequest {
         let mut request = self.base.clone();
+        // Each page is one query with a budget of its own: a long export goes on for as long
+        // as its pages keep finishing in time.
+        request.budget = self.base.budget.restarted();
         let Some(cursor) = &self.cursor else {
             return request;
         };

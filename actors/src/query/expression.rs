@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use tabula_storage::{TableSchema, Value};
 
 use crate::error::{DomainError, DomainResult};
-use crate::query::filter::{has_unescaped_percent, Attribute, CompareOp, Filter};
+use crate::query::filter::{Attribute, CompareOp, Filter};
+use crate::query::like::has_unescaped_percent;
 use crate::query::typing::{self, LikeShape, Literal};
 
 /// The longest expression accepted, in characters.
@@ -502,12 +503,12 @@ fn print_into(schema: &TableSchema, filter: &Filter, out: &mut String) -> Option
             pattern,
             negated,
         } => {
-            if !has_unescaped_percent(pattern) {
+            if !has_unescaped_percent(pattern.as_str()) {
                 return None;
             }
             out.push_str(attribute.name(schema)?);
             out.push_str(if *negated { " !~ " } else { " ~ " });
-            print_text(pattern, out);
+            print_text(pattern.as_str(), out);
         }
         Filter::Not(_) | Filter::IsEmpty { .. } | Filter::After { .. } => return None,
     }

@@ -1,5 +1,6 @@
 //! The filter tree that every filter spelling compiles to, its evaluation against a stored
-//! record, LIKE matching, and the total order of values shared with the index encoding.
+//! record (within a query's time budget), and the total order of values shared with the index
+//! encoding. LIKE patterns are compiled and matched by `query::like`.
 //!
 //! Values inside a tree are already typed for their attribute (see `query::typing`): a number
 //! field holds numbers, a date field `YYYY-MM-DD` text, `createdAt` milliseconds, so evaluation
@@ -12,7 +13,13 @@ use tabula_storage::keys::ordered_f64_bits;
 use tabula_storage::{FieldType, StoredRecord, TableSchema, Value};
 
 use crate::error::{DomainError, DomainResult};
+use crate::query::budget::QueryBudget;
 use crate::query::execute::SortKey;
+use crate::query::like::LikePattern;
+
+/// A text at least this long is followed by a look at the query's budget once a LIKE has read
+/// it: a pass over it takes long enough that reading the clock costs nothing in comparison.
+const LONG_TEXT_BYTES: usize = 16 * 1024;
 
 /// What a filter or sort refers to: a system attribute or a field (by id, so renames are safe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,10 +183,10 @@ pub enum Filter {
     },
     /// Case-insensitive LIKE: `%` any run, `_` one character, `\` takes the next one literally.
     /// The pattern is the effective one (the expression language's substring wrapping is
-    /// already applied).
+    /// already applied), compiled once for every record it is matched against.
     Like {
         attribute: Attribute,
-        pattern: String,
+        pattern: LikePattern,
         negated: bool,
     },
     /// The value is null, the empty string or the empty array (`isEmpty`).
@@ -242,10 +249,36 @@ impl Filter {
 
     /// Whether the record satisfies the filter.
     pub fn matches(&self, record: &StoredRecord) -> bool {
-        match self {
-            Filter::And(parts) => parts.iter().all(|part| part.matches(record)),
-            Filter::Or(parts) => parts.iter().any(|part| part.matches(record)),
-            Filter::Not(inner) => !inner.matches(record),
+        // An unlimited budget never runs out, so this is never the error.
+        self.matches_within(record, &QueryBudget::unlimited())
+            .unwrap_or(false)
+    }
+
+    /// Whether the record satisfies the filter, stopping with the budget's error when it runs
+    /// out while a LIKE reads a long text.
+    pub fn matches_within(
+        &self,
+        record: &StoredRecord,
+        budget: &QueryBudget,
+    ) -> DomainResult<bool> {
+        Ok(match self {
+            Filter::And(parts) => {
+                for part in parts {
+                    if !part.matches_within(record, budget)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Filter::Or(parts) => {
+                for part in parts {
+                    if part.matches_within(record, budget)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Filter::Not(inner) => !inner.matches_within(record, budget)?,
             Filter::Compare {
                 attribute,
                 op,
@@ -271,8 +304,17 @@ impl Filter {
             } => {
                 let actual = attribute.value_ref(record);
                 let found = match actual.as_ref() {
-                    Value::List(items) => items.iter().any(|item| like_value(pattern, item)),
-                    single => like_value(pattern, single),
+                    Value::List(items) => {
+                        let mut found = false;
+                        for item in items {
+                            if like_value(pattern, item, budget)? {
+                                found = true;
+                                break;
+                            }
+                        }
+                        found
+                    }
+                    single => like_value(pattern, single, budget)?,
                 };
                 found != *negated
             }
@@ -286,12 +328,12 @@ impl Filter {
                         ordering
                     };
                     if ordering != Ordering::Equal {
-                        return ordering == Ordering::Greater;
+                        return Ok(ordering == Ordering::Greater);
                     }
                 }
                 record.id > *id
             }
-        }
+        })
     }
 
     /// Every attribute the filter mentions.
@@ -347,103 +389,19 @@ fn scalar_matches(actual: &Value, op: CompareOp, expected: &Value) -> bool {
     }
 }
 
-fn like_value(pattern: &str, value: &Value) -> bool {
-    match value {
-        Value::Text(text) => like_matches(pattern, text),
-        Value::Int(number) => like_matches(pattern, &number.to_string()),
-        Value::Float(number) => like_matches(pattern, &number.to_string()),
+fn like_value(pattern: &LikePattern, value: &Value, budget: &QueryBudget) -> DomainResult<bool> {
+    Ok(match value {
+        Value::Text(text) => {
+            let found = pattern.matches(text);
+            if text.len() >= LONG_TEXT_BYTES {
+                budget.check()?;
+            }
+            found
+        }
+        Value::Int(number) => pattern.matches(&number.to_string()),
+        Value::Float(number) => pattern.matches(&number.to_string()),
         _ => false,
-    }
-}
-
-/// One element of a compiled LIKE pattern.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum PatternToken {
-    AnyRun,
-    AnyOne,
-    Literal(char),
-}
-
-fn fold_case(character: char) -> char {
-    // Case-insensitive comparison by simple lower-casing; characters whose lower case is
-    // several characters keep the first, which is enough for matching.
-    character.to_lowercase().next().unwrap_or(character)
-}
-
-/// Case-insensitive SQL LIKE: `%` matches any run, `_` one character, `\x` the character `x`.
-pub fn like_matches(pattern: &str, text: &str) -> bool {
-    let mut tokens = Vec::with_capacity(pattern.len());
-    let mut characters = pattern.chars();
-    while let Some(character) = characters.next() {
-        tokens.push(match character {
-            '%' => PatternToken::AnyRun,
-            '_' => PatternToken::AnyOne,
-            '\\' => match characters.next() {
-                Some(escaped) => PatternToken::Literal(fold_case(escaped)),
-                None => PatternToken::Literal('\\'),
-            },
-            other => PatternToken::Literal(fold_case(other)),
-        });
-    }
-    let text: Vec<char> = text.chars().map(fold_case).collect();
-    // The classic greedy matcher with one backtrack point: linear in practice, never
-    // exponential.
-    let (mut text_at, mut token_at) = (0usize, 0usize);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while text_at < text.len() {
-        match tokens.get(token_at) {
-            Some(PatternToken::AnyRun) => {
-                backtrack = Some((token_at, text_at));
-                token_at += 1;
-            }
-            Some(PatternToken::AnyOne) => {
-                token_at += 1;
-                text_at += 1;
-            }
-            Some(PatternToken::Literal(expected)) if *expected == text[text_at] => {
-                token_at += 1;
-                text_at += 1;
-            }
-            _ => match backtrack {
-                Some((run_token, run_text)) => {
-                    token_at = run_token + 1;
-                    text_at = run_text + 1;
-                    backtrack = Some((run_token, run_text + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    tokens[token_at.min(tokens.len())..]
-        .iter()
-        .all(|token| *token == PatternToken::AnyRun)
-}
-
-/// Whether a LIKE pattern contains a `%` that is not escaped.
-pub fn has_unescaped_percent(pattern: &str) -> bool {
-    let mut characters = pattern.chars();
-    while let Some(character) = characters.next() {
-        match character {
-            '\\' => {
-                characters.next();
-            }
-            '%' => return true,
-            _ => {}
-        }
-    }
-    false
-}
-
-/// Escapes `%`, `_` and `\` so that `text` matches itself literally inside a LIKE pattern.
-pub fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 2);
-    for character in text.chars() {
-        if matches!(character, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(character);
-    }
-    escaped
+    })
 }
 
 /// The total order used for filters and sorts. It agrees with the index key encoding
@@ -476,19 +434,6 @@ pub fn compare_values(left: &Value, right: &Value) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_handles_wildcards_case_and_escapes() {
-        assert!(like_matches("%john%", "Big JOHNNY"));
-        assert!(like_matches("j_hn", "john"));
-        assert!(!like_matches("j_hn", "jhn"));
-        assert!(like_matches("50\\%", "50%"));
-        assert!(!like_matches("50\\%", "500"));
-        assert!(like_matches("%", ""));
-        assert!(!like_matches("_", ""));
-        assert!(like_matches("a%b%c", "aXXbYYc"));
-        assert!(!like_matches("a%b%c", "aXXbYY"));
-    }
 
     #[test]
     fn numbers_compare_exactly_across_kinds() {

@@ -37,6 +37,8 @@ use tabula_storage::{
 };
 
 use crate::error::{DomainError, DomainResult};
+use crate::query::budget::QueryBudget;
+use crate::query::filter::Filter;
 use crate::registry::TableShared;
 
 /// The key prefix of the full-text index.
@@ -1466,10 +1468,165 @@ pub fn run_search(table: &TableShared, query: &SearchQuery) -> DomainResult<Sear
     })
 }
 
-/// Whether a record matches a search, decided from the record itself (no index): the
-/// brute-force reference the index is tested against.
-pub fn record_matches(schema: &TableSchema, query: &SearchQuery, record: &StoredRecord) -> bool {
-    let document = document(&search_fields(schema), record);
+/// What a search may see for a caller who may not read the whole table: the search fields it
+/// may read (by id) and the row rule of the rows it may see. Set on a list request by
+/// `TableAccess::restrict` when either narrows the table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchScope {
+    pub fields: Vec<u32>,
+    pub rows: Option<Filter>,
+}
+
+impl SearchScope {
+    /// The scope's fields, in schema order (the order of the document's positions).
+    fn fields<'s>(&self, schema: &'s TableSchema) -> Vec<&'s FieldDef> {
+        schema
+            .fields
+            .iter()
+            .filter(|field| self.fields.contains(&field.id))
+            .collect()
+    }
+}
+
+/// Runs a search as its caller may see the table: over the whole index ([`run_search`]), or
+/// within `scope` ([`run_scoped_search`]); either way within `budget`.
+pub fn run_search_within(
+    table: &TableShared,
+    schema: &TableSchema,
+    query: &SearchQuery,
+    scope: Option<&SearchScope>,
+    budget: &QueryBudget,
+) -> DomainResult<SearchResults> {
+    match scope {
+        None => {
+            let results = run_search(table, query)?;
+            budget.check()?;
+            Ok(results)
+        }
+        Some(scope) => run_scoped_search(table, schema, query, scope, budget),
+    }
+}
+
+/// A search of the fields and rows of `scope` only. Every part of the query sees only them —
+/// words, phrases, exclusions and `or` alternatives — and so does the ranking:
+///
+/// 1. the index yields the candidates: for each alternative, the records holding all of its
+///    required words and phrases in any search field (a superset: a phrase inside one readable
+///    field is a phrase of the whole document too); exclusions are not applied here, since the
+///    index cannot tell in which field an excluded word is;
+/// 2. each candidate is read, must pass the row rule, and its document is rebuilt from the
+///    scope's fields alone; the query (exclusions included) is decided on that document;
+/// 3. BM25 is computed over the matching records alone: their readable term frequencies and
+///    lengths, document frequencies among them, their average length. The whole index's
+///    statistics count hidden fields and rows, so an order computed from them would tell the
+///    caller something about text it may not read.
+///
+/// It costs one record read per candidate, checked against `budget`.
+pub fn run_scoped_search(
+    table: &TableShared,
+    schema: &TableSchema,
+    query: &SearchQuery,
+    scope: &SearchScope,
+    budget: &QueryBudget,
+) -> DomainResult<SearchResults> {
+    let mut phrase_terms: HashSet<&str> = HashSet::new();
+    let mut required_terms: Vec<&str> = Vec::new();
+    for item in query.clauses.iter().flat_map(|clause| &clause.required) {
+        for term in item {
+            if item.len() > 1 {
+                phrase_terms.insert(term);
+            }
+            if !required_terms.contains(&term.as_str()) {
+                required_terms.push(term);
+            }
+        }
+    }
+    let postings = load_all_postings(table, &required_terms, &phrase_terms)?;
+    budget.check()?;
+    let mut candidates: Vec<u64> = Vec::new();
+    for clause in &query.clauses {
+        let mut found: Option<Vec<u64>> = None;
+        for item in &clause.required {
+            let ids = item_matches(item, &postings);
+            found = Some(match found {
+                None => ids,
+                Some(previous) => intersect(&previous, &ids),
+            });
+        }
+        candidates.extend(found.unwrap_or_default());
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+    let fields = scope.fields(schema);
+    // (record id, readable length, readable frequency of each required term)
+    let mut matched: Vec<(u64, u32, Vec<u32>)> = Vec::new();
+    for record_id in candidates {
+        budget.check()?;
+        let Some(record) = table.store.get_record(record_id)? else {
+            continue;
+        };
+        if let Some(rule) = &scope.rows {
+            if !rule.matches_within(&record, budget)? {
+                continue;
+            }
+        }
+        let document = document(&fields, &record);
+        if !document_matches(query, &document) {
+            continue;
+        }
+        let frequencies = required_terms
+            .iter()
+            .map(|term| {
+                document.terms.get(*term).map_or(0, |positions| {
+                    u32::try_from(positions.len()).unwrap_or(u32::MAX)
+                })
+            })
+            .collect();
+        matched.push((record_id, document.length, frequencies));
+    }
+    // Counts and lengths far below 2^53: exact as f64.
+    let documents = matched.len() as f64;
+    let total_length: u64 = matched
+        .iter()
+        .map(|(_, length, _)| u64::from(*length))
+        .sum();
+    let average_length = if matched.is_empty() {
+        1.0
+    } else {
+        (total_length as f64 / documents).max(1.0)
+    };
+    let idf: Vec<f64> = (0..required_terms.len())
+        .map(|term| {
+            let document_frequency = matched
+                .iter()
+                .filter(|(_, _, frequencies)| frequencies.get(term).is_some_and(|f| *f > 0))
+                .count() as f64;
+            (1.0 + (documents - document_frequency + 0.5) / (document_frequency + 0.5)).ln()
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(matched.len());
+    let mut scores = Vec::with_capacity(matched.len());
+    for (record_id, length, frequencies) in matched {
+        let length = f64::from(length);
+        let score = frequencies
+            .iter()
+            .zip(&idf)
+            .filter(|(frequency, _)| **frequency > 0)
+            .map(|(frequency, idf)| {
+                let frequency = f64::from(*frequency);
+                idf * frequency * (BM25_K1 + 1.0)
+                    / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length))
+            })
+            .sum();
+        ids.push(record_id);
+        scores.push(score);
+    }
+    Ok(SearchResults { ids, scores })
+}
+
+/// Whether a document holds the query: for some alternative, every required item and no
+/// excluded one (a phrase: its words at consecutive positions).
+fn document_matches(query: &SearchQuery, document: &Document) -> bool {
     let item_found = |item: &SearchItem| {
         let Some(starts) = item.first().and_then(|term| document.terms.get(term)) else {
             return false;
@@ -1489,6 +1646,29 @@ pub fn record_matches(schema: &TableSchema, query: &SearchQuery, record: &Stored
     query.clauses.iter().any(|clause| {
         clause.required.iter().all(item_found) && !clause.excluded.iter().any(item_found)
     })
+}
+
+/// Whether a record matches a search, decided from the record itself (no index): the
+/// brute-force reference the index is tested against.
+pub fn record_matches(schema: &TableSchema, query: &SearchQuery, record: &StoredRecord) -> bool {
+    document_matches(query, &document(&search_fields(schema), record))
+}
+
+/// [`record_matches`] as a caller limited to `scope` sees the record (outside its row rule:
+/// no match).
+pub fn scoped_record_matches(
+    schema: &TableSchema,
+    scope: Option<&SearchScope>,
+    query: &SearchQuery,
+    record: &StoredRecord,
+) -> bool {
+    match scope {
+        None => record_matches(schema, query, record),
+        Some(scope) => {
+            scope.rows.as_ref().is_none_or(|rule| rule.matches(record))
+                && document_matches(query, &document(&scope.fields(schema), record))
+        }
+    }
 }
 
 #[cfg(test)]

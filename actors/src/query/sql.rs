@@ -19,6 +19,7 @@ use crate::clock;
 use crate::error::{DomainError, DomainResult};
 use crate::permissions::Principal;
 use crate::query::aggregate::{AggregateSpec, Aggregations};
+use crate::query::budget::QueryBudget;
 use crate::query::execute::{list, ListRequest, SortKey};
 use crate::query::filter::{compare_values, Attribute, CompareOp, Filter};
 use crate::query::typing::{self, LikeShape, Literal};
@@ -92,8 +93,13 @@ struct Column {
 }
 
 /// Parses, compiles and runs one read-only query as `principal` (an admin: every table it may
-/// reach with its credential).
-pub fn run_sql(registry: &Registry, principal: &Principal, sql: &str) -> DomainResult<SqlResult> {
+/// reach with its credential), within `budget`.
+pub fn run_sql(
+    registry: &Registry,
+    principal: &Principal,
+    sql: &str,
+    budget: &QueryBudget,
+) -> DomainResult<SqlResult> {
     if sql.trim().is_empty() {
         return Err(invalid("sql is required"));
     }
@@ -116,7 +122,7 @@ pub fn run_sql(registry: &Registry, principal: &Principal, sql: &str) -> DomainR
         )));
     };
     let compiled = compile(registry, principal, query)?;
-    compiled.run()
+    compiled.run(budget)
 }
 
 /// The first keyword of a statement, for the "only SELECT" message.
@@ -800,7 +806,7 @@ fn compile_where(names: &Names, expr: &Expr, depth: usize) -> DomainResult<Filte
                     attribute, negated, ..
                 } => Ok(Filter::Like {
                     attribute,
-                    pattern: text.clone(),
+                    pattern: text.as_str().into(),
                     negated,
                 }),
                 other => Ok(other),
@@ -861,7 +867,7 @@ fn number_literal(text: &str) -> DomainResult<Literal> {
 }
 
 impl Compiled {
-    fn run(self) -> DomainResult<SqlResult> {
+    fn run(self, budget: &QueryBudget) -> DomainResult<SqlResult> {
         let names = Names {
             schema: &self.schema,
             table: &self.schema.name,
@@ -884,14 +890,14 @@ impl Compiled {
             })
             .collect();
         let rows = if self.grouped {
-            self.grouped_rows()?
+            self.grouped_rows(budget)?
         } else {
-            self.record_rows()?
+            self.record_rows(budget)?
         };
         Ok(SqlResult { columns, rows })
     }
 
-    fn record_rows(&self) -> DomainResult<Vec<Vec<Value>>> {
+    fn record_rows(&self, budget: &QueryBudget) -> DomainResult<Vec<Vec<Value>>> {
         let request = ListRequest {
             filter: self.filter.clone(),
             sort: self
@@ -908,6 +914,7 @@ impl Compiled {
             offset: self.offset,
             limit: self.limit,
             skip_total: true,
+            budget: *budget,
             ..ListRequest::default()
         };
         let page = list(&self.table.shared, &request)?;
@@ -948,7 +955,7 @@ impl Compiled {
         spec
     }
 
-    fn grouped_rows(&self) -> DomainResult<Vec<Vec<Value>>> {
+    fn grouped_rows(&self, budget: &QueryBudget) -> DomainResult<Vec<Vec<Value>>> {
         let spec = self.aggregate_spec();
         let request = ListRequest {
             filter: self.filter.clone(),
@@ -956,6 +963,7 @@ impl Compiled {
             skip_total: true,
             aggregate: Some(spec),
             group_by: self.group_by,
+            budget: *budget,
             ..ListRequest::default()
         };
         let page = list(&self.table.shared, &request)?;

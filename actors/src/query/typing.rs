@@ -7,7 +7,8 @@ use tabula_storage::{FieldDef, FieldType, TableSchema, Value};
 
 use crate::clock;
 use crate::error::{DomainError, DomainResult};
-use crate::query::filter::{escape_like, has_unescaped_percent, Attribute, CompareOp, Filter};
+use crate::query::filter::{Attribute, CompareOp, Filter};
+use crate::query::like::{escape_like, has_unescaped_percent};
 
 /// A literal as written in a filter, before typing.
 #[derive(Debug, Clone, PartialEq)]
@@ -358,7 +359,7 @@ pub fn like(
     };
     Ok(Filter::Like {
         attribute,
-        pattern,
+        pattern: pattern.into(),
         negated,
     })
 }

@@ -300,6 +300,18 @@ where
     send(service, Method::DELETE, path, None).await
 }
 
+/// `text` percent-encoded for a query string (everything but unreserved ASCII).
+pub fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// Adds `Authorization: Bearer <token>` to a request that has no `Authorization` header.
 pub fn authorize_by_default(request: &mut actix_web::dev::ServiceRequest, token: &str) {
     use actix_web::http::header::{HeaderValue, AUTHORIZATION};
