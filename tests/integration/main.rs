@@ -22,4 +22,5 @@ mod schema;
 mod sql;
 mod supervision;
 mod tables;
+mod webhook_targets;
 mod write_batching;
