@@ -44,4 +44,31 @@ async fn the_document_covers_every_mounted_route_and_every_table() {
         schemas["tasks_fields"]["properties"]["status"]["enum"],
         json!(["todo", "doing", "done"])
     );
+
+    // The CSV formula parameter of export and import, with its values.
+    for (method, path) in [
+        ("get", "/api/tables/{table}/export"),
+        ("post", "/api/tables/{table}/import"),
+    ] {
+        let parameters = paths[path][method]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let formulas = parameters
+            .iter()
+            .find(|parameter| parameter["name"] == "csvFormulas")
+            .unwrap_or_else(|| panic!("{method} {path} documents csvFormulas"));
+        assert_eq!(formulas["in"], "query");
+        let values = formulas["schema"]["enum"]
+            .as_array()
+            .or_else(|| {
+                formulas["schema"]["oneOf"]
+                    .as_array()
+                    .and_then(|choices| choices.iter().find_map(|choice| choice["enum"].as_array()))
+            })
+            .unwrap_or_else(|| panic!("an enum: {formulas}"));
+        assert!(
+            values.contains(&json!("escape")) && values.contains(&json!("raw")),
+            "{formulas}"
+        );
+    }
 }
