@@ -223,6 +223,10 @@ pub struct LimitSettings {
     pub max_page_size: u64,
     /// The most operations in one batch or upsert request. Default 1000.
     pub max_batch: u64,
+    /// The most writes one table holds at once — waiting in its actor's mailbox, staged, or
+    /// waiting to be durable; a write past it answers 503 with `Retry-After` and writes nothing.
+    /// Default 1024 (more than one write per connection at 1024 connections); at least 1.
+    pub table_write_queue: usize,
 }
 
 impl Default for LimitSettings {
@@ -231,6 +235,7 @@ impl Default for LimitSettings {
             default_page_size: 10,
             max_page_size: 1000,
             max_batch: 1000,
+            table_write_queue: 1024,
         }
     }
 }
@@ -705,6 +710,9 @@ fn check_settings(config: &Config, overrides: &Overrides) -> Vec<SettingProblem>
     }
     if config.limits.max_batch == 0 {
         report("limits.max_batch", "must be at least 1".to_owned());
+    }
+    if config.limits.table_write_queue == 0 {
+        report("limits.table_write_queue", "must be at least 1".to_owned());
     }
     if config.analytics.retention_days == 0 {
         report("analytics.retention_days", "must be at least 1".to_owned());

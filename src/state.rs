@@ -69,6 +69,7 @@ impl AppState {
             .min(4);
         let registry = Registry::new(store.clone(), writer_threads);
         registry.changes().set_capacity(config.realtime.replay_log);
+        registry.set_write_queue_limit(config.limits.table_write_queue);
         let webhooks = Webhooks::start(Arc::clone(&registry), &config.webhooks)
             .map_err(|error| StartError::Webhooks(error.to_string()))?;
         let publisher = SchemaPublisher::open(&store, std::sync::Arc::clone(&registry), schema)

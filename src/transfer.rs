@@ -671,8 +671,7 @@ pub async fn import_rows(
         let result = match access.check_writes(&chunk, WriteMode::Create) {
             Ok(()) => access
                 .handle
-                .addr
-                .send(CreateRecords {
+                .send_write(CreateRecords {
                     records: chunk,
                     user_id: user_id.clone(),
                 })

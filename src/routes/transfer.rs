@@ -152,7 +152,8 @@ pub async fn export_records(
               (status = 403, description = "No create permission, or a field the caller may not write"),
               (status = 404, description = "No such table"),
               (status = 409, description = "A unique value clashes in an import of at most 1000 rows; nothing written"),
-              (status = 413, description = "Body over `server.max_body_bytes`")))]
+              (status = 413, description = "Body over `server.max_body_bytes`"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn import_records(
     state: web::Data<AppState>,
     caller: Caller,

@@ -24,3 +24,4 @@ mod supervision;
 mod tables;
 mod webhook_targets;
 mod write_batching;
+mod write_queue;

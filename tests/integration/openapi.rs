@@ -45,6 +45,23 @@ async fn the_document_covers_every_mounted_route_and_every_table() {
         json!(["todo", "doing", "done"])
     );
 
+    // Every write can be refused by a full write queue.
+    for (method, path) in [
+        ("post", "/api/tables/{table}/records"),
+        ("patch", "/api/tables/{table}/records/{id}"),
+        ("delete", "/api/tables/{table}/records/{id}"),
+        ("post", "/api/tables/{table}/records/batch"),
+        ("post", "/api/tables/{table}/records/upsert"),
+        ("post", "/api/tables/{table}/import"),
+        ("post", "/api/collections/{table}"),
+        ("put", "/v1/{table}/{id}"),
+    ] {
+        assert!(
+            paths[path][method]["responses"]["503"].is_object(),
+            "{method} {path} documents its 503"
+        );
+    }
+
     // The CSV formula parameter of export and import, with its values.
     for (method, path) in [
         ("get", "/api/tables/{table}/export"),
