@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use actix_web::{test, web};
 use tabula::state::AppState;
-use tabula::transfer::{ExportWriter, Format};
+use tabula::transfer::{CsvFormulas, ExportWriter, Format};
 use tabula_actors::query::execute::ListRequest;
 use tabula_actors::query::export::{ExportPages, EXPORT_PAGE_SIZE};
 use tabula_actors::table::CreateRecords;
@@ -112,7 +112,7 @@ fn main() {
     };
     for _ in 0..2 {
         let started = Instant::now();
-        let mut writer = ExportWriter::new(Format::Csv, &table_schema, None);
+        let mut writer = ExportWriter::new(Format::Csv, CsvFormulas::Escape, &table_schema, None);
         let mut bytes = writer.start().expect("the header").len();
         for page in ExportPages::new(&shared, &request, EXPORT_PAGE_SIZE) {
             bytes += writer.page(&page.expect("a page")).expect("csv rows").len();

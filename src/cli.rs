@@ -57,6 +57,11 @@ pub struct ExportArgs {
     /// The fields to export (`title,status`); `id` always is.
     #[arg(long)]
     pub fields: Option<String>,
+    /// CSV: `escape` writes a text cell that a spreadsheet would run as a formula (`=`, `+`,
+    /// `-`, `@`, tab, CR) or that starts with `'` with a `'` in front; `raw` writes every cell as
+    /// stored [default: escape].
+    #[arg(long, value_name = "escape|raw")]
+    pub csv_formulas: Option<String>,
     /// The config file [default: ./config.toml if present, else the built-in demo app].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -77,6 +82,11 @@ pub struct ImportArgs {
     /// `csv` or `json` [default: from the file's extension, else guessed from its content].
     #[arg(long)]
     pub format: Option<String>,
+    /// CSV: `escape` removes one leading `'` from a cell when `=`, `+`, `-`, `@`, tab, CR or `'`
+    /// follows it (undoing an escaping export); `raw` reads every cell as it is
+    /// [default: escape].
+    #[arg(long, value_name = "escape|raw")]
+    pub csv_formulas: Option<String>,
     /// The config file [default: ./config.toml if present, else the built-in demo app].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,

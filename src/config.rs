@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use tabula_actors::schema_rules::{normalize_schema, SchemaIssue};
 use tabula_storage::{Schema, TableSchema};
 
+use crate::webhooks::targets::{literal_target, LiteralTarget};
+
 /// The built-in demo app: the checked-in `config.toml` itself, so the two can never differ.
 pub const DEMO_CONFIG_TOML: &str = include_str!("../config.toml");
 
@@ -58,6 +60,8 @@ pub struct Config {
     pub schema: SchemaSettings,
     /// `[realtime]`: change events for realtime clients (SPEC §11).
     pub realtime: RealtimeSettings,
+    /// `[webhooks]`: where webhook deliveries may go (SPEC §11, docs/realtime.md).
+    pub webhooks: WebhookSettings,
     /// `[[tables]]`: the schema. After loading, every table and field has its id assigned.
     pub tables: Vec<TableSchema>,
 }
@@ -232,6 +236,10 @@ pub struct LimitSettings {
     /// How long one `POST /api/query` may read, in milliseconds, before it stops with a 400
     /// naming `sql`. At least 1. Default 30000.
     pub sql_timeout_ms: u64,
+    /// The most writes one table holds at once — waiting in its actor's mailbox, staged, or
+    /// waiting to be durable; a write past it answers 503 with `Retry-After` and writes nothing.
+    /// Default 1024 (more than one write per connection at 1024 connections); at least 1.
+    pub table_write_queue: usize,
 }
 
 impl Default for LimitSettings {
@@ -242,6 +250,7 @@ impl Default for LimitSettings {
             max_batch: 1000,
             query_timeout_ms: 5000,
             sql_timeout_ms: 30_000,
+            table_write_queue: 1024,
         }
     }
 }
@@ -321,6 +330,17 @@ impl Default for RealtimeSettings {
     fn default() -> Self {
         RealtimeSettings { replay_log: 10_000 }
     }
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Lets deliveries reach loopback, private, link-local and other non-public addresses
+    /// (`crate::webhooks::targets`). Default `false`: such a target is refused when it is
+    /// resolved at delivery time, and a hook whose URL is such an address literally is a
+    /// start-up error.
+    pub allow_private_targets: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -715,6 +735,9 @@ fn check_settings(config: &Config, overrides: &Overrides) -> Vec<SettingProblem>
     if config.limits.sql_timeout_ms == 0 {
         report("limits.sql_timeout_ms", "must be at least 1".to_owned());
     }
+    if config.limits.table_write_queue == 0 {
+        report("limits.table_write_queue", "must be at least 1".to_owned());
+    }
     if config.analytics.retention_days == 0 {
         report("analytics.retention_days", "must be at least 1".to_owned());
     }
@@ -746,6 +769,23 @@ fn check_settings(config: &Config, overrides: &Overrides) -> Vec<SettingProblem>
     }
     if config.activity.retention_days == 0 {
         report("activity.retention_days", "must be at least 1".to_owned());
+    }
+    if !config.webhooks.allow_private_targets {
+        for (table_index, table) in config.tables.iter().enumerate() {
+            for (hook_index, hook) in table.webhooks.iter().enumerate() {
+                if literal_target(&hook.url) == LiteralTarget::Private {
+                    report(
+                        &format!("tables[{table_index}].webhooks[{hook_index}].url"),
+                        format!(
+                            "\"{}\" is a loopback, private or otherwise non-public address, \
+                             to which deliveries are refused; set \
+                             webhooks.allow_private_targets = true to allow it",
+                            hook.url
+                        ),
+                    );
+                }
+            }
+        }
     }
     problems
 }

@@ -15,7 +15,7 @@ use crate::cli::{ExportArgs, ImportArgs};
 use crate::config::{self, LoadOptions};
 use crate::json::parse_value;
 use crate::state::{AppState, StartError};
-use crate::transfer::{export_to, import_rows, parse_rows, Format, ImportOutcome};
+use crate::transfer::{export_to, import_rows, parse_rows, CsvFormulas, Format, ImportOutcome};
 
 /// The errors of an import shown on stderr before "… and N more".
 const ERRORS_SHOWN: usize = 20;
@@ -81,6 +81,11 @@ fn chosen_format(flag: Option<&str>, path: Option<&Path>) -> Result<Option<Forma
     }
 }
 
+/// `--csv-formulas escape|raw`, `escape` when absent.
+fn chosen_csv_formulas(flag: Option<&str>) -> Result<CsvFormulas, String> {
+    CsvFormulas::from_parameter(flag).map_err(|error| format!("--csv-formulas: {}", error.message))
+}
+
 fn progress_bar(length: Option<u64>, what: &str) -> ProgressBar {
     let bar = match length {
         Some(length) => ProgressBar::new(length),
@@ -101,6 +106,7 @@ fn progress_bar(length: Option<u64>, what: &str) -> ProgressBar {
 pub fn export(args: &ExportArgs) -> Result<(), String> {
     let format =
         chosen_format(args.format.as_deref(), args.output.as_deref())?.unwrap_or(Format::Json);
+    let formulas = chosen_csv_formulas(args.csv_formulas.as_deref())?;
     actix_web::rt::System::new().block_on(async {
         let state = open(&load_options(&args.config, &args.data_dir))?;
         let outcome = (|| {
@@ -128,7 +134,7 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
                 }
                 None => Box::new(BufWriter::new(std::io::stdout().lock())),
             };
-            let written = export_to(&access, &request, format, &mut out, &mut |done| {
+            let written = export_to(&access, &request, format, formulas, &mut out, &mut |done| {
                 bar.set_position(done)
             })?;
             bar.finish_and_clear();
@@ -147,6 +153,7 @@ pub fn import(args: &ImportArgs) -> Result<(), String> {
         .and_then(|mut file| file.read_to_end(&mut body))
         .map_err(|error| format!("cannot read {}: {error}", args.input.display()))?;
     let format = chosen_format(args.format.as_deref(), Some(&args.input))?;
+    let formulas = chosen_csv_formulas(args.csv_formulas.as_deref())?;
     actix_web::rt::System::new().block_on(async {
         let state = open(&load_options(&args.config, &args.data_dir))?;
         let outcome = async {
@@ -161,7 +168,7 @@ pub fn import(args: &ImportArgs) -> Result<(), String> {
                 Some(format) => format,
                 None => Format::for_import(None, None, &body).map_err(|error| error.message)?,
             };
-            let rows = parse_rows(format, &access.schema, &body)
+            let rows = parse_rows(format, formulas, &access.schema, &body)
                 .map_err(|errors| describe_errors("the file was not imported", &errors))?;
             let bar = progress_bar(Some(u64::try_from(rows.len()).unwrap_or(u64::MAX)), "rows");
             let result = import_rows(&state.registry, &access, rows, None, &mut |done| {

@@ -42,6 +42,8 @@ pub enum StartError {
     Table { table: String, cause: String },
     #[error("invalid row rule: {0}")]
     RowRule(String),
+    #[error("cannot set up the webhook client: {0}")]
+    Webhooks(String),
 }
 
 impl AppState {
@@ -68,7 +70,9 @@ impl AppState {
             .min(4);
         let registry = Registry::new(store.clone(), writer_threads);
         registry.changes().set_capacity(config.realtime.replay_log);
-        let webhooks = Webhooks::start(Arc::clone(&registry));
+        registry.set_write_queue_limit(config.limits.table_write_queue);
+        let webhooks = Webhooks::start(Arc::clone(&registry), &config.webhooks)
+            .map_err(|error| StartError::Webhooks(error.to_string()))?;
         let publisher = SchemaPublisher::open(&store, std::sync::Arc::clone(&registry), schema)
             .map_err(|error| StartError::Store {
                 path: data_dir.display().to_string(),

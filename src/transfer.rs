@@ -1,8 +1,9 @@
 //! Export and import formats and their runs, shared by the HTTP routes
 //! (`GET /api/tables/{t}/export`, `POST /api/tables/{t}/import`) and the `tabula export` /
 //! `tabula import` commands: CSV (RFC 4180, a header row of `id` and field names) and JSON (an
-//! array of records in the API shape), cell ⇄ value conversion by field type, the page-by-page
-//! export writer and the chunked import. See docs/export-import.md.
+//! array of records in the API shape), cell ⇄ value conversion by field type, the escaping of
+//! cells a spreadsheet would run as a formula ([`CsvFormulas`]), the page-by-page export writer
+//! and the chunked import. See docs/export-import.md.
 
 use std::io::Write;
 
@@ -87,6 +88,81 @@ impl Format {
     }
 }
 
+/// How CSV cells that a spreadsheet would run as a formula are written, and read back.
+///
+/// `Escape` (the default) follows OWASP's rule for CSV injection: a text cell that starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return — or with `'` itself, so that the escape can be
+/// undone — is written with a `'` in front (`=1+1` → `'=1+1`, `'abc` → `''abc`), which
+/// spreadsheets show as text. An escaping import strips one leading `'` when the character after
+/// it is one of those or another `'`, so an export reads back to the same values; a `'` before
+/// anything else is kept (`'hello` stays `'hello`). Numbers of numeric fields and the JSON text of
+/// json fields are written as they are: a cell such as `-5` is a number to every spreadsheet,
+/// never a formula. `Raw` writes and reads every cell as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CsvFormulas {
+    #[default]
+    Escape,
+    Raw,
+}
+
+/// The query parameter (and, as `--csv-formulas`, the command-line flag) that chooses it.
+pub const CSV_FORMULAS_PARAMETER: &str = "csvFormulas";
+
+/// The characters a spreadsheet reads as the start of a formula (OWASP's list).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+impl CsvFormulas {
+    /// `escape` or `raw` (case-insensitive); anything else is a 400 naming `csvFormulas`.
+    pub fn parse(text: &str) -> ApiResult<CsvFormulas> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "escape" => Ok(CsvFormulas::Escape),
+            "raw" => Ok(CsvFormulas::Raw),
+            _ => Err(ApiError::validation(
+                CSV_FORMULAS_PARAMETER,
+                format!("Unknown {CSV_FORMULAS_PARAMETER} '{text}' (expected escape or raw)"),
+            )),
+        }
+    }
+
+    /// The parameter's value, `Escape` when it is absent.
+    pub fn from_parameter(text: Option<&str>) -> ApiResult<CsvFormulas> {
+        text.map_or(Ok(CsvFormulas::Escape), CsvFormulas::parse)
+    }
+
+    /// A text value as its cell: `'` in front when escaping and it starts with a formula
+    /// character or a `'`.
+    fn write_text(self, text: &str) -> String {
+        let needs_escape = text
+            .chars()
+            .next()
+            .is_some_and(|first| first == '\'' || FORMULA_STARTS.contains(&first));
+        if self == CsvFormulas::Escape && needs_escape {
+            format!("'{text}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// A cell as the value's text: one leading `'` removed when escaping and a formula
+    /// character or a `'` follows it.
+    fn read_cell(self, cell: &str) -> &str {
+        if self == CsvFormulas::Raw {
+            return cell;
+        }
+        match cell.strip_prefix('\'') {
+            Some(rest)
+                if rest
+                    .chars()
+                    .next()
+                    .is_some_and(|next| next == '\'' || FORMULA_STARTS.contains(&next)) =>
+            {
+                rest
+            }
+            _ => cell,
+        }
+    }
+}
+
 fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
@@ -106,16 +182,18 @@ pub fn exported_fields<'s>(
         .collect()
 }
 
-/// One CSV cell: empty for no value, text as is, numbers and booleans in their JSON spelling,
-/// arrays (multi-select) as JSON text, and every value of a json field as JSON text (a json
-/// string `"42"` is the cell `"42"`, quotes included, so it does not read back as a number).
-pub fn csv_cell(field_type: &FieldType, value: &Value) -> String {
+/// One CSV cell: empty for no value, text as is (escaped as `formulas` says), numbers and
+/// booleans in their JSON spelling, arrays (multi-select) as JSON text, and every value of a json
+/// field as JSON text (a json string `"42"` is the cell `"42"`, quotes included, so it does not
+/// read back as a number).
+pub fn csv_cell(field_type: &FieldType, value: &Value, formulas: CsvFormulas) -> String {
     match value {
         Value::Null => String::new(),
         // A json field's cell is always JSON text, so a string value that looks like a number,
-        // or the empty string, reads back as the same string.
+        // or the empty string, reads back as the same string. JSON text starts with a quote, a
+        // bracket, a letter, a digit or the `-` of a negative number: never a formula.
         other if *field_type == FieldType::Json => from_value(other).to_string(),
-        Value::Text(text) => text.clone(),
+        Value::Text(text) => formulas.write_text(text),
         Value::Bool(flag) => flag.to_string(),
         Value::Int(number) => number.to_string(),
         other => from_value(other).to_string(),
@@ -125,15 +203,23 @@ pub fn csv_cell(field_type: &FieldType, value: &Value) -> String {
 /// Writes an export page by page: `start`, then `page` for each page, then `finish`.
 pub struct ExportWriter<'a> {
     format: Format,
+    formulas: CsvFormulas,
     schema: &'a TableSchema,
     projection: Option<&'a [u32]>,
     written: u64,
 }
 
 impl<'a> ExportWriter<'a> {
-    pub fn new(format: Format, schema: &'a TableSchema, projection: Option<&'a [u32]>) -> Self {
+    /// A writer of `format`; a CSV export escapes formula cells as `formulas` says.
+    pub fn new(
+        format: Format,
+        formulas: CsvFormulas,
+        schema: &'a TableSchema,
+        projection: Option<&'a [u32]>,
+    ) -> Self {
         ExportWriter {
             format,
+            formulas,
             schema,
             projection,
             written: 0,
@@ -187,11 +273,9 @@ impl<'a> ExportWriter<'a> {
                 for record in records {
                     let mut row = Vec::with_capacity(fields.len() + 1);
                     row.push(record.id.to_string());
-                    row.extend(
-                        fields
-                            .iter()
-                            .map(|field| csv_cell(&field.field_type, record.value(field.id))),
-                    );
+                    row.extend(fields.iter().map(|field| {
+                        csv_cell(&field.field_type, record.value(field.id), self.formulas)
+                    }));
                     writer.write_record(&row)?;
                     self.written += 1;
                 }
@@ -216,11 +300,12 @@ pub fn export_to(
     access: &TableAccess,
     request: &ListRequest,
     format: Format,
+    formulas: CsvFormulas,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, String> {
     let schema = &access.schema;
-    let mut writer = ExportWriter::new(format, schema, request.projection.as_deref());
+    let mut writer = ExportWriter::new(format, formulas, schema, request.projection.as_deref());
     let io = |error: std::io::Error| error.to_string();
     out.write_all(&writer.start().map_err(io)?).map_err(io)?;
     for page in ExportPages::new(&access.handle.shared, request, EXPORT_PAGE_SIZE) {
@@ -282,14 +367,17 @@ fn skipped_column(schema: &TableSchema, name: &str) -> bool {
             .is_some_and(|field| field.field_type.is_readonly())
 }
 
-/// A CSV cell converted by its field's type. An empty cell is no value (the field's default
-/// applies). Numbers, booleans (`true/false`, `yes/no`, `1/0`), multi-select (a JSON array, or
-/// values separated by `;`) and json fields (JSON text, else the text itself) are converted;
-/// what cannot be converted is passed on as text, so validation reports the usual error.
-pub fn csv_value(field: Option<&FieldDef>, cell: &str) -> Value {
+/// A CSV cell converted by its field's type, after the escape of a formula cell is undone as
+/// `formulas` says (in every column: `'-5` in a number column is -5). An empty cell is no value
+/// (the field's default applies). Numbers, booleans (`true/false`, `yes/no`, `1/0`),
+/// multi-select (a JSON array, or values separated by `;`) and json fields (JSON text, else the
+/// text itself) are converted; what cannot be converted is passed on as text, so validation
+/// reports the usual error.
+pub fn csv_value(field: Option<&FieldDef>, cell: &str, formulas: CsvFormulas) -> Value {
     if cell.is_empty() {
         return Value::Null;
     }
+    let cell = formulas.read_cell(cell);
     let text = || Value::Text(cell.to_owned());
     let Some(field) = field else {
         return text();
@@ -342,6 +430,7 @@ pub fn csv_value(field: Option<&FieldDef>, cell: &str) -> Value {
 pub fn parse_csv(
     schema: &TableSchema,
     body: &[u8],
+    formulas: CsvFormulas,
 ) -> Result<Vec<Vec<(String, Value)>>, Vec<RowError>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -418,7 +507,7 @@ pub fn parse_csv(
             .zip(&columns)
             .filter_map(|(cell, column)| {
                 let field = (*column)?;
-                Some((field.name.clone(), csv_value(Some(field), cell)))
+                Some((field.name.clone(), csv_value(Some(field), cell, formulas)))
             })
             .collect();
         rows.push(fields);
@@ -476,14 +565,15 @@ pub fn parse_json_rows(
     }
 }
 
-/// Parses an import body in `format`.
+/// Parses an import body in `format` (a CSV one undoing formula escapes as `formulas` says).
 pub fn parse_rows(
     format: Format,
+    formulas: CsvFormulas,
     schema: &TableSchema,
     body: &[u8],
 ) -> Result<Vec<Vec<(String, Value)>>, Vec<RowError>> {
     match format {
-        Format::Csv => parse_csv(schema, body),
+        Format::Csv => parse_csv(schema, body, formulas),
         Format::Json => parse_json_rows(schema, body),
     }
 }
@@ -583,8 +673,7 @@ pub async fn import_rows(
         let result = match access.check_writes(registry, &chunk, WriteMode::Create) {
             Ok(()) => access
                 .handle
-                .addr
-                .send(CreateRecords {
+                .send_write(CreateRecords {
                     records: chunk,
                     user_id: user_id.clone(),
                 })
@@ -617,4 +706,87 @@ pub async fn import_rows(
         progress(first_row - 1);
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_escaped_and_the_escape_is_undone() {
+        let escape = CsvFormulas::Escape;
+        for (text, cell) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'abc", "''abc"),
+            ("''", "'''"),
+            ("plain", "plain"),
+            (" =1", " =1"),
+            ("a=1", "a=1"),
+        ] {
+            assert_eq!(escape.write_text(text), cell, "{text:?}");
+            assert_eq!(escape.read_cell(cell), text, "{cell:?}");
+            assert_eq!(CsvFormulas::Raw.write_text(text), text);
+            assert_eq!(CsvFormulas::Raw.read_cell(cell), cell);
+        }
+        // A `'` before anything else is the value's own.
+        assert_eq!(escape.read_cell("'hello"), "'hello");
+        assert_eq!(escape.read_cell("'"), "'");
+    }
+
+    #[test]
+    fn numbers_and_json_are_never_escaped() {
+        let escape = CsvFormulas::Escape;
+        assert_eq!(csv_cell(&FieldType::Integer, &Value::Int(-5), escape), "-5");
+        assert_eq!(
+            csv_cell(&FieldType::Decimal, &Value::Float(-2.5), escape),
+            "-2.5"
+        );
+        assert_eq!(csv_cell(&FieldType::Json, &Value::Int(-3), escape), "-3");
+        assert_eq!(
+            csv_cell(&FieldType::Json, &Value::Text("=x".into()), escape),
+            "\"=x\""
+        );
+        assert_eq!(
+            csv_cell(
+                &FieldType::SingleLineText,
+                &Value::Text("-5".into()),
+                escape
+            ),
+            "'-5"
+        );
+    }
+
+    #[test]
+    fn the_parameter_is_escape_or_raw() {
+        assert_eq!(
+            CsvFormulas::from_parameter(None).ok(),
+            Some(CsvFormulas::Escape)
+        );
+        assert_eq!(CsvFormulas::parse("RAW").ok(), Some(CsvFormulas::Raw));
+        assert_eq!(
+            CsvFormulas::parse(" escape ").ok(),
+            Some(CsvFormulas::Escape)
+        );
+        let error = CsvFormulas::parse("off").expect_err("not a mode");
+        assert_eq!(error.errors[0].field, CSV_FORMULAS_PARAMETER);
+    }
+
+    proptest! {
+        #[test]
+        fn an_escaped_cell_reads_back_as_the_text_and_never_starts_a_formula(
+            text in "[=+@'\t\r a-z-]{0,6}"
+        ) {
+            let cell = CsvFormulas::Escape.write_text(&text);
+            prop_assert_eq!(CsvFormulas::Escape.read_cell(&cell), text.as_str());
+            let first = cell.chars().next();
+            prop_assert!(first.is_none_or(|first| !FORMULA_STARTS.contains(&first)));
+        }
+    }
 }

@@ -1,8 +1,13 @@
 //! Webhooks (SPEC §11): every committed change of a table with `[[tables.webhooks]]` is POSTed
 //! to each matching hook as the realtime payload `{action, table, record}`, signed
 //! `X-Tabula-Signature: sha256=<hex HMAC-SHA256 of the body>` when the hook has a secret, and
-//! retried with exponential backoff. The last [`DELIVERY_LOG`] deliveries are kept in memory for
-//! `GET /api/admin/webhooks/deliveries` (docs/realtime.md).
+//! retried with exponential backoff. Each attempt resolves the hook's host afresh and refuses a
+//! non-public address unless `webhooks.allow_private_targets` is on ([`targets`]); redirects are
+//! not followed. The last [`DELIVERY_LOG`] deliveries are kept in memory for
+//! `GET /api/admin/webhooks/deliveries` (docs/realtime.md), each failure named by its
+//! [`DeliveryFailure`] kind, never by the transport's own text.
+
+pub mod targets;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +23,9 @@ use tabula_actors::registry::Registry;
 use tabula_storage::schema::WebhookDef;
 use tokio::sync::broadcast;
 
+use crate::config::WebhookSettings;
 use crate::routes::realtime::change_payload;
+use targets::{is_refused_as_private, literal_target, CheckedResolver, LiteralTarget};
 
 /// Deliveries kept for the delivery log (oldest dropped first).
 pub const DELIVERY_LOG: usize = 1000;
@@ -52,6 +59,60 @@ fn wants(hook: &WebhookDef, action: &str) -> bool {
             .any(|event| event == "*" || event.eq_ignore_ascii_case(action))
 }
 
+/// Why an attempt failed, as the delivery log names it. The kinds are deliberately coarse: the
+/// log must not tell a schema author what lies behind an address (a closed port, a TLS
+/// handshake, a refused name) beyond what the receiver itself answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryFailure {
+    /// The host is, or resolves to, a non-public address and private targets are not allowed.
+    PrivateAddress,
+    /// The URL cannot be requested (the schema rules keep such URLs out).
+    InvalidUrl,
+    /// No HTTP answer: the name did not resolve, the connection was refused or reset, TLS failed.
+    ConnectionFailed,
+    /// No answer within [`ATTEMPT_TIMEOUT`].
+    Timeout,
+    /// The receiver answered a redirect (3xx), which is not followed.
+    RedirectNotFollowed,
+    /// The receiver answered another status that is not 2xx.
+    Status(u16),
+}
+
+impl DeliveryFailure {
+    /// The text of the delivery log's `error`.
+    pub fn describe(self) -> String {
+        match self {
+            DeliveryFailure::PrivateAddress => "refused: private address".to_owned(),
+            DeliveryFailure::InvalidUrl => "invalid URL".to_owned(),
+            DeliveryFailure::ConnectionFailed => "connection failed".to_owned(),
+            DeliveryFailure::Timeout => "timeout".to_owned(),
+            DeliveryFailure::RedirectNotFollowed => "redirect not followed".to_owned(),
+            DeliveryFailure::Status(status) => format!("HTTP {status}"),
+        }
+    }
+
+    /// Whether trying again cannot help: the delivery fails at once instead of being retried.
+    fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryFailure::PrivateAddress | DeliveryFailure::InvalidUrl
+        )
+    }
+
+    /// The kind of a request that got no HTTP answer.
+    fn of_transport_error(error: &reqwest::Error) -> DeliveryFailure {
+        if is_refused_as_private(error) {
+            DeliveryFailure::PrivateAddress
+        } else if error.is_timeout() {
+            DeliveryFailure::Timeout
+        } else if error.is_builder() {
+            DeliveryFailure::InvalidUrl
+        } else {
+            DeliveryFailure::ConnectionFailed
+        }
+    }
+}
+
 /// One delivery as the log shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,7 +128,7 @@ pub struct Delivery {
     pub attempts: u32,
     /// The HTTP status of the last answer, if any.
     pub response_status: Option<u16>,
-    /// Why the last attempt failed.
+    /// Why the last attempt failed: [`DeliveryFailure::describe`].
     pub error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -76,20 +137,33 @@ pub struct Delivery {
 /// The dispatcher's shared state: the HTTP client and the delivery log.
 pub struct Webhooks {
     client: reqwest::Client,
+    allow_private_targets: bool,
     log: Mutex<VecDeque<Delivery>>,
     next_id: AtomicU64,
 }
 
 impl Webhooks {
     /// Starts dispatching the changes of `registry`'s feed. Must run inside the actix system.
-    pub fn start(registry: Arc<Registry>) -> Arc<Webhooks> {
+    /// Fails only when the HTTP client cannot be built (its TLS set-up).
+    pub fn start(
+        registry: Arc<Registry>,
+        settings: &WebhookSettings,
+    ) -> Result<Arc<Webhooks>, reqwest::Error> {
+        let allow_private_targets = settings.allow_private_targets;
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .user_agent(concat!("tabula/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+            // A 3xx is the receiver's answer: following it would reach an address never checked.
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would be handed the URL unchecked and resolve it itself.
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver {
+                allow_private_targets,
+            }))
+            .build()?;
         let webhooks = Arc::new(Webhooks {
             client,
+            allow_private_targets,
             log: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(0),
         });
@@ -102,7 +176,7 @@ impl Webhooks {
             subscription.receiver,
             subscription.last_sequence,
         ));
-        webhooks
+        Ok(webhooks)
     }
 
     fn log(&self) -> MutexGuard<'_, VecDeque<Delivery>> {
@@ -180,44 +254,34 @@ impl Webhooks {
         let mut delay = FIRST_RETRY_DELAY;
         loop {
             delivery.attempts += 1;
-            let mut request = self
-                .client
-                .post(&delivery.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("X-Tabula-Event", &delivery.action)
-                .header("X-Tabula-Event-Id", &delivery.event_id)
-                .header("X-Tabula-Delivery", &delivery.id);
-            if let Some(secret) = &secret {
-                request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
-            }
             let started = Instant::now();
-            let outcome = request.body(body.clone()).send().await;
-            let delivered = match outcome {
-                Ok(response) => {
-                    let status = response.status();
-                    delivery.response_status = Some(status.as_u16());
-                    delivery.error =
-                        (!status.is_success()).then(|| format!("the receiver answered {status}"));
-                    status.is_success()
+            let outcome = self.attempt(&delivery, secret.as_deref(), &body).await;
+            let delivered = outcome.is_ok();
+            let mut final_failure = false;
+            match outcome {
+                Ok(status) => {
+                    delivery.response_status = Some(status);
+                    delivery.error = None;
                 }
-                Err(error) => {
-                    delivery.response_status = None;
-                    delivery.error = Some(error.to_string());
-                    false
+                Err((failure, response_status)) => {
+                    delivery.response_status = response_status;
+                    delivery.error = Some(failure.describe());
+                    final_failure = failure.is_final();
                 }
-            };
+            }
             tracing::debug!(
                 delivery = %delivery.id,
                 url = %delivery.url,
                 attempt = delivery.attempts,
                 delivered,
+                error = ?delivery.error,
                 ms = started.elapsed().as_millis(),
                 "webhook attempt"
             );
             delivery.updated_at = clock::format_ms(clock::now_ms());
             if delivered {
                 delivery.status = "delivered";
-            } else if delivery.attempts >= MAX_ATTEMPTS {
+            } else if final_failure || delivery.attempts >= MAX_ATTEMPTS {
                 delivery.status = "failed";
                 tracing::warn!(delivery = %delivery.id, url = %delivery.url,
                     error = ?delivery.error, "webhook delivery failed; giving up");
@@ -228,6 +292,53 @@ impl Webhooks {
             }
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2);
+        }
+    }
+
+    /// One POST of the delivery: the receiver's 2xx status, or why it failed with the status it
+    /// answered (if any). A host written as a non-public address is refused here; a host name is
+    /// resolved and checked by the client's [`CheckedResolver`] as it connects.
+    async fn attempt(
+        &self,
+        delivery: &Delivery,
+        secret: Option<&str>,
+        body: &str,
+    ) -> Result<u16, (DeliveryFailure, Option<u16>)> {
+        match literal_target(&delivery.url) {
+            LiteralTarget::Invalid => return Err((DeliveryFailure::InvalidUrl, None)),
+            LiteralTarget::Private if !self.allow_private_targets => {
+                return Err((DeliveryFailure::PrivateAddress, None))
+            }
+            LiteralTarget::Private | LiteralTarget::Public | LiteralTarget::Name => {}
+        }
+        let mut request = self
+            .client
+            .post(&delivery.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Tabula-Event", &delivery.action)
+            .header("X-Tabula-Event-Id", &delivery.event_id)
+            .header("X-Tabula-Delivery", &delivery.id);
+        if let Some(secret) = secret {
+            request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
+        }
+        let response = request
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|error| {
+                // The transport's text stays in the server's log; the delivery log gets the kind.
+                tracing::debug!(delivery = %delivery.id, url = %delivery.url, %error,
+                "webhook attempt got no answer");
+                (DeliveryFailure::of_transport_error(&error), None)
+            })?;
+        let status = response.status();
+        let code = status.as_u16();
+        if status.is_success() {
+            Ok(code)
+        } else if status.is_redirection() {
+            Err((DeliveryFailure::RedirectNotFollowed, Some(code)))
+        } else {
+            Err((DeliveryFailure::Status(code), Some(code)))
         }
     }
 }

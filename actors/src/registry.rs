@@ -1,17 +1,22 @@
-//! The registry of live tables: for each one its current schema, its store and the address of
-//! the actor that owns its writes. Tables can be installed, re-schemed and removed while serving.
+//! The registry of live tables: for each one its current schema, its store, the address of the
+//! actor that owns its writes and the bound on the writes it holds at once (its write queue).
+//! Tables can be installed, re-schemed and removed while serving.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
+use actix::{Addr, Arbiter, ArbiterHandle, Handler, Message, Supervisor};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use tabula_storage::{keys, StorageResult, Store, TableSchema, TableStore};
 
 use crate::changes::{ChangeFeed, DEFAULT_REPLAY_LOG};
 use crate::clock;
-use crate::table::TableActor;
+use crate::error::{DomainError, DomainResult};
+use crate::table::{Admitted, TableActor};
+
+/// The write queue of a table when none is configured (`limits.table_write_queue`).
+pub const DEFAULT_WRITE_QUEUE: usize = 1024;
 
 /// What readers and the table's actor share about one table.
 pub struct TableShared {
@@ -23,9 +28,64 @@ pub struct TableShared {
     updated_at: AtomicI64,
     restarts: AtomicU64,
     commits: AtomicU64,
+    /// Writes admitted and not yet done with ([`WriteSlot`]s alive).
+    queued_writes: Arc<AtomicUsize>,
+    /// The most writes admitted at once.
+    write_queue_limit: AtomicUsize,
+}
+
+/// One write admitted into a table's write queue. It holds its place while any clone of it
+/// lives: the sender keeps one until the answer arrives (or it stops waiting), the message keeps
+/// one until the actor has handled it — so neither a slow commit nor a caller that went away
+/// lets more than the limit pile up in the actor's mailbox.
+#[derive(Clone)]
+pub struct WriteSlot {
+    _place: Arc<QueuePlace>,
+}
+
+/// The place a [`WriteSlot`] holds, given back when the last clone is dropped.
+struct QueuePlace {
+    queued_writes: Arc<AtomicUsize>,
+}
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        self.queued_writes.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl TableShared {
+    /// A place in the table's write queue, or `Unavailable` (503 with `Retry-After`) when all
+    /// of them are taken: the write is then refused before anything of it is done.
+    pub fn admit_write(&self) -> DomainResult<WriteSlot> {
+        let limit = self.write_queue_limit.load(Ordering::Acquire);
+        let admitted =
+            self.queued_writes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                    (queued < limit).then_some(queued + 1)
+                });
+        match admitted {
+            Ok(_) => Ok(WriteSlot {
+                _place: Arc::new(QueuePlace {
+                    queued_writes: Arc::clone(&self.queued_writes),
+                }),
+            }),
+            Err(_) => Err(DomainError::Unavailable(
+                "The table has too many writes in progress; retry shortly".into(),
+            )),
+        }
+    }
+
+    /// Writes admitted and not yet done with.
+    pub fn queued_writes(&self) -> usize {
+        self.queued_writes.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_write_queue_limit(&self, limit: usize) {
+        self.write_queue_limit
+            .store(limit.max(1), Ordering::Release);
+    }
+
     /// The table's schema as of now. Hold the `Arc` for the whole of one request so that the
     /// request sees one consistent version.
     pub fn schema(&self) -> Arc<TableSchema> {
@@ -90,6 +150,29 @@ pub struct TableHandle {
     pub addr: Addr<TableActor>,
 }
 
+impl TableHandle {
+    /// Sends a write to the table's actor through its write queue: `Unavailable` at once when
+    /// the queue is full (nothing is sent), else the actor's answer. The place is held until the
+    /// actor has handled the message and the answer has arrived.
+    pub async fn send_write<M>(&self, message: M) -> DomainResult<M::Result>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        TableActor: Handler<Admitted<M>>,
+    {
+        let slot = self.shared.admit_write()?;
+        let answer = self
+            .addr
+            .send(Admitted {
+                message,
+                slot: slot.clone(),
+            })
+            .await;
+        drop(slot);
+        answer.map_err(crate::lifecycle::unavailable)
+    }
+}
+
 /// Every live table, by id and by name.
 pub struct Registry {
     store: Store,
@@ -98,6 +181,8 @@ pub struct Registry {
     arbiters: Mutex<Vec<Arbiter>>,
     arbiter_handles: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
+    /// The write queue of every table ([`TableShared::admit_write`]).
+    write_queue_limit: AtomicUsize,
     myself: Weak<Registry>,
     /// Every committed record change, for realtime clients and webhooks.
     changes: Arc<ChangeFeed>,
@@ -120,6 +205,7 @@ impl Registry {
             arbiters: Mutex::new(arbiters),
             arbiter_handles,
             next_arbiter: AtomicUsize::new(0),
+            write_queue_limit: AtomicUsize::new(DEFAULT_WRITE_QUEUE),
             myself: myself.clone(),
             changes,
         })
@@ -132,6 +218,16 @@ impl Registry {
     /// The change feed every table actor publishes its committed changes to.
     pub fn changes(&self) -> &Arc<ChangeFeed> {
         &self.changes
+    }
+
+    /// Sets the most writes each table holds at once (at least 1), for the tables served now
+    /// and those installed later.
+    pub fn set_write_queue_limit(&self, limit: usize) {
+        let limit = limit.max(1);
+        self.write_queue_limit.store(limit, Ordering::Release);
+        for entry in self.tables.iter() {
+            entry.value().shared.set_write_queue_limit(limit);
+        }
     }
 
     /// Starts serving `schema`, or swaps the schema of the table with its id if it is already
@@ -165,6 +261,8 @@ impl Registry {
             updated_at: AtomicI64::new(created_at),
             restarts: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            queued_writes: Arc::new(AtomicUsize::new(0)),
+            write_queue_limit: AtomicUsize::new(self.write_queue_limit.load(Ordering::Acquire)),
         });
         shared.reload_live_count()?;
         let arbiter = self.pick_arbiter();

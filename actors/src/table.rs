@@ -319,6 +319,50 @@ const MAX_PENDING_WRITES: usize = 256;
 #[rtype(result = "()")]
 struct ApplyPending;
 
+/// A write admitted into the table's write queue (`TableHandle::send_write`): handled exactly
+/// as `message`; the message's share of the place is given back once the actor has handled it.
+pub struct Admitted<M> {
+    pub message: M,
+    pub slot: crate::registry::WriteSlot,
+}
+
+impl<M: Message> Message for Admitted<M> {
+    type Result = M::Result;
+}
+
+/// `Handler<Admitted<M>>` for each write message: the handler of `M`, then the slot released.
+macro_rules! admitted_writes {
+    ($($message:ty),* $(,)?) => {
+        $(
+            impl Handler<Admitted<$message>> for TableActor {
+                type Result = <TableActor as Handler<$message>>::Result;
+
+                fn handle(
+                    &mut self,
+                    admitted: Admitted<$message>,
+                    context: &mut Context<Self>,
+                ) -> Self::Result {
+                    let Admitted { message, slot } = admitted;
+                    let answer = <TableActor as Handler<$message>>::handle(self, message, context);
+                    drop(slot);
+                    answer
+                }
+            }
+        )*
+    };
+}
+
+admitted_writes!(
+    CreateRecord,
+    UpdateRecord,
+    CreateRecords,
+    UpdateRecords,
+    UpsertRecords,
+    CreateComment,
+    UpdateComment,
+    DeleteComment,
+);
+
 /// Record ids and autonumbers handed out by a change not yet committed.
 pub(crate) struct Sequences {
     last_record_id: u64,

@@ -125,7 +125,8 @@ struct CreatedBody<'a> {
     responses((status = 201, description = "`{created, records?}`"),
               (status = 400, description = "Empty, or an invalid item (`errors[].field` = `records[i].name`); nothing written"),
               (status = 409, description = "A unique value clashes; nothing written"),
-              (status = 413, description = "More than `limits.max_batch` items")))]
+              (status = 413, description = "More than `limits.max_batch` items"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn create_records(
     state: web::Data<AppState>,
     caller: Caller,
@@ -144,8 +145,7 @@ pub async fn create_records(
         .collect::<ApiResult<Vec<_>>>()?;
     access.check_writes(&state.registry, &records, WriteMode::Create)?;
     let created = handle
-        .addr
-        .send(CreateRecords {
+        .send_write(CreateRecords {
             records,
             user_id: caller.acting_user(),
         })
@@ -174,7 +174,8 @@ struct UpdatedBody<'a> {
               (status = 400, description = "Empty, or an invalid item; nothing written"),
               (status = 404, description = "An id names no live record; nothing written"),
               (status = 409, description = "A unique value clashes; nothing written"),
-              (status = 413, description = "More than `limits.max_batch` items")))]
+              (status = 413, description = "More than `limits.max_batch` items"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn update_records(
     state: web::Data<AppState>,
     caller: Caller,
@@ -215,8 +216,7 @@ pub async fn update_records(
     let ids: Vec<u64> = patches.iter().map(|patch| patch.record_id).collect();
     access.check_rows(&ids)?;
     let updated = handle
-        .addr
-        .send(UpdateRecords {
+        .send_write(UpdateRecords {
             patches,
             user_id: caller.acting_user(),
         })
@@ -239,7 +239,8 @@ pub async fn update_records(
               (status = 400, description = "Empty, or an id that is not a record id"),
               (status = 404, description = "An id names no record; nothing written"),
               (status = 409, description = "A `restrict` relationship points at a record; nothing written"),
-              (status = 413, description = "More than `limits.max_batch` ids")))]
+              (status = 413, description = "More than `limits.max_batch` ids"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn delete_records(
     state: web::Data<AppState>,
     caller: Caller,
@@ -256,6 +257,8 @@ pub async fn delete_records(
         access.require(Action::PermanentDelete)?;
     }
     access.check_rows(&ids)?;
+    // Held for the whole deletion: its shares of other tables are sent by the planner.
+    let _queued = access.handle.shared.admit_write()?;
     let deleted = lifecycle::delete_records(
         &state.registry,
         &access.handle,
@@ -277,7 +280,8 @@ pub async fn delete_records(
               (status = 400, description = "Empty, or a record that is not deleted"),
               (status = 404, description = "An id names no record"),
               (status = 409, description = "A unique value is now taken"),
-              (status = 413, description = "More than `limits.max_batch` ids")))]
+              (status = 413, description = "More than `limits.max_batch` ids"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn restore_records(
     state: web::Data<AppState>,
     caller: Caller,
@@ -288,6 +292,8 @@ pub async fn restore_records(
     let mut object = body_object(&body)?;
     let ids = batch_ids(&mut object, &state)?;
     access.check_rows(&ids)?;
+    // Held for the whole restore: its shares of other tables are sent by the planner.
+    let _queued = access.handle.shared.admit_write()?;
     let restored =
         lifecycle::restore_records(&state.registry, &access.handle, ids, caller.acting_user())
             .await?;
@@ -339,7 +345,8 @@ fn merge_fields(object: &Map<String, Json>) -> ApiResult<Vec<String>> {
     responses((status = 200, description = "`{records, created, updated}`"),
               (status = 400, description = "Empty, `id` in fields, unknown or empty merge fields, or an invalid item; nothing written"),
               (status = 409, description = "A unique value clashes; nothing written"),
-              (status = 413, description = "More than `limits.max_batch` items")))]
+              (status = 413, description = "More than `limits.max_batch` items"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn upsert_records(
     state: web::Data<AppState>,
     caller: Caller,
@@ -362,8 +369,7 @@ pub async fn upsert_records(
     access.check_merge_fields(&merge_fields)?;
     access.check_writes(&state.registry, &records, WriteMode::Update)?;
     let outcome = handle
-        .addr
-        .send(UpsertRecords {
+        .send_write(UpsertRecords {
             records,
             merge_fields,
             user_id: caller.acting_user(),

@@ -120,7 +120,8 @@ pub async fn list_collection(
               (status = 400, description = "Validation failed"),
               (status = 401, description = "Authentication required"),
               (status = 403, description = "May read but not create"),
-              (status = 409, description = "A unique value is taken")))]
+              (status = 409, description = "A unique value is taken"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn create_collection_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -172,7 +173,8 @@ pub async fn get_collection_record(
     responses((status = 200, description = "The updated record, flat"),
               (status = 400, description = "Validation failed"),
               (status = 404, description = "No such record"),
-              (status = 409, description = "A unique value is taken")))]
+              (status = 409, description = "A unique value is taken"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn update_collection_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -193,7 +195,8 @@ pub async fn update_collection_record(
            ("id" = String, Path, description = "Record id")),
     responses((status = 204, description = "Moved to the trash"),
               (status = 404, description = "No such record"),
-              (status = 409, description = "A `restrict` relationship points at the record")))]
+              (status = 409, description = "A `restrict` relationship points at the record"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn delete_collection_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -352,7 +355,8 @@ fn check_operations(
               (status = 403, description = "An operation the caller may not perform"),
               (status = 404, description = "An id names no live record; nothing written"),
               (status = 409, description = "A unique value or `restrict` relationship clashes; nothing written"),
-              (status = 413, description = "More than `limits.max_batch` operations")))]
+              (status = 413, description = "More than `limits.max_batch` operations"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn batch_collection(
     state: web::Data<AppState>,
     caller: Caller,
@@ -375,6 +379,8 @@ pub async fn batch_collection(
         }
     }
     check_operations(&state.registry, &access, &operations)?;
+    // Held for the whole batch: its shares of other tables are sent by the planner.
+    let _queued = access.handle.shared.admit_write()?;
     let outcomes = operations::apply_operations(
         &state.registry,
         &access.handle,

@@ -172,7 +172,8 @@ pub async fn list_record_comments(
     request_body(content = serde_json::Value, description = "`{content}`"),
     responses((status = 201, description = "`{comment}`"),
               (status = 400, description = "Missing, empty or too long content"),
-              (status = 404, description = "No such record")))]
+              (status = 404, description = "No such record"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn create_comment(
     state: web::Data<AppState>,
     caller: Caller,
@@ -186,8 +187,7 @@ pub async fn create_comment(
     access.check_rows(&[record_id])?;
     let content = comment_content(&body)?;
     let comment = handle
-        .addr
-        .send(CreateComment {
+        .send_write(CreateComment {
             record_id,
             content,
             user_id: caller.acting_user(),
@@ -231,7 +231,8 @@ pub async fn get_record_comment(
     responses((status = 200, description = "`{comment}`"),
               (status = 400, description = "Missing, empty or too long content"),
               (status = 403, description = "Neither the author nor an admin"),
-              (status = 404, description = "No such record or comment")))]
+              (status = 404, description = "No such record or comment"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn update_comment(
     state: web::Data<AppState>,
     caller: Caller,
@@ -246,8 +247,7 @@ pub async fn update_comment(
     let comment_id = parse_comment_id(&comment_id)?;
     let content = comment_content(&body)?;
     let comment = handle
-        .addr
-        .send(UpdateComment {
+        .send_write(UpdateComment {
             record_id,
             comment_id,
             content,
@@ -266,7 +266,8 @@ pub async fn update_comment(
            ("comment" = String, Path, description = "Comment id")),
     responses((status = 204, description = "Deleted"),
               (status = 403, description = "Neither the author nor an admin"),
-              (status = 404, description = "No such record or comment")))]
+              (status = 404, description = "No such record or comment"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn delete_comment(
     state: web::Data<AppState>,
     caller: Caller,
@@ -279,8 +280,7 @@ pub async fn delete_comment(
     access.check_rows(&[record_id])?;
     let comment_id = parse_comment_id(&comment_id)?;
     handle
-        .addr
-        .send(DeleteComment {
+        .send_write(DeleteComment {
             record_id,
             comment_id,
             caller: caller.comment_caller(),

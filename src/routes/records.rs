@@ -438,7 +438,8 @@ pub async fn list_records(
     request_body(content = serde_json::Value, description = "`{fields:{…}}` or the flat object"),
     responses((status = 201, description = "The created record"),
               (status = 400, description = "Validation failed"),
-              (status = 409, description = "A unique value is taken")))]
+              (status = 409, description = "A unique value is taken"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn create_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -472,8 +473,7 @@ pub async fn create_one(
     access.check_write(&state.registry, &input.fields, WriteMode::Create)?;
     let record = access
         .handle
-        .addr
-        .send(CreateRecord {
+        .send_write(CreateRecord {
             fields: input.fields,
             user_id: caller.acting_user(),
         })
@@ -497,8 +497,7 @@ pub async fn update_one(
     access.check_rows(&[record_id])?;
     let record = access
         .handle
-        .addr
-        .send(UpdateRecord {
+        .send_write(UpdateRecord {
             record_id,
             fields: input.fields,
             expected_updated_at: expected_updated_at(input.expected_updated_at)?,
@@ -626,6 +625,8 @@ pub async fn delete_one(
     let access = caller.table(state, table, action)?;
     let record_id = parse_record_id(id)?;
     access.check_rows(&[record_id])?;
+    // Held for the whole deletion: its shares of other tables are sent by the planner.
+    let _queued = access.handle.shared.admit_write()?;
     lifecycle::delete_records(
         &state.registry,
         &access.handle,
@@ -646,7 +647,8 @@ pub async fn delete_one(
     responses((status = 200, description = "The updated record"),
               (status = 400, description = "Validation failed"),
               (status = 404, description = "No such record"),
-              (status = 409, description = "Modified since `updatedAt`, or a unique value is taken")))]
+              (status = 409, description = "Modified since `updatedAt`, or a unique value is taken"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn update_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -675,7 +677,8 @@ pub async fn update_record(
     responses((status = 204, description = "Moved to the trash"),
               (status = 200, description = "`{success:true}` after a permanent delete"),
               (status = 404, description = "No such record"),
-              (status = 409, description = "A `restrict` relationship points at the record")))]
+              (status = 409, description = "A `restrict` relationship points at the record"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn delete_record(
     state: web::Data<AppState>,
     caller: Caller,

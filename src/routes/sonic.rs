@@ -137,7 +137,8 @@ pub async fn get_sonic_record(
               (status = 400, description = "Validation failed"),
               (status = 401, description = "Authentication required"),
               (status = 403, description = "May read but not create"),
-              (status = 409, description = "A unique value is taken")))]
+              (status = 409, description = "A unique value is taken"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn create_sonic_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -158,7 +159,8 @@ pub async fn create_sonic_record(
     responses((status = 200, description = "`{data: flat record}`"),
               (status = 400, description = "Validation failed"),
               (status = 404, description = "No such record"),
-              (status = 409, description = "A unique value is taken")))]
+              (status = 409, description = "A unique value is taken"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn update_sonic_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -183,7 +185,8 @@ pub async fn update_sonic_record(
            ("id" = String, Path, description = "Record id")),
     responses((status = 204, description = "Moved to the trash"),
               (status = 404, description = "No such record"),
-              (status = 409, description = "A `restrict` relationship points at the record")))]
+              (status = 409, description = "A `restrict` relationship points at the record"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn delete_sonic_record(
     state: web::Data<AppState>,
     caller: Caller,

@@ -15,7 +15,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::parse_value;
 use crate::routes::records::query_pairs;
 use crate::state::AppState;
-use crate::transfer::{import_rows, parse_rows, rows_failed, ExportWriter, Format};
+use crate::transfer::{
+    import_rows, parse_rows, rows_failed, CsvFormulas, ExportWriter, Format, CSV_FORMULAS_PARAMETER,
+};
+
+/// The values of `csvFormulas`, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used; the parameter is read by `CsvFormulas::parse`.
+pub enum CsvFormulasParameter {
+    Escape,
+    Raw,
+}
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -40,9 +51,10 @@ const PAGES_IN_FLIGHT: usize = 4;
            ("filter" = Option<String>, Query, description = "Any filter spelling of the list endpoint"),
            ("sort" = Option<String>, Query, description = "`priority:desc,createdAt:asc` or `-priority`"),
            ("fields" = Option<String>, Query, description = "The fields to export (`id` always is)"),
-           ("limit" = Option<u64>, Query, description = "At most this many records (default: all)")),
-    responses((status = 200, description = "CSV (header `id,<fields…>`, RFC 4180) or a JSON array of records in the API shape, streamed"),
-              (status = 400, description = "Unknown format, bad filter/sort/fields, or the first page did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`; a later page over it cuts the body short)"),
+           ("limit" = Option<u64>, Query, description = "At most this many records (default: all)"),
+           ("csvFormulas" = inline(Option<CsvFormulasParameter>), Query, description = "CSV only. `escape` (default): a text cell starting with `=`, `+`, `-`, `@`, tab, carriage return or `'` is written with a `'` in front, so spreadsheets show it as text instead of running it; numbers of numeric fields are written as they are. `raw`: every cell as stored")),
+    responses((status = 200, description = "CSV (header `id,<fields…>`, RFC 4180, formula cells escaped unless `csvFormulas=raw`) or a JSON array of records in the API shape, streamed"),
+              (status = 400, description = "Unknown format or csvFormulas, bad filter/sort/fields, or the first page did not finish within `limits.query_timeout_ms` (`errors[{field:\"query\"}]`, `details.timeoutMs`; a later page over it cuts the body short)"),
               (status = 401, description = "Authentication required"),
               (status = 404, description = "No such table")))]
 pub async fn export_records(
@@ -57,11 +69,12 @@ pub async fn export_records(
         Some(text) => Format::parse(text)?,
         None => Format::Json,
     };
+    let formulas = CsvFormulas::from_parameter(parameter(&pairs, CSV_FORMULAS_PARAMETER))?;
     let max_records = super::history::number_parameter(&pairs, "limit")?;
     // The list parser would clamp `limit` to a page; the export reads it itself.
     let list_pairs: Vec<(String, String)> = pairs
         .iter()
-        .filter(|(key, _)| !matches!(key.as_str(), "format" | "limit"))
+        .filter(|(key, _)| !matches!(key.as_str(), "format" | "limit" | CSV_FORMULAS_PARAMETER))
         .cloned()
         .collect();
     let mut list_request = access.list_request(&list_pairs, state.page_limits(), parse_value)?;
@@ -88,7 +101,12 @@ pub async fn export_records(
         if first_page_sender.send(Ok(())).is_err() {
             return;
         }
-        let mut writer = ExportWriter::new(format, &schema, list_request.projection.as_deref());
+        let mut writer = ExportWriter::new(
+            format,
+            formulas,
+            &schema,
+            list_request.projection.as_deref(),
+        );
         let send = |chunk: std::io::Result<Vec<u8>>| match chunk {
             Ok(bytes) if bytes.is_empty() => true,
             Ok(bytes) => sender.blocking_send(Ok(web::Bytes::from(bytes))).is_ok(),
@@ -139,15 +157,17 @@ pub async fn export_records(
 /// `{fields}` objects) body: up to 1000 rows all or nothing, more in atomic 1000-row chunks.
 #[utoipa::path(post, path = "/api/tables/{table}/import", tag = "transfer",
     params(("table" = String, Path, description = "Table id or name"),
-           ("format" = Option<String>, Query, description = "`csv` or `json`; default from Content-Type (`text/csv`, `application/json`), else guessed from the body")),
+           ("format" = Option<String>, Query, description = "`csv` or `json`; default from Content-Type (`text/csv`, `application/json`), else guessed from the body"),
+           ("csvFormulas" = inline(Option<CsvFormulasParameter>), Query, description = "CSV only. `escape` (default): one leading `'` is removed from a cell when `=`, `+`, `-`, `@`, tab, carriage return or `'` follows it, undoing an escaped export; `raw`: every cell as it is")),
     request_body(content = String, description = "CSV with a header row, or a JSON array of objects", content_type = "text/csv"),
     responses((status = 200, description = "`{imported, failed, errors:[{row, field, message}]}`"),
-              (status = 400, description = "A bad row in an import of at most 1000 rows (`errors[{row, field, message}]`; nothing written), unknown column, bad format"),
+              (status = 400, description = "A bad row in an import of at most 1000 rows (`errors[{row, field, message}]`; nothing written), unknown column, bad format or csvFormulas"),
               (status = 401, description = "Authentication required"),
               (status = 403, description = "No create permission, or a field the caller may not write"),
               (status = 404, description = "No such table"),
               (status = 409, description = "A unique value clashes in an import of at most 1000 rows; nothing written"),
-              (status = 413, description = "Body over `server.max_body_bytes`")))]
+              (status = 413, description = "Body over `server.max_body_bytes`"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn import_records(
     state: web::Data<AppState>,
     caller: Caller,
@@ -162,8 +182,9 @@ pub async fn import_records(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     let format = Format::for_import(parameter(&pairs, "format"), content_type, &body)?;
+    let formulas = CsvFormulas::from_parameter(parameter(&pairs, CSV_FORMULAS_PARAMETER))?;
     let schema = Arc::clone(&access.schema);
-    let rows = web::block(move || parse_rows(format, &schema, &body))
+    let rows = web::block(move || parse_rows(format, formulas, &schema, &body))
         .await
         .map_err(|error| ApiError::internal(error.to_string()))?
         .map_err(|errors| rows_failed(&errors))?;

@@ -53,7 +53,8 @@ pub async fn list_trash(
     responses((status = 200, description = "`{success:true, record}`"),
               (status = 400, description = "Record is not deleted"),
               (status = 404, description = "No such record"),
-              (status = 409, description = "A live record now holds one of its unique values")))]
+              (status = 409, description = "A live record now holds one of its unique values"),
+              (status = 503, description = "The table has too many writes in progress (`limits.table_write_queue`): nothing written; retry after `Retry-After` seconds")))]
 pub async fn restore_record(
     state: web::Data<AppState>,
     caller: Caller,
@@ -64,6 +65,8 @@ pub async fn restore_record(
     let handle = &access.handle;
     let record_id = parse_record_id(&id)?;
     access.check_rows(&[record_id])?;
+    // Held for the whole restore: its shares of other tables are sent by the planner.
+    let _queued = handle.shared.admit_write()?;
     let record =
         lifecycle::restore_record(&state.registry, handle, record_id, caller.acting_user()).await?;
     let schema = &access.schema;

@@ -29,7 +29,7 @@ fn number(pairs: &[(String, String)], name: &str, default: usize) -> ApiResult<u
            ("offset" = Option<u64>, Query, description = "Deliveries to skip"),
            ("table" = Option<String>, Query, description = "Only this table's deliveries"),
            ("status" = Option<String>, Query, description = "`pending`, `delivered` or `failed`")),
-    responses((status = 200, description = "`{deliveries:[{id, table, url, action, eventId, recordId, status, attempts, responseStatus, error, createdAt, updatedAt}], pagination:{total, limit, offset}}`"),
+    responses((status = 200, description = "`{deliveries:[{id, table, url, action, eventId, recordId, status, attempts, responseStatus, error, createdAt, updatedAt}], pagination:{total, limit, offset}}`; `error` is null or the kind of the last failure: `refused: private address`, `invalid URL`, `connection failed`, `timeout`, `redirect not followed` or `HTTP <status>`"),
               (status = 401, description = "Not signed in"),
               (status = 403, description = "Not an admin")))]
 pub async fn list_deliveries(

@@ -641,6 +641,186 @@ async fn csv_values_are_converted_by_field_type() {
     assert_eq!(reply.body["errors"][0]["row"], 2);
 }
 
+/// Values a spreadsheet would run as a formula (a leading `=`, `+`, `-`, `@`, tab or carriage
+/// return), values that start with `'` themselves, and numbers of numeric fields.
+fn formula_like_records() -> Json {
+    json!({"records": [
+        {"name": "=1+1", "qty": -5, "price": -2.5, "meta": -3, "note": "\r=cmd|' /C calc'!A0"},
+        {"name": "+SUM(A1:A9)", "meta": "=json string", "note": "\t=1"},
+        {"name": "-2+3", "tags": ["red"]},
+        {"name": "@HYPERLINK(\"http://x\")"},
+        {"name": "'quoted"},
+        {"name": "''=twice"},
+        {"name": "plain = text"},
+    ]})
+}
+
+/// The fields of a stored record that [`formula_like_records`] sets.
+fn formula_fields(fields: &Json) -> Json {
+    let mut fields = fields.clone();
+    if let Some(object) = fields.as_object_mut() {
+        object.retain(|name, _| ["name", "qty", "price", "meta", "note"].contains(&name.as_str()));
+    }
+    fields
+}
+
+#[actix_web::test]
+async fn csv_cells_a_spreadsheet_would_run_are_escaped_and_read_back() {
+    let app = app();
+    let service = service!(app);
+    let created = post(
+        &service,
+        "/api/tables/items/records/batch",
+        formula_like_records(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let original = stored_fields(&service, "items").await;
+
+    let exported = get(
+        &service,
+        "/api/tables/items/export?format=csv&fields=name,qty,price,meta,note",
+    )
+    .await;
+    assert_eq!(exported.status, 200);
+    let mut reader = csv::Reader::from_reader(exported.raw.as_slice());
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|row| row.expect("a row").iter().map(str::to_owned).collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|row| row[1].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "'=1+1",
+            "'+SUM(A1:A9)",
+            "'-2+3",
+            "'@HYPERLINK(\"http://x\")",
+            "''quoted",
+            "'''=twice",
+            "plain = text",
+        ]
+    );
+    // Numbers of numeric fields are numbers to a spreadsheet, never formulas: written as is.
+    assert_eq!(rows[0][2], "-5");
+    assert_eq!(rows[0][3], "-2.5");
+    assert_eq!(rows[0][4], "-3", "a json number is JSON text");
+    assert_eq!(rows[1][4], "\"=json string\"", "a json string is JSON text");
+    assert_eq!(rows[0][5], "'\r=cmd|' /C calc'!A0");
+    assert_eq!(rows[1][5], "'\t=1");
+
+    // The escaped export imports back to the same values.
+    let imported = send_request(
+        &service,
+        raw_post("/api/tables/items/import", "text/csv", &text(&exported)),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{:?}", imported.body);
+    let stored = stored_fields(&service, "items").await;
+    let copies: Vec<Json> = stored[original.len()..]
+        .iter()
+        .map(formula_fields)
+        .collect();
+    let originals: Vec<Json> = original.iter().map(formula_fields).collect();
+    assert_eq!(copies, originals);
+}
+
+#[actix_web::test]
+async fn csv_formulas_raw_writes_and_reads_cells_as_they_are() {
+    let app = app();
+    let service = service!(app);
+    let created = post(
+        &service,
+        "/api/tables/items/records/batch",
+        formula_like_records(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let exported = get(
+        &service,
+        "/api/tables/items/export?format=csv&fields=name&csvFormulas=raw",
+    )
+    .await;
+    assert_eq!(exported.status, 200, "{:?}", exported.body);
+    assert_eq!(
+        text(&exported),
+        "id,name\n1,=1+1\n2,+SUM(A1:A9)\n3,-2+3\n4,\"@HYPERLINK(\"\"http://x\"\")\"\n\
+         5,'quoted\n6,''=twice\n7,plain = text\n"
+    );
+    // A raw import keeps every cell as it is, so a raw export reads back unchanged.
+    let imported = send_request(
+        &service,
+        raw_post(
+            "/api/tables/items/import?csvFormulas=raw",
+            "text/csv",
+            &text(&exported),
+        ),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{:?}", imported.body);
+    let names: Vec<Json> = stored_fields(&service, "items")
+        .await
+        .iter()
+        .map(|fields| fields["name"].clone())
+        .collect();
+    assert_eq!(names[..7], names[7..]);
+
+    // An escaping import (the default) strips one `'` only before a formula character or a `'`.
+    let imported = send_request(
+        &service,
+        raw_post(
+            "/api/tables/items/import",
+            "text/csv",
+            "name,qty\n'=A1,'-5\n'hello,-6\n''x,7\n",
+        ),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{:?}", imported.body);
+    let stored = stored_fields(&service, "items").await;
+    let last: Vec<(Json, Json)> = stored[14..]
+        .iter()
+        .map(|fields| (fields["name"].clone(), fields["qty"].clone()))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            (json!("=A1"), json!(-5)),
+            (json!("'hello"), json!(-6)),
+            (json!("'x"), json!(7)),
+        ]
+    );
+
+    // The parameter takes `escape` or `raw`, nothing else.
+    for path in [
+        "/api/tables/items/export?format=csv&csvFormulas=off",
+        "/api/tables/items/export?format=csv&csvFormulas=",
+    ] {
+        let reply = get(&service, path).await;
+        reply.assert_error(400, "VALIDATION_ERROR");
+        assert!(
+            reply.error_fields().contains(&"csvFormulas".to_owned()),
+            "{:?}",
+            reply.body
+        );
+    }
+    let reply = send_request(
+        &service,
+        raw_post(
+            "/api/tables/items/import?csvFormulas=no",
+            "text/csv",
+            "name\nx\n",
+        ),
+    )
+    .await;
+    reply.assert_error(400, "VALIDATION_ERROR");
+    let escaped = get(
+        &service,
+        "/api/tables/items/export?format=csv&fields=name&csvFormulas=escape&limit=1",
+    )
+    .await;
+    assert_eq!(text(&escaped), "id,name\n1,'=1+1\n");
+}
+
 #[actix_web::test]
 async fn import_needs_create_and_write_permissions() {
     let app = app();
@@ -765,8 +945,14 @@ fields = [
 
 /// Text without control characters other than newlines in long text; never empty (an empty
 /// cell means "no value").
+/// Some start with what a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) or with `'`.
 fn line_text() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9 ,;\"'é€]{1,20}".prop_filter("not blank", |text| !text.trim().is_empty())
+    (
+        prop::sample::select(vec!["", "", "=", "+", "-", "@", "'", "''", "'=", "-1"]),
+        "[a-zA-Z0-9 ,;\"'=+@é€-]{1,20}",
+    )
+        .prop_map(|(start, rest)| format!("{start}{rest}"))
+        .prop_filter("not blank", |text| !text.trim().is_empty())
 }
 
 fn json_document() -> impl Strategy<Value = Json> {
@@ -789,7 +975,7 @@ fn record() -> impl Strategy<Value = Json> {
     (
         (
             prop::option::of(line_text()),
-            prop::option::of("[a-z]{1,5}\n[a-z ,\"]{1,10}"),
+            prop::option::of("[=+@\t\r'-]?[a-z]{1,5}\n[a-z ,\"]{1,10}"),
             prop::option::of("[a-z]{1,6}@[a-z]{1,6}\\.(com|org)"),
             prop::option::of(
                 "[a-z]{1,8}".prop_map(|host| format!("https://{host}.example/p?q=1,2")),
@@ -1063,4 +1249,83 @@ fn the_commands_export_and_import_a_stopped_data_directory() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is in use by another process"), "{stderr}");
+}
+
+#[test]
+fn the_export_command_escapes_formulas_unless_told_not_to() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let root = directory.path();
+    let data = root.join("data");
+    let data_arg = data.to_str().expect("a utf-8 path");
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", data_arg]);
+        let output = tabula(&all, root);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    std::fs::write(root.join("in.csv"), "title,status\n=1+1,doing\n'@x,todo\n").expect("write");
+    run(&["import", "--table", "tasks", "--input", "in.csv"]);
+
+    let escaped = run(&[
+        "export", "--table", "tasks", "--format", "csv", "--fields", "title",
+    ]);
+    assert_eq!(escaped, "id,title\n1,'=1+1\n2,'@x\n");
+    let raw = run(&[
+        "export",
+        "--table",
+        "tasks",
+        "--format",
+        "csv",
+        "--fields",
+        "title",
+        "--csv-formulas",
+        "raw",
+    ]);
+    assert_eq!(raw, "id,title\n1,=1+1\n2,@x\n");
+
+    // The escaped export imports back to the same titles; so does the raw one, read raw.
+    std::fs::write(root.join("escaped.csv"), &escaped).expect("write");
+    run(&["import", "--table", "tasks", "--input", "escaped.csv"]);
+    std::fs::write(root.join("raw.csv"), &raw).expect("write");
+    run(&[
+        "import",
+        "--table",
+        "tasks",
+        "--input",
+        "raw.csv",
+        "--csv-formulas",
+        "raw",
+    ]);
+    let records: Json = serde_json::from_str(&run(&["export", "--table", "tasks"])).expect("JSON");
+    let titles: Vec<&str> = records
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|record| record["fields"]["title"].as_str().expect("a title"))
+        .collect();
+    assert_eq!(titles, ["=1+1", "@x", "=1+1", "@x", "=1+1", "@x"]);
+
+    let output = tabula(
+        &[
+            "export",
+            "--table",
+            "tasks",
+            "--csv-formulas",
+            "maybe",
+            "--data-dir",
+            data_arg,
+        ],
+        root,
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("csvFormulas"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

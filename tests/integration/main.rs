@@ -24,4 +24,6 @@ mod search_access;
 mod sql;
 mod supervision;
 mod tables;
+mod webhook_targets;
 mod write_batching;
+mod write_queue;

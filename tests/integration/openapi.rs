@@ -44,6 +44,50 @@ async fn the_document_covers_every_mounted_route_and_every_table() {
         schemas["tasks_fields"]["properties"]["status"]["enum"],
         json!(["todo", "doing", "done"])
     );
+
+    // Every write can be refused by a full write queue.
+    for (method, path) in [
+        ("post", "/api/tables/{table}/records"),
+        ("patch", "/api/tables/{table}/records/{id}"),
+        ("delete", "/api/tables/{table}/records/{id}"),
+        ("post", "/api/tables/{table}/records/batch"),
+        ("post", "/api/tables/{table}/records/upsert"),
+        ("post", "/api/tables/{table}/import"),
+        ("post", "/api/collections/{table}"),
+        ("put", "/v1/{table}/{id}"),
+    ] {
+        assert!(
+            paths[path][method]["responses"]["503"].is_object(),
+            "{method} {path} documents its 503"
+        );
+    }
+
+    // The CSV formula parameter of export and import, with its values.
+    for (method, path) in [
+        ("get", "/api/tables/{table}/export"),
+        ("post", "/api/tables/{table}/import"),
+    ] {
+        let parameters = paths[path][method]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let formulas = parameters
+            .iter()
+            .find(|parameter| parameter["name"] == "csvFormulas")
+            .unwrap_or_else(|| panic!("{method} {path} documents csvFormulas"));
+        assert_eq!(formulas["in"], "query");
+        let values = formulas["schema"]["enum"]
+            .as_array()
+            .or_else(|| {
+                formulas["schema"]["oneOf"]
+                    .as_array()
+                    .and_then(|choices| choices.iter().find_map(|choice| choice["enum"].as_array()))
+            })
+            .unwrap_or_else(|| panic!("an enum: {formulas}"));
+        assert!(
+            values.contains(&json!("escape")) && values.contains(&json!("raw")),
+            "{formulas}"
+        );
+    }
 }
 
 /// Every operation of the document (but the realtime stream, which never ends), with its path

@@ -403,19 +403,31 @@ async fn last_event_id_replays_the_missed_events() {
 }
 
 /// One request the receiver got.
-struct Received {
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// A tiny HTTP receiver on a free port: answers each request with the next status of
 /// `statuses` (then 200) and hands what it received to the returned channel.
-fn receiver(statuses: Vec<u16>) -> (String, mpsc::Receiver<Received>) {
+pub(crate) fn receiver(statuses: Vec<u16>) -> (String, mpsc::Receiver<Received>) {
+    let mut statuses = statuses.into_iter();
+    receiver_answering(move || {
+        let status = statuses.next().unwrap_or(200);
+        format!("HTTP/1.1 {status} Status\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+    })
+}
+
+/// A tiny HTTP receiver on a free port of 127.0.0.1 (its URL ends in `/hook`): answers each
+/// request with the head `answer` makes (a whole response without a body) and hands what it
+/// received to the returned channel.
+pub(crate) fn receiver_answering(
+    mut answer: impl FnMut() -> String + Send + 'static,
+) -> (String, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("address"));
     let (sender, received) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut statuses = statuses.into_iter();
         for connection in listener.incoming() {
             let Ok(mut connection) = connection else {
                 continue;
@@ -444,11 +456,7 @@ fn receiver(statuses: Vec<u16>) -> (String, mpsc::Receiver<Received>) {
             if reader.read_exact(&mut body).is_err() {
                 continue;
             }
-            let status = statuses.next().unwrap_or(200);
-            let _ = write!(
-                connection,
-                "HTTP/1.1 {status} Status\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
+            let _ = connection.write_all(answer().as_bytes());
             if sender.send(Received { headers, body }).is_err() {
                 return;
             }
@@ -458,7 +466,10 @@ fn receiver(statuses: Vec<u16>) -> (String, mpsc::Receiver<Received>) {
 }
 
 /// Waits (yielding to the app's tasks) for the receiver's next request.
-async fn next_request(received: &mpsc::Receiver<Received>, wait: Duration) -> Option<Received> {
+pub(crate) async fn next_request(
+    received: &mpsc::Receiver<Received>,
+    wait: Duration,
+) -> Option<Received> {
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if let Ok(request) = received.try_recv() {
@@ -469,12 +480,25 @@ async fn next_request(received: &mpsc::Receiver<Received>, wait: Duration) -> Op
     None
 }
 
-/// SCHEMA with a webhook on `posts` for creates and deletes.
+/// The setting that lets webhooks reach the tests' receivers on 127.0.0.1.
+pub(crate) const ALLOW_PRIVATE_TARGETS: &str = "[webhooks]\nallow_private_targets = true\n";
+
+/// SCHEMA with a webhook on `posts` for creates and deletes, delivered to local receivers.
 fn webhook_schema(url: &str) -> String {
-    let hook = format!(
-        "  [[tables.webhooks]]\n  url = \"{url}\"\n  events = [\"create\", \"delete\"]\n  secret = \"s3cret\"\n\n"
-    );
-    let schema = SCHEMA.replace("[[tables]]\nid = 2", &format!("{hook}[[tables]]\nid = 2"));
+    format!("{ALLOW_PRIVATE_TARGETS}{}", schema_with_hooks(&[url]))
+}
+
+/// SCHEMA with one webhook on `posts` (creates and deletes, signed) per URL of `urls`.
+pub(crate) fn schema_with_hooks(urls: &[&str]) -> String {
+    let hooks: String = urls
+        .iter()
+        .map(|url| {
+            format!(
+                "  [[tables.webhooks]]\n  url = \"{url}\"\n  events = [\"create\", \"delete\"]\n  secret = \"s3cret\"\n\n"
+            )
+        })
+        .collect();
+    let schema = SCHEMA.replace("[[tables]]\nid = 2", &format!("{hooks}[[tables]]\nid = 2"));
     assert!(schema.contains("tables.webhooks"));
     schema
 }
