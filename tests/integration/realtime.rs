@@ -838,3 +838,71 @@ async fn an_open_stream_follows_a_role_change_from_the_next_event() {
     );
     assert!(stream.next(Duration::from_millis(300)).await.is_none());
 }
+
+#[actix_web::test]
+async fn a_key_limited_to_some_tables_sees_only_their_deliveries() {
+    let hook = "  [[tables.webhooks]]\n  url = \"http://127.0.0.1:9/hook\"\n\n";
+    let schema = SCHEMA
+        .replace("[[tables]]\nid = 2", &format!("{hook}[[tables]]\nid = 2"))
+        .replace(
+            "  create = [\"admin\"]\n",
+            &format!("  create = [\"admin\"]\n\n{hook}"),
+        );
+    let app = TestApp::from_toml(&format!("{ALLOW_PRIVATE_TARGETS}{schema}"));
+    let admin = service!(app);
+    let anonymous = anonymous_service!(app);
+    send(
+        &admin,
+        Method::POST,
+        "/api/tables/posts/records",
+        Some(json!({"title": "p"})),
+    )
+    .await;
+    send(
+        &admin,
+        Method::POST,
+        "/api/tables/vault/records",
+        Some(json!({"title": "v"})),
+    )
+    .await;
+    let token = app.admin_token().await;
+    let created = send_as(
+        &anonymous,
+        &token,
+        Method::POST,
+        "/api/auth/api-keys",
+        Some(json!({"name": "posts only", "scope": "all", "tables": ["posts"]})),
+    )
+    .await;
+    let key = created.body["key"].as_str().expect("a key").to_owned();
+    let tables_of = |log: &Json| {
+        let mut tables: Vec<String> = log["deliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .filter_map(|delivery| delivery["table"].as_str().map(str::to_owned))
+            .collect();
+        tables.sort();
+        tables.dedup();
+        tables
+    };
+    // Deliveries are logged as they start, after the commit.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut everything = get(&admin, "/api/admin/webhooks/deliveries").await.body;
+    while tables_of(&everything).len() < 2 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        everything = get(&admin, "/api/admin/webhooks/deliveries").await.body;
+    }
+    assert_eq!(tables_of(&everything), vec!["posts", "vault"]);
+    let limited = send_as(
+        &anonymous,
+        &key,
+        Method::GET,
+        "/api/admin/webhooks/deliveries",
+        None,
+    )
+    .await;
+    assert_eq!(limited.status.as_u16(), 200, "{:?}", limited.body);
+    assert_eq!(tables_of(&limited.body), vec!["posts"]);
+    assert_eq!(limited.body["pagination"]["total"], json!(1));
+}
