@@ -89,7 +89,7 @@ pub fn parse_activity_query(pairs: &[(String, String)]) -> DomainResult<Activity
                     .trim()
                     .parse::<u64>()
                     .ok()
-                    .filter(|page| *page >= 1)
+                    .filter(|page| (1..=crate::query::MAX_COUNT_PARAMETER).contains(page))
                     .ok_or_else(|| {
                         DomainError::bad_request("page", "page must be a positive integer")
                     })?;

@@ -88,10 +88,10 @@ struct ActivityListBody<'a> {
 
 /// The activity log, newest first: `{activities, pagination:{total, page, pageSize, totalPages}}`.
 #[utoipa::path(get, path = "/api/activity", tag = "activity",
-    params(("page" = Option<u64>, Query, description = "1-based page (default 1)"),
-           ("pageSize" = Option<u64>, Query, description = "1..100 (default 50)"),
+    params(("page" = Option<u64>, Query, minimum = 1, description = "1-based page (default 1)"),
+           ("pageSize" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1..100 (default 50)"),
            ("tableName" = Option<String>, Query, description = "Only this table (name or id)"),
-           ("action" = Option<String>, Query, description = "create, update, delete, restore or permanent_delete"),
+           ("action" = inline(Option<super::request_docs::ActivityAction>), Query, description = "create, update, delete, restore or permanent_delete"),
            ("userId" = Option<String>, Query, description = "Only changes by this user"),
            ("from" = Option<String>, Query, description = "From this time (RFC 3339 or date), inclusive"),
            ("to" = Option<String>, Query, description = "Up to this time, inclusive")),

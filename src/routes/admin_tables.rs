@@ -204,7 +204,7 @@ pub async fn delete_table(
 /// Adds a column to a table at run time.
 #[utoipa::path(post, path = "/api/admin/tables/{table}/fields", tag = "admin",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = Object, description = "`{field:{name, type, …}}` (or the field object itself)"),
+    request_body(content = inline(super::request_docs::AddField), description = "`{field:{name, type, …}}` (or the field object itself)"),
     responses((status = 201, description = "`{field, table, version}`: existing records get the field's default"),
               (status = 400, description = "Invalid field"),
               (status = 404, description = "No such table"),
@@ -265,7 +265,7 @@ pub async fn add_field(
 /// Clones a table (structure, and records when `copyData`).
 #[utoipa::path(post, path = "/api/admin/tables/{table}/clone", tag = "admin",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = Object, description = "`{name, copyData?: false}`"),
+    request_body(content = inline(super::request_docs::CloneTable), description = "`{name, copyData?: false}`"),
     responses((status = 201, description = "`{table, version, copiedRecords}`: the clone keeps record ids, values, trash and counters; not history, comments or activity"),
               (status = 400, description = "Invalid name"),
               (status = 404, description = "No such table"),

@@ -443,7 +443,7 @@ fn client_ip(request: &HttpRequest, trusted_proxies: &[IpAddr]) -> IpAddr {
 /// 204 when accepted, excluded or not tracked; 400 on a bad `p`; 503 + Retry-After when the
 /// aggregator's queue is full. Never sets a cookie; credentials are not looked at.
 #[utoipa::path(post, path = "/api/analytics/collect", tag = "analytics",
-    request_body(content = String, description = "`{p, t?, r?, sw?, sh?, us?, um?, uc?, ux?, ut?}` as JSON (any content type)"),
+    request_body(content = inline(super::request_docs::PageView), description = "`{p, t?, r?, sw?, sh?, us?, um?, uc?, ux?, ut?}` as JSON (sent with any content type: `navigator.sendBeacon` sends `text/plain`)"),
     responses((status = 204, description = "Accepted (or deliberately not counted)"),
               (status = 400, description = "Missing, empty or non-string `p`, or malformed JSON"),
               (status = 503, description = "The aggregator is saturated; retry after `Retry-After`")))]

@@ -99,98 +99,9 @@ pub fn signed_in_response(
         }))
 }
 
-/// The request bodies as the OpenAPI document describes them. Nothing constructs these types:
-/// the handlers read a body member by member, so that each problem is reported with its field.
-#[allow(dead_code)]
-mod bodies {
-    use utoipa::ToSchema;
-
-    #[derive(ToSchema)]
-    pub struct SignUp {
-        #[schema(format = Email)]
-        pub email: String,
-        #[schema(min_length = 8, max_length = 1024)]
-        pub password: String,
-        #[schema(max_length = 200)]
-        pub name: Option<String>,
-    }
-
-    #[derive(ToSchema)]
-    pub struct SignIn {
-        pub email: String,
-        pub password: String,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct ChangePassword {
-        pub current_password: String,
-        #[schema(min_length = 8, max_length = 1024)]
-        pub new_password: String,
-    }
-
-    #[derive(ToSchema)]
-    pub struct CreateUser {
-        #[schema(format = Email)]
-        pub email: String,
-        #[schema(min_length = 8, max_length = 1024)]
-        pub password: String,
-        #[schema(max_length = 200)]
-        pub name: Option<String>,
-        /// A role name; the default role when absent.
-        #[schema(pattern = "^[a-z][a-z0-9_-]{0,31}$")]
-        pub role: Option<String>,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct SetRole {
-        pub user_id: String,
-        #[schema(pattern = "^[a-z][a-z0-9_-]{0,31}$")]
-        pub role: String,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct UserReference {
-        pub user_id: String,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum Scope {
-        Read,
-        Write,
-        All,
-    }
-
-    /// A table name or id.
-    #[derive(ToSchema)]
-    #[serde(untagged)]
-    pub enum TableKey {
-        Name(String),
-        Id(u32),
-    }
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct NewApiKey {
-        #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-        pub name: String,
-        #[schema(inline)]
-        pub scope: Scope,
-        /// Tables the key is limited to (each one the creator may read).
-        #[schema(inline)]
-        pub tables: Option<Vec<TableKey>>,
-        /// RFC 3339, in the future.
-        #[schema(format = DateTime)]
-        pub expires_at: Option<String>,
-    }
-}
-
 /// Creates an account with the default role and signs it in → `{token, user}` + cookie.
 #[utoipa::path(post, path = "/api/auth/sign-up/email", tag = "auth",
-    request_body(content = inline(bodies::SignUp), description = "`{email, password, name?}`"),
+    request_body(content = inline(super::request_docs::SignUp), description = "`{email, password, name?}`"),
     responses((status = 200, description = "`{token, user}` and the `tabula_session` cookie"),
               (status = 400, description = "Invalid email, password under 8 characters"),
               (status = 403, description = "Sign-up is disabled"),
@@ -204,7 +115,7 @@ pub async fn sign_up(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<
 
 /// Signs in with email and password → `{token, user}` + cookie; wrong → 401.
 #[utoipa::path(post, path = "/api/auth/sign-in/email", tag = "auth",
-    request_body(content = inline(bodies::SignIn), description = "`{email, password}`"),
+    request_body(content = inline(super::request_docs::SignIn), description = "`{email, password}`"),
     responses((status = 200, description = "`{token, user}` and the `tabula_session` cookie"),
               (status = 401, description = "Invalid email or password"),
               (status = 403, description = "The account is banned"),
@@ -254,7 +165,7 @@ pub async fn get_session(
 
 /// Changes the password (`{currentPassword, newPassword}`) and ends every other session.
 #[utoipa::path(post, path = "/api/auth/change-password", tag = "auth",
-    request_body(content = inline(bodies::ChangePassword), description = "`{currentPassword, newPassword}`"),
+    request_body(content = inline(super::request_docs::ChangePassword), description = "`{currentPassword, newPassword}`"),
     responses((status = 200, description = "`{success:true, user}`"),
               (status = 400, description = "Wrong current password or a new one under 8 characters"),
               (status = 401, description = "Not signed in"),
@@ -292,7 +203,7 @@ pub async fn list_users(
 
 /// Creates an account (admin): `{email, password, name, role?}` → 201 `{user}`.
 #[utoipa::path(post, path = "/api/auth/admin/create-user", tag = "auth",
-    request_body(content = inline(bodies::CreateUser), description = "`{email, password, name?, role?}`"),
+    request_body(content = inline(super::request_docs::CreateUser), description = "`{email, password, name?, role?}`"),
     responses((status = 201, description = "`{user}`"),
               (status = 400, description = "Invalid email, password or role"),
               (status = 403, description = "Not an admin"),
@@ -309,7 +220,7 @@ pub async fn create_user(
 
 /// Sets an account's role (admin): `{userId, role}` → `{user}`.
 #[utoipa::path(post, path = "/api/auth/admin/set-role", tag = "auth",
-    request_body(content = inline(bodies::SetRole), description = "`{userId, role}`"),
+    request_body(content = inline(super::request_docs::SetRole), description = "`{userId, role}`"),
     responses((status = 200, description = "`{user}`"),
               (status = 403, description = "Not an admin"),
               (status = 404, description = "No such user"),
@@ -328,7 +239,7 @@ pub async fn set_role(
 
 /// Bans an account and ends its sessions (admin): `{userId}` → `{user}`.
 #[utoipa::path(post, path = "/api/auth/admin/ban-user", tag = "auth",
-    request_body(content = inline(bodies::UserReference), description = "`{userId}`"),
+    request_body(content = inline(super::request_docs::UserReference), description = "`{userId}`"),
     responses((status = 200, description = "`{user}`"),
               (status = 403, description = "Not an admin"),
               (status = 404, description = "No such user"),
@@ -345,7 +256,7 @@ pub async fn ban_user(
 
 /// Removes an account with its sessions and keys (admin): `{userId}` → `{success:true}`.
 #[utoipa::path(post, path = "/api/auth/admin/remove-user", tag = "auth",
-    request_body(content = inline(bodies::UserReference), description = "`{userId}`"),
+    request_body(content = inline(super::request_docs::UserReference), description = "`{userId}`"),
     responses((status = 200, description = "`{success:true}`"),
               (status = 403, description = "Not an admin"),
               (status = 404, description = "No such user"),
@@ -430,7 +341,7 @@ fn new_api_key(object: &Map<String, Json>) -> ApiResult<NewApiKey> {
 
 /// Creates an API key of the caller → 201 `{id, key, prefix, …}`; the key is shown only here.
 #[utoipa::path(post, path = "/api/auth/api-keys", tag = "auth",
-    request_body(content = inline(bodies::NewApiKey), description = "`{name, scope: \"read\"|\"write\"|\"all\", tables?, expiresAt?}`"),
+    request_body(content = inline(super::request_docs::NewApiKey), description = "`{name, scope: \"read\"|\"write\"|\"all\", tables?, expiresAt?}`"),
     responses((status = 201, description = "`{id, key, prefix, name, scope, tables, expiresAt, createdAt}`"),
               (status = 400, description = "Invalid name, scope, tables or expiry"),
               (status = 401, description = "Not signed in")))]

@@ -121,7 +121,7 @@ struct CreatedBody<'a> {
 /// 201 `{created, records?}`.
 #[utoipa::path(post, path = "/api/tables/{table}/records/batch", tag = "batch",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "`{records:[{fields:{…}}], returnRecords?}`"),
+    request_body(content = inline(super::request_docs::CreateRecords), description = "`{records:[{fields:{…}}], returnRecords?}`"),
     responses((status = 201, description = "`{created, records?}`"),
               (status = 400, description = "Empty, or an invalid item (`errors[].field` = `records[i].name`); nothing written"),
               (status = 409, description = "A unique value clashes; nothing written"),
@@ -169,7 +169,7 @@ struct UpdatedBody<'a> {
 /// → 200 `{updated, records?}`.
 #[utoipa::path(patch, path = "/api/tables/{table}/records/batch", tag = "batch",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "`{records:[{id, fields:{…}}], returnRecords?}`"),
+    request_body(content = inline(super::request_docs::UpdateRecords), description = "`{records:[{id, fields:{…}}], returnRecords?}`"),
     responses((status = 200, description = "`{updated, records?}`"),
               (status = 400, description = "Empty, or an invalid item; nothing written"),
               (status = 404, description = "An id names no live record; nothing written"),
@@ -234,7 +234,7 @@ pub async fn update_records(
 #[utoipa::path(delete, path = "/api/tables/{table}/records/batch", tag = "batch",
     params(("table" = String, Path, description = "Table id or name"),
            ("permanent" = Option<bool>, Query, description = "Delete for good")),
-    request_body(content = serde_json::Value, description = "`{ids:[…], permanent?}`"),
+    request_body(content = inline(super::request_docs::DeleteRecords), description = "`{ids:[…], permanent?}`"),
     responses((status = 200, description = "`{deleted}`"),
               (status = 400, description = "Empty, or an id that is not a record id"),
               (status = 404, description = "An id names no record; nothing written"),
@@ -275,7 +275,7 @@ pub async fn delete_records(
 /// `{success:true, restored}`.
 #[utoipa::path(post, path = "/api/tables/{table}/records/batch/restore", tag = "batch",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "`{ids:[…]}`"),
+    request_body(content = inline(super::request_docs::RestoreRecords), description = "`{ids:[…]}`"),
     responses((status = 200, description = "`{success:true, restored}`"),
               (status = 400, description = "Empty, or a record that is not deleted"),
               (status = 404, description = "An id names no record"),
@@ -341,7 +341,7 @@ fn merge_fields(object: &Map<String, Json>) -> ApiResult<Vec<String>> {
 /// (`records` left out when `returnRecords` is false).
 #[utoipa::path(post, path = "/api/tables/{table}/records/upsert", tag = "batch",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "`{records:[{fields:{…}}], fieldsToMergeOn:[…], returnRecords?}`"),
+    request_body(content = inline(super::request_docs::UpsertRecords), description = "`{records:[{fields:{…}}], fieldsToMergeOn:[…], returnRecords?}`"),
     responses((status = 200, description = "`{records, created, updated}`"),
               (status = 400, description = "Empty, `id` in fields, unknown or empty merge fields, or an invalid item; nothing written"),
               (status = 409, description = "A unique value clashes; nothing written"),

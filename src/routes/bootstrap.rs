@@ -18,7 +18,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// Creates the first admin (`Authorization: Bearer <bootstrap token>`, `{email, password,
 /// name}`) and signs it in → 201 `{token, user}` + cookie.
 #[utoipa::path(post, path = "/api/admin/bootstrap/claim", tag = "auth",
-    request_body(content = serde_json::Value, description = "`{email, password, name}`"),
+    request_body(content = inline(super::request_docs::SignUp), description = "`{email, password, name?}`"),
     responses((status = 201, description = "`{token, user}` of the new admin, and the session cookie"),
               (status = 400, description = "Invalid email or password"),
               (status = 401, description = "Missing, wrong or expired bootstrap token"),

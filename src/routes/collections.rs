@@ -115,7 +115,7 @@ pub async fn list_collection(
 /// Creates a record from a flat object (or `{fields:{…}}`) → 201 the flat record.
 #[utoipa::path(post, path = "/api/collections/{table}", tag = "dialects",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "The record's fields, flat"),
+    request_body(content = Object, description = "The record's fields, flat"),
     responses((status = 201, description = "The created record, flat"),
               (status = 400, description = "Validation failed"),
               (status = 401, description = "Authentication required"),
@@ -169,7 +169,7 @@ pub async fn get_collection_record(
 #[utoipa::path(patch, path = "/api/collections/{table}/{id}", tag = "dialects",
     params(("table" = String, Path, description = "Table id or name"),
            ("id" = String, Path, description = "Record id")),
-    request_body(content = serde_json::Value, description = "The fields to change, flat"),
+    request_body(content = Object, description = "The fields to change, flat"),
     responses((status = 200, description = "The updated record, flat"),
               (status = 400, description = "Validation failed"),
               (status = 404, description = "No such record"),
@@ -349,7 +349,7 @@ fn check_operations(
 /// 200 `[{index, status, body?}]`.
 #[utoipa::path(post, path = "/api/collections/{table}/batch", tag = "dialects",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "`{operations:[{method:\"create\"|\"update\"|\"delete\", id?, body?}]}`"),
+    request_body(content = inline(super::request_docs::Operations), description = "`{operations:[{method:\"create\"|\"update\"|\"delete\", id?, body?}]}`"),
     responses((status = 200, description = "`[{index, status, body?}]`: 201 + record, 200 + record, 204"),
               (status = 400, description = "Empty, or an invalid operation (`errors[].field` = `operations[i].name`); nothing written"),
               (status = 403, description = "An operation the caller may not perform"),

@@ -16,6 +16,7 @@ pub mod openapi_responses;
 pub mod query;
 pub mod realtime;
 pub mod records;
+pub mod request_docs;
 pub mod scalar;
 pub mod schema;
 pub mod sonic;

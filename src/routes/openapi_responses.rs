@@ -105,6 +105,46 @@ fn envelope_bodies(responses: &mut Map<String, Json>) {
     }
 }
 
+/// What every parameter of a kind takes, whichever route it is on: a count (`limit`,
+/// `offset`, `page`, …) is an `int64` from 0 unless its route says more; `from` and `to` are a
+/// date or an RFC 3339 time (SPEC §2); an activity id is digits.
+fn normalise_parameters(path: &str, operation: &mut Map<String, Json>) {
+    let Some(parameters) = operation.get_mut("parameters").and_then(Json::as_array_mut) else {
+        return;
+    };
+    for parameter in parameters {
+        let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+        let location = parameter["in"].as_str().unwrap_or_default().to_owned();
+        let Some(schema) = parameter.get_mut("schema").and_then(Json::as_object_mut) else {
+            continue;
+        };
+        let is_integer = match schema.get("type") {
+            Some(Json::String(kind)) => kind == "integer",
+            Some(Json::Array(kinds)) => kinds.iter().any(|kind| kind == "integer"),
+            _ => false,
+        };
+        if is_integer {
+            schema.insert("format".into(), json!("int64"));
+            schema.entry("minimum").or_insert(json!(0));
+            schema
+                .entry("maximum")
+                .or_insert(json!(tabula_actors::query::MAX_COUNT_PARAMETER));
+        }
+        if location == "query" && matches!(name.as_str(), "from" | "to") {
+            *schema = json!({"anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"},
+            ]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        }
+        if location == "path" && name == "id" && path.starts_with("/api/activity/") {
+            schema.insert("pattern".into(), json!("^[0-9]{1,19}$"));
+        }
+    }
+}
+
 /// Completes one operation (see the module documentation).
 pub fn complete_operation(method: &str, path: &str, operation: &mut Map<String, Json>) {
     let key = (method, path);
@@ -115,9 +155,10 @@ pub fn complete_operation(method: &str, path: &str, operation: &mut Map<String, 
         .is_some_and(|parameters| parameters.iter().any(|p| p["in"] == "query"));
     let http_method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
     let rate_limited = rate_limit::group_of(&http_method, path).is_some();
+    normalise_parameters(path, operation);
     if !NO_CREDENTIAL.contains(&key) {
         let mut schemes = vec![json!({"bearerAuth": []}), json!({"sessionCookie": []})];
-        if optional_credential(path) {
+        if optional_credential(path) || PUBLIC.contains(&key) {
             schemes.push(json!({}));
         }
         operation.insert("security".into(), Json::Array(schemes));

@@ -24,7 +24,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// Runs one read-only `SELECT` → `{rows:[{column: value}], fields:[{name,type}], rowCount,
 /// duration}` (duration in milliseconds).
 #[utoipa::path(post, path = "/api/query", tag = "query",
-    request_body(content = serde_json::Value, description = "`{sql}`: one SELECT (columns, *, COUNT(*), SUM/AVG/MIN/MAX) FROM one table [WHERE] [GROUP BY one column] [ORDER BY] [LIMIT] [OFFSET]"),
+    request_body(content = inline(super::request_docs::Sql), description = "`{sql}`: one SELECT (columns, *, COUNT(*), SUM/AVG/MIN/MAX) FROM one table [WHERE] [GROUP BY one column] [ORDER BY] [LIMIT] [OFFSET]"),
     responses((status = 200, description = "`{rows, fields:[{name,type}], rowCount, duration}`"),
               (status = 400, description = "Syntax error, anything but a supported SELECT (named in the message), unknown table or column, or over `limits.sql_timeout_ms` (`errors[{field:\"sql\"}]`, `details.timeoutMs`)"),
               (status = 401, description = "Authentication required"),

@@ -435,7 +435,7 @@ pub async fn list_records(
 /// Creates a record from `{fields:{…}}` or a flat object.
 #[utoipa::path(post, path = "/api/tables/{table}/records", tag = "records",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "`{fields:{…}}` or the flat object"),
+    request_body(content = Object, description = "`{fields:{…}}` or the flat object"),
     responses((status = 201, description = "The created record"),
               (status = 400, description = "Validation failed"),
               (status = 409, description = "A unique value is taken"),
@@ -643,7 +643,7 @@ pub async fn delete_one(
 #[utoipa::path(patch, path = "/api/tables/{table}/records/{id}", tag = "records",
     params(("table" = String, Path, description = "Table id or name"),
            ("id" = String, Path, description = "Record id")),
-    request_body(content = serde_json::Value, description = "`{fields:{…}, updatedAt?}` or the flat object"),
+    request_body(content = Object, description = "`{fields:{…}, updatedAt?}` or the flat object"),
     responses((status = 200, description = "The updated record"),
               (status = 400, description = "Validation failed"),
               (status = 404, description = "No such record"),

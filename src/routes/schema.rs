@@ -238,12 +238,25 @@ fn body_object(body: &Json) -> SchemaApiResult<&serde_json::Map<String, Json>> {
     })
 }
 
+/// A JSON number that is a whole non-negative count of at most `int64` (`7` or `7.0`, as JSON
+/// Schema's `integer` allows), else `None`.
+fn json_count(value: &Json) -> Option<u64> {
+    let number = value.as_u64().or_else(|| {
+        let float = value.as_f64()?;
+        // 2^63 is the first float past int64; every whole float below it converts exactly.
+        (float.fract() == 0.0 && (0.0..9_223_372_036_854_775_808.0).contains(&float))
+            .then(|| format!("{float:.0}").parse().ok())
+            .flatten()
+    })?;
+    (number <= tabula_actors::query::MAX_COUNT_PARAMETER).then_some(number)
+}
+
 fn optional_u64(body: &Json, key: &str) -> SchemaApiResult<Option<u64>> {
     match body.get(key) {
         None | Some(Json::Null) => Ok(None),
-        Some(value) => value
-            .as_u64()
+        Some(value) => json_count(value)
             .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+            .filter(|number| *number <= tabula_actors::query::MAX_COUNT_PARAMETER)
             .map(Some)
             .ok_or_else(|| {
                 SchemaApiError::api(ApiError::validation(
@@ -268,56 +281,6 @@ fn table_not_in_draft(key: &str) -> SchemaError {
 }
 
 /// The drift and draft state.
-/// The request bodies as the OpenAPI document describes them. Nothing constructs these types:
-/// the handlers read a body member by member, so that each problem is reported with its path.
-#[allow(dead_code)]
-pub(crate) mod bodies {
-    use utoipa::ToSchema;
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct ReplaceDraft {
-        /// `{tables:[…]}`: every table of SPEC §3 in its camelCase JSON form.
-        #[schema(value_type = Object)]
-        pub snapshot: serde_json::Value,
-        /// The active version the draft starts from (a stale one is a 409).
-        #[schema(minimum = 0)]
-        pub base_version: Option<u64>,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Publish {
-        /// The active version the draft is based on (a stale one is a 409).
-        #[schema(minimum = 0)]
-        pub base_version: u64,
-        pub message: Option<String>,
-        /// Erase the data of removed fields and tables.
-        pub allow_destructive: Option<bool>,
-    }
-
-    #[derive(ToSchema)]
-    pub struct AddTable {
-        /// A table of SPEC §3: `{name, fields:[…], permissions?, views?, search?}`.
-        #[schema(value_type = Object)]
-        pub table: serde_json::Value,
-    }
-
-    #[derive(ToSchema)]
-    pub struct PatchTable {
-        /// Objects merge, arrays replace, `null` removes.
-        #[schema(value_type = Object)]
-        pub patch: serde_json::Value,
-    }
-
-    #[derive(ToSchema)]
-    pub struct Prune {
-        /// How many of the newest versions to keep (the active one always stays).
-        #[schema(minimum = 0)]
-        pub keep: u64,
-    }
-}
-
 #[utoipa::path(get, path = "/api/admin/schema/status", tag = "schema",
     responses((status = 200, description = "`{activeVersion, activeChecksum, draftDirty, draftBaseVersion, draftStale, driftStatus: in-sync|drifted-from-file|file-ahead, fileChecksum}`"),
               (status = 401, description = "Anonymous"), (status = 403, description = "Not an admin"),
@@ -356,6 +319,7 @@ pub async fn get_schema_diff(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ExportQuery {
     /// `yaml` (default), `json` or `toml`.
+    #[param(inline, value_type = Option<super::request_docs::SchemaFormat>)]
     pub format: Option<String>,
 }
 
@@ -412,7 +376,7 @@ pub async fn get_draft(
 
 /// Replaces the draft.
 #[utoipa::path(put, path = "/api/admin/schema/draft", tag = "schema",
-    request_body(content = inline(bodies::ReplaceDraft), description = "`{snapshot:{tables:[…]}, baseVersion?}`"),
+    request_body(content = inline(super::request_docs::ReplaceDraft), description = "`{snapshot:{tables:[…]}, baseVersion?}`"),
     responses((status = 200, description = "`{snapshot, baseVersion, dirty, updatedAt}`"),
               (status = 400, description = "Malformed snapshot: `errors[{path, message}]`"),
               (status = 409, description = "Stale baseVersion: `details:{expected, actual}`")))]
@@ -476,7 +440,7 @@ pub async fn validate_draft(
 
 /// Publishes the draft: it becomes the next version and goes live.
 #[utoipa::path(post, path = "/api/admin/schema/draft/publish", tag = "schema",
-    request_body(content = inline(bodies::Publish), description = "`{baseVersion, message?, allowDestructive?}`"),
+    request_body(content = inline(super::request_docs::Publish), description = "`{baseVersion, message?, allowDestructive?}`"),
     responses((status = 200, description = "`{version:{versionNumber, checksum, createdAt, createdBy, message, restoredFromVersion?}, activeVersion}`"),
               (status = 400, description = "Invalid draft: `errors[{path, message}]`"),
               (status = 409, description = "Stale: `details:{expected, actual}`")))]
@@ -544,7 +508,7 @@ pub async fn rebase_draft(
 
 /// Adds a table to the draft.
 #[utoipa::path(post, path = "/api/admin/schema/draft/tables", tag = "schema",
-    request_body(content = inline(bodies::AddTable), description = "`{table:{name, fields, …}}`"),
+    request_body(content = inline(super::request_docs::AddTable), description = "`{table:{name, fields, …}}`"),
     responses((status = 200, description = "`{draft, changed}`"),
               (status = 400, description = "Malformed table"),
               (status = 409, description = "A table with that name is already in the draft")))]
@@ -573,7 +537,7 @@ pub async fn add_draft_table(
 /// Deep-merges a patch into one table of the draft.
 #[utoipa::path(patch, path = "/api/admin/schema/draft/tables/{table}", tag = "schema",
     params(("table" = String, Path, description = "Table id or name (in the draft)")),
-    request_body(content = inline(bodies::PatchTable), description = "`{patch:{…}}`: objects merge, arrays replace, null removes"),
+    request_body(content = inline(super::request_docs::PatchTable), description = "`{patch:{…}}`: objects merge, arrays replace, null removes"),
     responses((status = 200, description = "`{draft, changed}`"), (status = 404, description = "No such table in the draft")))]
 pub async fn patch_draft_table(
     state: web::Data<AppState>,
@@ -720,7 +684,7 @@ pub async fn restore_version(
 
 /// Drops old versions.
 #[utoipa::path(post, path = "/api/admin/schema/prune", tag = "schema",
-    request_body(content = inline(bodies::Prune), description = "`{keep: N}`: keep the newest N versions (the active one always stays)"),
+    request_body(content = inline(super::request_docs::Prune), description = "`{keep: N}`: keep the newest N versions (the active one always stays)"),
     responses((status = 200, description = "`{deleted}`"), (status = 400, description = "keep is not a non-negative integer")))]
 pub async fn prune_versions(
     state: web::Data<AppState>,
@@ -731,7 +695,7 @@ pub async fn prune_versions(
     body_object(&body)?;
     let keep = body
         .get("keep")
-        .and_then(Json::as_u64)
+        .and_then(json_count)
         .and_then(|keep| usize::try_from(keep).ok())
         .ok_or_else(|| {
             SchemaApiError::api(ApiError::validation(

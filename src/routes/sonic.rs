@@ -132,7 +132,7 @@ pub async fn get_sonic_record(
 /// Creates a record from `{data:{…}}` → 201 `{data: flat record}`.
 #[utoipa::path(post, path = "/v1/{table}", tag = "dialects",
     params(("table" = String, Path, description = "Table id or name")),
-    request_body(content = serde_json::Value, description = "`{data:{…}}`"),
+    request_body(content = inline(super::request_docs::SonicRecord), description = "`{data:{…}}`"),
     responses((status = 201, description = "`{data: flat record}`"),
               (status = 400, description = "Validation failed"),
               (status = 401, description = "Authentication required"),
@@ -155,7 +155,7 @@ pub async fn create_sonic_record(
 #[utoipa::path(put, path = "/v1/{table}/{id}", tag = "dialects",
     params(("table" = String, Path, description = "Table id or name"),
            ("id" = String, Path, description = "Record id")),
-    request_body(content = serde_json::Value, description = "`{data:{…}}`: the fields to change"),
+    request_body(content = inline(super::request_docs::SonicRecord), description = "`{data:{…}}`: the fields to change"),
     responses((status = 200, description = "`{data: flat record}`"),
               (status = 400, description = "Validation failed"),
               (status = 404, description = "No such record"),

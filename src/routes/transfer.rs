@@ -47,7 +47,7 @@ const PAGES_IN_FLIGHT: usize = 4;
 /// Streams every record the caller may read that the filter matches, in the requested order.
 #[utoipa::path(get, path = "/api/tables/{table}/export", tag = "transfer",
     params(("table" = String, Path, description = "Table id or name"),
-           ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+           ("format" = inline(Option<super::request_docs::TransferFormat>), Query, description = "`json` (default) or `csv`"),
            ("filter" = Option<String>, Query, description = "Any filter spelling of the list endpoint"),
            ("sort" = Option<String>, Query, description = "`priority:desc,createdAt:asc` or `-priority`"),
            ("fields" = Option<String>, Query, description = "The fields to export (`id` always is)"),
@@ -157,7 +157,7 @@ pub async fn export_records(
 /// `{fields}` objects) body: up to 1000 rows all or nothing, more in atomic 1000-row chunks.
 #[utoipa::path(post, path = "/api/tables/{table}/import", tag = "transfer",
     params(("table" = String, Path, description = "Table id or name"),
-           ("format" = Option<String>, Query, description = "`csv` or `json`; default from Content-Type (`text/csv`, `application/json`), else guessed from the body"),
+           ("format" = inline(Option<super::request_docs::TransferFormat>), Query, description = "`csv` or `json`; default from Content-Type (`text/csv`, `application/json`), else guessed from the body"),
            ("csvFormulas" = inline(Option<CsvFormulasParameter>), Query, description = "CSV only. `escape` (default): one leading `'` is removed from a cell when `=`, `+`, `-`, `@`, tab, carriage return or `'` follows it, undoing an escaped export; `raw`: every cell as it is")),
     request_body(content = String, description = "CSV with a header row, or a JSON array of objects", content_type = "text/csv"),
     responses((status = 200, description = "`{imported, failed, errors:[{row, field, message}]}`"),
