@@ -343,6 +343,7 @@ fn new_api_key(object: &Map<String, Json>) -> ApiResult<NewApiKey> {
 #[utoipa::path(post, path = "/api/auth/api-keys", tag = "auth",
     request_body(content = inline(super::request_docs::NewApiKey), description = "`{name, scope: \"read\"|\"write\"|\"all\", tables?, expiresAt?}`"),
     responses((status = 201, description = "`{id, key, prefix, name, scope, tables, expiresAt, createdAt}`"),
+              (status = 409, description = "The account holds `auth.max_api_keys` keys already"),
               (status = 400, description = "Invalid name, scope, tables or expiry"),
               (status = 401, description = "Not signed in")))]
 pub async fn create_api_key(

@@ -293,18 +293,37 @@ pub struct PageView {
     #[schema(min_length = 1)]
     pub p: String,
     /// Title.
+    #[schema(schema_with = any_value)]
     pub t: Option<Json>,
     /// Referrer URL.
+    #[schema(schema_with = any_value)]
     pub r: Option<Json>,
-    /// Screen width and height.
+    /// Screen width.
+    #[schema(schema_with = any_value)]
     pub sw: Option<Json>,
+    /// Screen height.
+    #[schema(schema_with = any_value)]
     pub sh: Option<Json>,
-    /// UTM source, medium, campaign, content, term.
+    /// UTM source.
+    #[schema(schema_with = any_value)]
     pub us: Option<Json>,
+    /// UTM medium.
+    #[schema(schema_with = any_value)]
     pub um: Option<Json>,
+    /// UTM campaign.
+    #[schema(schema_with = any_value)]
     pub uc: Option<Json>,
+    /// UTM content.
+    #[schema(schema_with = any_value)]
     pub ux: Option<Json>,
+    /// UTM term.
+    #[schema(schema_with = any_value)]
     pub ut: Option<Json>,
+}
+
+/// Any JSON value (a member read when it has the expected type and ignored otherwise).
+fn any_value() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    json_schema(serde_json::json!({}))
 }
 
 /// `format` of `GET /api/tables/{t}/export` and `POST /api/tables/{t}/import`.

@@ -109,7 +109,7 @@ pub fn parse_params(
     let to = instant("to", to, &mut errors);
     let granularity = match granularity.map(str::trim).unwrap_or("day") {
         "hour" => Some(Granularity::Hour),
-        "day" | "" => Some(Granularity::Day),
+        "day" => Some(Granularity::Day),
         "week" => Some(Granularity::Week),
         "month" => Some(Granularity::Month),
         _ => {
@@ -121,7 +121,7 @@ pub fn parse_params(
         }
     };
     let limit = match limit.map(str::trim) {
-        None | Some("") => Some(10),
+        None => Some(10),
         Some(text) => match text.parse::<usize>() {
             Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Some(limit),
             _ => {
