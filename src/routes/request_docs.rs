@@ -323,7 +323,10 @@ pub struct PageView {
 
 /// Any JSON value (a member read when it has the expected type and ignored otherwise).
 fn any_value() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    json_schema(serde_json::json!({}))
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType};
+    utoipa::openapi::RefOr::T(Schema::Object(
+        ObjectBuilder::new().schema_type(SchemaType::AnyValue).build(),
+    ))
 }
 
 /// `format` of `GET /api/tables/{t}/export` and `POST /api/tables/{t}/import`.

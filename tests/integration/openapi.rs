@@ -88,6 +88,17 @@ async fn the_document_covers_every_mounted_route_and_every_table() {
             "{formulas}"
         );
     }
+
+    // The collector reads its optional members when they have the expected type and ignores
+    // them otherwise: any JSON value is accepted, so none is typed.
+    let page_view = &paths["/api/analytics/collect"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(page_view["required"], json!(["p"]));
+    for member in ["t", "r", "sw", "sh", "us", "um", "uc", "ux", "ut"] {
+        let schema = &page_view["properties"][member];
+        assert!(schema.is_object(), "{member} documented: {page_view}");
+        assert!(schema.get("type").is_none(), "{member} takes any value: {schema}");
+    }
 }
 
 /// Every operation of the document (but the realtime stream, which never ends), with its path
