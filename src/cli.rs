@@ -34,6 +34,10 @@ pub enum Command {
     /// Administer the data directory offline (the server must not be running on it).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Measure how much this machine (or a running Tabula at --url) can take: built-in and
+    /// scripted scenarios, closed or open loop, and `bench capacity` for the highest rate that
+    /// holds an SLO (docs/capacity.md).
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 /// The flags of `tabula export`.

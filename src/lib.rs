@@ -2,6 +2,7 @@
 //! OpenAPI), and the start-up/shutdown sequence. `main.rs` only parses flags and calls [`serve`].
 
 pub mod auth;
+pub mod bench;
 pub mod blocking;
 pub mod cli;
 pub mod config;

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Some(Command::Admin(AdminCommand::Create(args))) => {
             tabula::offline_admin::create_admin(&args).map(|done| println!("{done}"))
         }
+        Some(Command::Bench(args)) => tabula::bench::run(&args),
         None => tabula::serve(&ServeArgs::default()),
     };
     match outcome {

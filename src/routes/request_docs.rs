@@ -325,7 +325,9 @@ pub struct PageView {
 fn any_value() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType};
     utoipa::openapi::RefOr::T(Schema::Object(
-        ObjectBuilder::new().schema_type(SchemaType::AnyValue).build(),
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .build(),
     ))
 }
 

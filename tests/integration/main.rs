@@ -5,6 +5,7 @@ mod accounts_process;
 mod activity;
 mod analytics;
 mod auth;
+mod bench;
 mod common;
 mod dialects;
 mod errors;

@@ -97,7 +97,10 @@ async fn the_document_covers_every_mounted_route_and_every_table() {
     for member in ["t", "r", "sw", "sh", "us", "um", "uc", "ux", "ut"] {
         let schema = &page_view["properties"][member];
         assert!(schema.is_object(), "{member} documented: {page_view}");
-        assert!(schema.get("type").is_none(), "{member} takes any value: {schema}");
+        assert!(
+            schema.get("type").is_none(),
+            "{member} takes any value: {schema}"
+        );
     }
 }
 
