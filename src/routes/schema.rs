@@ -187,6 +187,21 @@ pub fn parse_schema_json<T: serde::de::DeserializeOwned>(
     document: Json,
     prefix: &str,
 ) -> SchemaApiResult<T> {
+    // Every schema document (a snapshot, a table, a field) is an object; serde would also read
+    // a struct from an array of its members in order, which no client means.
+    if !document.is_object() {
+        return Err(SchemaApiError::Invalid {
+            message: "The schema is malformed".into(),
+            issues: vec![SchemaIssue {
+                path: if prefix.is_empty() {
+                    "/".into()
+                } else {
+                    prefix.to_owned()
+                },
+                message: "expected an object".into(),
+            }],
+        });
+    }
     serde_path_to_error::deserialize(document).map_err(|error| {
         let mut pointer = prefix.to_owned();
         for segment in error.path().iter() {

@@ -440,6 +440,23 @@ async fn validation_reports_json_pointers() {
         .as_str()
         .unwrap_or_default();
     assert!(path.starts_with("/snapshot/tables/0/fields/0"), "{path}");
+    // A snapshot is an object: an array (which serde would read member by member) is refused.
+    for snapshot in [json!([]), json!([[]]), json!("tables")] {
+        let refused = put(
+            &service,
+            "/api/admin/schema/draft",
+            json!({"snapshot": snapshot, "baseVersion": 1}),
+        )
+        .await;
+        refused.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(
+            refused.body["errors"][0]["path"],
+            json!("/snapshot"),
+            "{snapshot}"
+        );
+    }
+    let refused = post(&service, "/api/admin/tables", json!([])).await;
+    refused.assert_error(400, "VALIDATION_ERROR");
     // A valid draft validates clean.
     post(&service, "/api/admin/schema/draft/discard", json!({})).await;
     let clean = post(&service, "/api/admin/schema/draft/validate", json!({})).await;
