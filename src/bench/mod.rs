@@ -472,6 +472,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 acknowledged,
                 stored,
                 matches: stored == before + acknowledged,
+                all_stored: stored >= before + acknowledged,
             });
         }
         if let (Some(server), Some(usage_before)) = (&setup.embedded, usage_before) {
@@ -507,9 +508,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             });
         }
     }
-    let stored_ok = reports
-        .iter()
-        .all(|scenario| scenario.stored.as_ref().is_none_or(|stored| stored.matches));
+    let stored_ok = reports.iter().all(|scenario| {
+        scenario
+            .stored
+            .as_ref()
+            .is_none_or(|stored| stored.all_stored)
+    });
     let thresholds_ok = threshold_results.iter().all(|result| result.passed);
     let report = Report {
         build: Build::this(),

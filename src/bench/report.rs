@@ -142,6 +142,9 @@ pub struct StoredCheck {
     pub stored: u64,
     /// `stored == before + acknowledged`.
     pub matches: bool,
+    /// `stored >= before + acknowledged`: no acknowledged record is missing (other clients
+    /// of a server at --url may have written more meanwhile).
+    pub all_stored: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -335,18 +338,21 @@ impl Report {
         }
         for scenario in &self.scenarios {
             if let Some(stored) = &scenario.stored {
+                let expected = stored.before + stored.acknowledged;
+                let verdict = if stored.matches {
+                    "every acknowledged write is stored".to_string()
+                } else if stored.all_stored {
+                    format!(
+                        "every acknowledged write is stored ({} more records written by other clients)",
+                        stored.stored - expected
+                    )
+                } else {
+                    format!("MISSING {} acknowledged records", expected - stored.stored)
+                };
                 let _ = writeln!(
                     out,
-                    "{}: {} records acknowledged, {} stored ({} before): {}",
-                    scenario.name,
-                    stored.acknowledged,
-                    stored.stored - stored.before.min(stored.stored),
-                    stored.before,
-                    if stored.matches {
-                        "every acknowledged write is stored"
-                    } else {
-                        "MISMATCH"
-                    }
+                    "{}: {} records acknowledged, {} stored after ({} before): {verdict}",
+                    scenario.name, stored.acknowledged, stored.stored, stored.before,
                 );
             }
             if let Some(capacity) = &scenario.capacity {
